@@ -1,0 +1,149 @@
+"""`peft-bench`: the Hydra entry point. Config -> typed dataclasses -> trial -> record.
+
+  peft-bench                                   # one trial: minilm-l6, bbc-topic, lora
+  peft-bench method=full model=smollm2-135m    # any group option from conf/
+  peft-bench -m 'method=glob(*)' train.max_steps=5
+  peft-bench sweep=quick                       # a named preset under conf/sweep/
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from bench import config
+from bench.config import ConfigError, closest
+
+PACKAGE_CONF = Path(__file__).parent / "conf"  # inside an installed wheel
+CONF_DIR = PACKAGE_CONF if PACKAGE_CONF.is_dir() else Path(__file__).parent.parent / "conf"  # a source checkout
+GROUPS = ("model", "task", "method", "train", "sweep")
+
+
+def trial_name(model: str, task: str, method: str, seed, overrides: str) -> str:
+    """Folder name of a trial: readable identity, plus any other overrides that shaped it."""
+    name = f"{model}__{task}__{method}__seed{seed}"
+    return f"{name}__{overrides}" if overrides else name
+
+
+OmegaConf.register_new_resolver("trial_name", trial_name, replace=True)
+
+
+def _config_dirs(argv: list[str]) -> list[Path]:
+    dirs = [CONF_DIR]
+    for flag, value in zip(argv, argv[1:] + [""]):
+        if flag in ("--config-dir", "-cd"):
+            dirs.append(Path(value))
+        elif flag.startswith("--config-dir="):
+            dirs.append(Path(flag.split("=", 1)[1]))
+    return dirs
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """Unknown `method=`/`model=`/... names fail with one line naming the closest valid ones (not Hydra's page)."""
+    dirs = _config_dirs(argv)
+    for arg in argv:
+        match = re.fullmatch(r"\+?(model|task|method|train|sweep)=(.+)", arg)
+        if not match or match.group(2).startswith(("glob(", "range(")):
+            continue
+        group, value = match.groups()
+        inner = re.fullmatch(r"choice\((.*)\)", value)
+        values = (inner.group(1) if inner else value).split(",")
+        available = {p.stem for d in dirs for p in (d / group).glob("*.yaml")}
+        for name in (v.strip().strip("'\"") for v in values):
+            if name not in available:
+                raise ConfigError(f"`{group}` ({name!r}) is not in conf/{group}/{closest(name, available)}")
+
+
+def summary(record, path: Path | None) -> str:
+    """One screen: what ran, and the figures it measured."""
+    m, ident = record.metrics, record.identity
+    lines = [f"peft-bench: {ident['method']} ({ident['family']}) on {ident['model']} / {ident['task']}, seed {ident['seed']}: "
+             f"{record.status.upper()}"]
+    if record.error:
+        lines.append(f"  {record.error['phase']}: {record.error['type']}: {record.error['message']}")
+
+    def row(label, key, fmt):
+        value = m.get(key)
+        lines.append(f"  {label:<26}{'n/a' if value is None else fmt(value)}")
+
+    mib = lambda v: f"{v / 2**20:,.1f} MiB"
+    row("trainable params", "trainable_params", lambda v: f"{v:,} of {m['total_params']:,} ({m['trainable_fraction']:.3%})")
+    row("peak memory (train)", "peak_mem_bytes", lambda v: f"{mib(v)} [{m.get('mem_source')}]")
+    row("  weights/grads/optimizer", "mem_weights_bytes",
+        lambda v: f"{mib(v)} / {mib(m['mem_grads_bytes'])} / {mib(m['mem_optimizer_bytes'])}")
+    row("  activations", "mem_activations_bytes", mib)
+    row("throughput", "train_tokens_per_s", lambda v: f"{v:,.0f} tokens/s, {m['train_samples_per_s']:.1f} samples/s")
+    row("training FLOPs", "train_flops", lambda v: f"{v:.3g}")
+    row("loss first -> last", "final_loss", lambda v: f"{m.get('first_loss') or float('nan'):.4f} -> {v:.4f}")
+    row(f"quality ({m.get('quality_metric', '')})", "quality", lambda v: f"{v:.4f}")
+    row("latency p50 / p90", "latency_ms_p50", lambda v: f"{v:.2f} / {m['latency_ms_p90']:.2f} ms")
+    row("latency p50 merged", "latency_ms_p50_merged", lambda v: f"{v:.2f} ms")
+    row("checkpoint per task", "checkpoint_bytes", mib)
+    row(f"forgetting ({m.get('forgetting_probe', '')})", "forgetting",
+        lambda v: f"{v:+.4f} (before {m['probe_before']:.4g}, after {m['probe_after']:.4g})")
+    if path:
+        lines.append(f"  record: {path}")
+    return "\n".join(lines)
+
+
+def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool):
+    """Run one trial unless a finished record with the same config exists; write its record."""
+    from bench import trial
+    from bench.results import record as records
+
+    cfg = config.from_dict(raw)
+    existing = records.read(trial_dir / records.RECORD_NAME)
+    if existing and existing["status"] == "ok" and not force:
+        if existing.get("key") == cfg.key():
+            print(f"peft-bench: already finished, skipped: {trial_dir} (force=true to run again)")
+            return existing
+        trial_dir = trial_dir.with_name(f"{trial_dir.name}@{cfg.key()[:8]}")  # never overwrite a finished record
+    if isolated:
+        from bench.isolation import run_isolated
+
+        result = run_isolated(cfg, trial_dir)
+    else:
+        result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
+        if result.status != "ok" and result.error["phase"] == "config":
+            raise ConfigError(result.error["message"])  # bad input on a single run: one line, no record
+        path = records.write(result, trial_dir)
+        print(summary(result, path), flush=True)
+    return result
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig):
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    trial_dir = Path(hydra_cfg.runtime.output_dir)
+    force = bool(raw.pop("force", False))
+    raw.pop("results_dir", None)
+    try:
+        result = run_job(raw, trial_dir, force, isolated=multirun)
+    except ConfigError as error:
+        if multirun:
+            raise
+        print(f"peft-bench: {error}", file=sys.stderr)
+        sys.exit(2)
+    if not multirun and getattr(result, "status", "ok") == "failed":
+        sys.exit(1)
+
+
+def main() -> None:
+    try:
+        check_group_choices(sys.argv[1:])
+    except ConfigError as error:
+        print(f"peft-bench: {error}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Method registry: each method is one module here, registered by name with `@register`.
+
+Adding a method touches one module, one YAML under conf/method/ and one row of the method test table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bench.config import ConfigError, closest
+
+FAMILIES = ("full", "selective", "reparameterization", "adapter", "soft-prompt")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    family: str  # one of FAMILIES
+    config_cls: type  # the method's own dataclass; its fields are `method.params.*`
+    apply: Callable[..., Any]  # apply(model, cfg, arch) -> model with only the method's parameters trainable
+    summary: str  # one line for the README method table
+    merges: bool = False  # can fold into the base weights, leaving no inference overhead
+    callbacks: Callable[..., list] | None = None  # callbacks(model, cfg, max_steps) -> TrainerCallbacks (e.g. AdaLoRA)
+
+    def build_config(self, params: dict):
+        """The method's dataclass from `method.params`; its __post_init__ checks values."""
+        known = {f.name for f in dataclasses.fields(self.config_cls)}
+        for key in params:
+            if key not in known:
+                raise ConfigError(f"`method.params.{key}` is not a parameter of {self.name}{closest(key, known)}")
+        return self.config_cls(**params)
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def register(name: str, *, family: str, config: type, summary: str, merges: bool = False, callbacks=None):
+    """Decorator for a method's apply function: one registration call per method."""
+    assert family in FAMILIES, family
+
+    def wrap(apply):
+        if name in _REGISTRY:
+            raise RuntimeError(f"method {name!r} registered twice")
+        _REGISTRY[name] = Method(name, family, config, apply, summary, merges, callbacks)
+        return apply
+
+    return wrap
+
+
+def _import_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name != "cli":
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def registry() -> dict[str, Method]:
+    if not _REGISTRY:
+        _import_all()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Method:
+    methods = registry()
+    if name not in methods:
+        raise ConfigError(f"`method.name` ({name!r}) is not a registered method{closest(name, methods)}")
+    return methods[name]
+
+
+def check(condition: bool, key: str, value, requirement: str) -> None:
+    """One-line validation used by method dataclasses: check(r >= 1, 'r', r, 'must be >= 1')."""
+    if not condition:
+        raise ConfigError(f"`method.params.{key}` ({value!r}) {requirement}")

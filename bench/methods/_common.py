@@ -1,0 +1,64 @@
+"""Shared pieces of methods: freezing, the task head, target-module resolution, peft wrapping."""
+
+from __future__ import annotations
+
+import re
+
+import torch.nn as nn
+
+from bench.config import ConfigError
+from bench.models.arch import Arch
+
+TARGET_PRESETS = ("qv", "attention", "mlp", "all-linear")
+
+
+def freeze_all_but(model: nn.Module, trainable) -> nn.Module:
+    """requires_grad only for parameters whose name satisfies `trainable(name)`."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(bool(trainable(name)))
+    return model
+
+
+def in_modules(names: list[str]):
+    """Predicate: parameter name lies inside one of the given modules."""
+    prefixes = tuple(n + "." for n in names)
+    return lambda parameter_name: parameter_name.startswith(prefixes)
+
+
+def resolve_targets(spec, arch: Arch, model: nn.Module, key: str = "target_modules") -> list[str]:
+    """Full names of the linear layers a method adapts; `spec` is a preset or a list of names / regexes."""
+    presets = {
+        "qv": arch.query_value,
+        "attention": arch.attention,
+        "mlp": arch.mlp,
+        "all-linear": arch.attention + arch.mlp,
+    }
+    if isinstance(spec, str) and spec in presets:
+        names = presets[spec]
+    else:
+        patterns = [spec] if isinstance(spec, str) else list(spec)
+        candidates = arch.attention + arch.mlp
+        names = [n for n in candidates if any(n == p or n.endswith("." + p) or re.fullmatch(p, n) for p in patterns)]
+    if not names:
+        leaves = sorted({n.split(".")[-1] for n in arch.attention + arch.mlp})
+        raise ConfigError(
+            f"`method.params.{key}` ({spec!r}) matches no linear layer in {type(model).__name__}; "
+            f"presets: {', '.join(TARGET_PRESETS)}; layer names here: {', '.join(leaves)}"
+        )
+    return names
+
+
+def peft_task_type(arch: Arch) -> str:
+    if arch.task_kind == "classification":
+        return "SEQ_CLS"
+    return "SEQ_2_SEQ_LM" if arch.kind == "seq2seq" else "CAUSAL_LM"
+
+
+def peft_wrap(model: nn.Module, peft_config, arch: Arch) -> nn.Module:
+    """get_peft_model, with the task head trained too (peft does that itself for SEQ_CLS heads it knows)."""
+    from peft import get_peft_model
+
+    peft_config.task_type = peft_task_type(arch)
+    if arch.head:
+        peft_config.modules_to_save = sorted(set(peft_config.modules_to_save or []) | set(arch.head))
+    return get_peft_model(model, peft_config)

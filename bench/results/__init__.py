@@ -1,0 +1,1 @@
+"""Trial records (one JSON per trial, written atomically) and their consolidation into a table."""

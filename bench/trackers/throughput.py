@@ -1,0 +1,97 @@
+"""Training speed, as a TrainerCallback that listens to the loop: tokens/s and samples/s after warm-up steps,
+FLOPs measured with torch.utils.flop_counter on one (excluded) step, and the loss trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from transformers import TrainerCallback
+
+
+class CountingCollator:
+    """Wraps the task's collator to count real (non-padding) tokens and examples of each batch it builds."""
+
+    def __init__(self, collate):
+        self.collate = collate
+        self.batches: list[tuple[int, int]] = []  # (tokens, samples) per collated batch, in order
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        mask = batch.get("attention_mask")
+        tokens = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        self.batches.append((tokens, len(features)))
+        return batch
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class ThroughputCallback(TrainerCallback):
+    def __init__(self, counter: CountingCollator, warmup_steps: int, device: torch.device, measure_flops: bool):
+        self.counter, self.device = counter, torch.device(device)
+        self.measure_flops = measure_flops
+        # The FLOP-counted step runs slower, so it is always among the excluded steps.
+        self.first_timed_step = max(warmup_steps, 1 if measure_flops else 0)
+        self.step_seconds: list[float] = []
+        self.step_index = 0
+        self.flops_step = None
+        self.losses: list[float] = []
+        self._flop_mode = None
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.measure_flops and self.step_index == 0:
+            from torch.utils.flop_counter import FlopCounterMode
+
+            self._flop_mode = FlopCounterMode(display=False)
+            self._flop_mode.__enter__()
+        self._sync()
+        self._started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._sync()
+        elapsed = time.perf_counter() - self._started
+        if self._flop_mode is not None:
+            self._flop_mode.__exit__(None, None, None)
+            self.flops_step = self._flop_mode.get_total_flops()
+            self._flop_mode = None
+        self.step_seconds.append(elapsed)
+        self.step_index += 1
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self.losses.append(float(loss))
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"training loss is {loss} at step {state.global_step}")
+
+    def result(self) -> dict:
+        steps = len(self.step_seconds)
+        batches = self.counter.batches[:steps]  # the collator may have prefetched past the last step
+        timed = slice(self.first_timed_step, steps)
+        seconds = sum(self.step_seconds[timed])
+        tokens = sum(t for t, _ in batches[timed])
+        samples = sum(s for _, s in batches[timed])
+        all_tokens = sum(t for t, _ in batches)
+        flops = None
+        if self.flops_step is not None and batches:
+            flops = self.flops_step / batches[0][0] * all_tokens  # FLOPs scale with tokens for a fixed model
+        return {
+            "train_steps": steps,
+            "train_timed_steps": max(steps - self.first_timed_step, 0),
+            "train_seconds": sum(self.step_seconds),
+            "train_tokens": all_tokens,
+            "train_tokens_per_s": tokens / seconds if seconds else None,
+            "train_samples_per_s": samples / seconds if seconds else None,
+            "train_flops": flops,
+            "train_flops_per_s": flops / sum(self.step_seconds) if flops and self.step_seconds else None,
+            "final_loss": self.losses[-1] if self.losses else None,
+            "first_loss": self.losses[0] if self.losses else None,
+        }
