@@ -180,3 +180,16 @@ def validate(cfg: TrialConfig) -> None:
         raise ConfigError(
             f"`task.primary_metric` ({cfg.task.primary_metric!r}) must be one of `task.metrics` {cfg.task.metrics}"
         )
+
+
+SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodConfig, "train": TrainConfig}
+
+
+def register_schemas() -> None:
+    """Each group's dataclass as its Hydra schema (`defaults: [schema, _self_]` in every group YAML), so every key
+    exists with its default and can be overridden on the command line without a `+`."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for group, cls in SCHEMAS.items():
+        store.store(group=group, name="schema", node=cls)

@@ -91,11 +91,13 @@ def _dtype(cfg: TrialConfig, device):
 
 
 def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> None:
+    import datasets
     import torch
     import transformers
 
-    transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()  # load reports and progress bars would bury the trial's own output
     transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     cache_dir = Path(cfg.cache_dir).expanduser()
     with phases("config"):
         method = methods.get(cfg.method.name)
@@ -176,6 +178,7 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress):
             lr_scheduler_type=cfg.train.lr_scheduler, logging_steps=cfg.train.log_every, save_strategy="no",
             eval_strategy="no", report_to=[], seed=cfg.seed, disable_tqdm=not progress, use_cpu=device.type == "cpu",
             dataloader_num_workers=0, remove_unused_columns=False, fp16=cfg.train.precision == "fp16",
+            logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs; a NaN must fail the trial
         )
         trainer = Trainer(model=model, args=args, train_dataset=data.train, data_collator=counter, callbacks=callbacks)
         with MemoryTracker(device) as memory:

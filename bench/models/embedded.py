@@ -50,6 +50,28 @@ def converted_gguf(pin: str, gguf_file: str, cache_dir: Path, name: str) -> Path
     target = cache_dir / "models" / pin.replace("==", "-")
     if cache_is_complete(target):
         return target
+    with build_lock(target):  # parallel trials of a sweep convert once, not once each
+        if not cache_is_complete(target):
+            _convert(source, gguf_file, target)
+    return target
+
+
+def build_lock(target: Path):
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(target) + ".lock")
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Mark the staging folder complete and move it to its final name in one rename."""
+    (staging / COMPLETE_MARKER).write_text(json.dumps(_marker(staging)))
+    staging.chmod(0o755)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)  # a killed build never leaves a half folder under the final name
+
+
+def _convert(source: Path, gguf_file: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     print(f"peft-bench: converting {gguf_file} to a cached safetensors folder at {target} (once)", flush=True)
@@ -59,11 +81,7 @@ def converted_gguf(pin: str, gguf_file: str, cache_dir: Path, name: str) -> Path
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / COMPLETE_MARKER).write_text(json.dumps(_marker(staging)))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)  # atomic: a killed conversion never leaves a half folder under the final name
-    return target
+    publish(staging, target)

