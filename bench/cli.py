@@ -3,11 +3,14 @@
   peft-bench                                   # one trial: minilm-l6, bbc-topic, lora
   peft-bench method=full model=smollm2-135m    # any group option from conf/
   peft-bench -m 'method=glob(*)' train.max_steps=5
-  peft-bench sweep=quick                       # a named preset under conf/sweep/
+  peft-bench sweep=quick                       # a named preset under conf/sweep/ (README_sweeps.md)
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import math
 import re
 import sys
 from pathlib import Path
@@ -25,13 +28,27 @@ CONF_DIR = PACKAGE_CONF if PACKAGE_CONF.is_dir() else Path(__file__).parent.pare
 GROUPS = ("model", "task", "method", "train", "sweep")
 
 
+MAX_OVERRIDES_IN_NAME = 120  # a folder name must stay under 255 bytes; longer override lists end in a hash
+
+
 def trial_name(model: str, task: str, method: str, seed, overrides: str) -> str:
-    """Folder name of a trial: readable identity, plus any other overrides that shaped it."""
-    name = f"{model}__{task}__{method}__seed{seed}"
-    return f"{name}__{overrides}" if overrides else name
+    """Folder name of a trial: readable identity, plus any other overrides that shaped it.
+
+    Long override lists are cut and end in `~` and a hash of the whole list, so names stay unique and legal;
+    resume matches records by config key anyway (bench/sweep/resume.py).
+    """
+    safe = lambda text: str(text).replace("/", "_")  # a Hub id or path must not nest folders
+    name = "__".join(safe(part) for part in (model, task, method, f"seed{seed}"))
+    if not overrides:
+        return name
+    text = safe(re.sub(r"(^|,)\+{1,2}", r"\1", overrides))  # `+key=`/`++key=` name the same value as `key=`
+    if len(text) > MAX_OVERRIDES_IN_NAME:
+        text = text[: MAX_OVERRIDES_IN_NAME - 9] + "~" + hashlib.sha256(overrides.encode()).hexdigest()[:8]
+    return f"{name}__{text}"
 
 
 OmegaConf.register_new_resolver("trial_name", trial_name, replace=True)
+config.register_schemas()
 
 
 def _config_dirs(argv: list[str]) -> list[Path]:
@@ -58,6 +75,25 @@ def check_group_choices(argv: list[str]) -> None:
         for name in (v.strip().strip("'\"") for v in values):
             if name not in available:
                 raise ConfigError(f"`{group}` ({name!r}) is not in conf/{group}/{closest(name, available)}")
+
+
+# Options that need a Hydra plugin from an extra: checked before Hydra starts, for one clear line.
+PLUGINS = {
+    "sweep=lora-rank-optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "search"),
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    "hydra/launcher=ray-cluster": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "cluster"),
+    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "cluster"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "search"),
+}
+
+
+def check_plugins(argv: list[str]) -> None:
+    for arg in argv:
+        if arg in PLUGINS and importlib.util.find_spec(PLUGINS[arg][0]) is None:
+            _, dist, extra = PLUGINS[arg]
+            raise ConfigError(f"`{arg}` needs the Hydra plugin {dist}, which is not installed: "
+                              f"pip install -e '.[{extra}]' (or pip install {dist})")
 
 
 def summary(record, path: Path | None) -> str:
@@ -92,53 +128,86 @@ def summary(record, path: Path | None) -> str:
     return "\n".join(lines)
 
 
-def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool):
-    """Run one trial unless a finished record with the same config exists; write its record."""
+def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: float | None = None):
+    """Run one trial unless a finished record with the same config exists; write its record.
+
+    isolated (multirun): the trial runs in its own process and every failure, a bad config included, becomes a
+    failed record; single run: in this process, and a bad config raises ConfigError (one line, no record).
+    """
     from bench import trial
     from bench.results import record as records
+    from bench.sweep import resume
 
-    cfg = config.from_dict(raw)
-    existing = records.read(trial_dir / records.RECORD_NAME)
-    if existing and existing["status"] == "ok" and not force:
-        if existing.get("key") == cfg.key():
-            print(f"peft-bench: already finished, skipped: {trial_dir} (force=true to run again)")
-            return existing
-        trial_dir = trial_dir.with_name(f"{trial_dir.name}@{cfg.key()[:8]}")  # never overwrite a finished record
+    try:
+        cfg = config.from_dict(raw)
+    except ConfigError as error:
+        if not isolated:
+            raise
+        from bench.isolation import record_config_failure
+
+        return record_config_failure(raw, error, trial_dir)
+    trial_dir, finished = resume.place(trial_dir, cfg.key(), force)
+    if finished is not None:
+        print(f"peft-bench: already finished ({finished['status']}), not run again: {trial_dir} "
+              "(force=true to run it again)", flush=True)
+        return finished
     if isolated:
         from bench.isolation import run_isolated
 
-        result = run_isolated(cfg, trial_dir)
-    else:
-        result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
-        if result.status != "ok" and result.error["phase"] == "config":
-            raise ConfigError(result.error["message"])  # bad input on a single run: one line, no record
-        path = records.write(result, trial_dir)
-        print(summary(result, path), flush=True)
+        return run_isolated(cfg, trial_dir, timeout)
+    result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
+    if result.status != "ok" and result.error["phase"] == "config":
+        raise ConfigError(result.error["message"])  # bad input on a single run: one line, no record
+    path = records.write(result, trial_dir)
+    print(summary(result, path), flush=True)
     return result
+
+
+def objective(result) -> float:
+    """What a multirun job returns: the trial's quality, NaN when it has none (Optuna marks such trials failed)."""
+    record = result if isinstance(result, dict) else getattr(result, "to_dict", lambda: {})()
+    quality = (record.get("metrics") or {}).get("quality") if record.get("status") == "ok" else None
+    return float(quality) if isinstance(quality, (int, float)) else math.nan
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    raw = OmegaConf.to_container(cfg, resolve=True)
     trial_dir = Path(hydra_cfg.runtime.output_dir)
+    raw = OmegaConf.to_container(cfg, resolve=True)
     force = bool(raw.pop("force", False))
+    timeout = raw.pop("trial_timeout", None)
     raw.pop("results_dir", None)
+    if not multirun:
+        try:
+            result = run_job(raw, trial_dir, force, isolated=False)
+        except ConfigError as error:
+            print(f"peft-bench: {error}", file=sys.stderr)
+            sys.exit(2)
+        if getattr(result, "status", "ok") == "failed":
+            sys.exit(1)
+        return None
     try:
-        result = run_job(raw, trial_dir, force, isolated=multirun)
-    except ConfigError as error:
-        if multirun:
-            raise
-        print(f"peft-bench: {error}", file=sys.stderr)
-        sys.exit(2)
-    if not multirun and getattr(result, "status", "ok") == "failed":
-        sys.exit(1)
+        result = run_job(raw, trial_dir, force, isolated=True, timeout=timeout)
+    except Exception as error:  # a sweep never dies for one trial; record what the parent hit and go on
+        import traceback
+
+        traceback.print_exc()
+        from bench.isolation import record_config_failure
+
+        try:
+            result = record_config_failure(raw, error, trial_dir, phase="sweep")
+        except Exception:  # noqa: BLE001 - even the record could not be written (disk full?): say so, go on
+            traceback.print_exc()
+            return math.nan
+    return objective(result)
 
 
 def main() -> None:
     try:
         check_group_choices(sys.argv[1:])
+        check_plugins(sys.argv[1:])
     except ConfigError as error:
         print(f"peft-bench: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,20 +1,46 @@
-"""Child process of a sweep: `python -m bench.worker TRIAL_DIR` runs the trial in TRIAL_DIR/trial_config.json."""
+"""Child process of a sweep: `python -m bench.worker TRIAL_DIR` runs the trial in TRIAL_DIR/trial_config.json.
+
+Run it by hand to redo one trial of a sweep in place (its record is replaced).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from bench import config, trial
-from bench.cli import summary
-from bench.isolation import CONFIG_NAME
-from bench.results import record as records
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Linux: when the sweep process that started this trial dies (even by SIGKILL), the trial dies too,
+    so a killed sweep leaves no orphan still training and writing a record behind a resumed sweep's back."""
+    parent = os.environ.get("PEFT_BENCH_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def main(trial_dir: str) -> None:
+    die_with_parent()
+    from bench import config, trial
+    from bench.cli import summary
+    from bench.isolation import CONFIG_NAME
+    from bench.results import record as records
+    from bench.sweep import faults
+
     folder = Path(trial_dir)
     cfg = config.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
+    faults.install(cfg.method.name)  # test-only (PEFT_BENCH_FAULT); a no-op otherwise
     result = trial.run(cfg, progress=sys.stdout.isatty())
     path = records.write(result, folder)
     print(summary(result, path), flush=True)

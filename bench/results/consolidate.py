@@ -6,6 +6,8 @@ Safe on a sweep still running or killed: partial or unreadable files are skipped
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 from bench.results.record import RECORD_NAME, read
@@ -43,12 +45,40 @@ def load_table(folder: Path):
     return pd.DataFrame(rows)
 
 
+def _replace_atomic(path: Path, write) -> None:
+    """Write through a temp file in the same folder, then rename: readers see the old table or the new one."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(temp)
+        os.chmod(temp, 0o644)  # mkstemp makes it private; a results table is for everyone who can read the folder
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def write(table, folder: Path) -> Path:
+    """trials.csv and trials.parquet in the folder, each replaced atomically; returns the csv path."""
+    folder = Path(folder)
+    _replace_atomic(folder / "trials.csv", lambda temp: table.to_csv(temp, index=False))
+    _replace_atomic(folder / "trials.parquet", lambda temp: table.to_parquet(temp, index=False))
+    return folder / "trials.csv"
+
+
 def consolidate(folder: Path) -> Path | None:
-    """Write trials.csv and trials.parquet in the folder; None when it holds no record yet."""
+    """Write trials.csv and trials.parquet in the folder; None when it holds no record yet.
+
+    Works on a sweep still running or killed (python -m bench.results.consolidate results/quick).
+    """
     table = load_table(folder)
     if table.empty:
         return None
-    folder = Path(folder)
-    table.to_csv(folder / "trials.csv", index=False)
-    table.to_parquet(folder / "trials.parquet", index=False)
-    return folder / "trials.csv"
+    return write(table, folder)
+
+
+if __name__ == "__main__":
+    import sys
+
+    for arg in sys.argv[1:] or ["results"]:
+        print(consolidate(Path(arg)) or f"{arg}: no trial record")

@@ -1,0 +1,59 @@
+"""Hydra callback (conf/config.yaml, `hydra.callbacks`): when a sweep ends, consolidate its folder into
+trials.csv / trials.parquet and print one line counting ok / failed / skipped, then the failures.
+
+It runs in the process that launched the sweep, whatever the launcher (jobs under joblib, submitit or Ray run
+elsewhere), so it counts from the records on disk, not from job return values.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+MAX_FAILURES_SHOWN = 20
+
+
+class SweepEnd(Callback):
+    def __init__(self) -> None:
+        self.started = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        folder = Path(str(config.hydra.sweep.dir))
+        print(summarise(folder, self.started, time.time() - self.started), flush=True)
+
+
+def _int(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def summarise(folder: Path, started: float | None = None, seconds: float | None = None) -> str:
+    """Consolidate the sweep folder and describe it: counts by status, how many ran now, each failure."""
+    from bench.results import consolidate
+
+    table = consolidate.load_table(folder)
+    if table.empty:
+        return f"peft-bench: sweep {folder}: no trial record"
+    csv = consolidate.write(table, folder)
+    counts = table["status"].value_counts()
+    line = (f"peft-bench: sweep {folder.name}: {len(table)} trials: {counts.get('ok', 0)} ok, "
+            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped")
+    if started is not None:
+        since = datetime.fromtimestamp(int(started) - 1, timezone.utc).isoformat(timespec="seconds")
+        ran = int((table["finished_at"].fillna("") >= since).sum())
+        line += f" ({ran} run now, {len(table) - ran} from earlier runs"
+        line += f", {seconds / 60:.1f} min)" if seconds is not None else ")"
+    lines = [line, f"  table: {csv}"]
+    failed = table[table["status"] == "failed"]
+    for _, row in failed.head(MAX_FAILURES_SHOWN).iterrows():
+        lines.append(f"  failed: {row['method']} on {row['model']}/{row['task']}, seed {row['seed']} "
+                     f"[{row['error_phase']}] {row['error_type']}: {row['error_message']}")
+    if len(failed) > MAX_FAILURES_SHOWN:
+        lines.append(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more failures in the table")
+    return "\n".join(lines)
