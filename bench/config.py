@@ -67,6 +67,7 @@ class TrainConfig:
     max_length: int = 128  # tokens per example (input + target for generation)
     learning_rate: float | None = None  # null: the method's own learning rate from its YAML
     weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0  # gradient clipping; null turns it off
     lr_warmup_steps: int = 0
     lr_scheduler: str = "linear"
     warmup_steps: int = 3  # steps excluded from speed figures (allocator, caches, lazy init)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import methods, models, probes, tasks
@@ -20,15 +22,19 @@ MERGE_ATOL = 1e-3  # merged and unmerged logits agree to float32 rounding of the
 
 
 class Phases:
-    """Name of the phase in progress, for the failure record."""
+    """The phase in progress (for the failure record) and the wall seconds spent in each (for the sweep's
+    split of useful work against fixed per-trial cost)."""
 
     def __init__(self):
         self.current = "config"
+        self.seconds: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, name: str):
         self.current = name
+        started = time.perf_counter()
         yield
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 def identity(cfg: TrialConfig) -> dict:
@@ -54,6 +60,7 @@ def run(cfg: TrialConfig, progress: bool = True) -> TrialRecord:
     except Exception as error:  # any failure ends this trial only; the sweep goes on
         record.status, record.error = "failed", _error(error, phases.current)
         _add_oom_memory(error, metrics)
+    metrics.update({f"seconds_{name}": round(value, 4) for name, value in phases.seconds.items()})
     record.provenance = provenance(cfg.seed, metrics.get("device", "cpu"))
     return record
 
@@ -90,11 +97,29 @@ def _dtype(cfg: TrialConfig, device):
     return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> None:
+@dataclass
+class Setup:
+    """A model with its method applied, and what training and evaluation need."""
+
+    method: methods.Method
+    method_cfg: object
+    model: object
+    tokenizer: object
+    data: tasks.TaskData
+    arch: object
+    model_kind: str
+    device: object
+    probe: object = None
+
+
+def setup(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | None = None, with_probe: bool = True) -> Setup:
+    """config -> load model and data -> score the base model's probe -> apply the method."""
     import datasets
     import torch
     import transformers
 
+    phases = phases or Phases()
+    metrics = {} if metrics is None else metrics
     transformers.logging.set_verbosity_error()  # load reports and progress bars would bury the trial's own output
     transformers.utils.logging.disable_progress_bar()
     datasets.disable_progress_bars()
@@ -119,12 +144,14 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> Non
         from bench.models.arch import inspect
 
         arch = inspect(model, model_kind, cfg.task.kind, tokenizer)
-    with phases("probe"):
-        probe = probes.make(arch, tokenizer, data, cfg.train, device)
-        if probe is not None:
-            if cfg.task.kind == "classification" and hasattr(probe, "keep_lm_head"):
-                probe.keep_lm_head(model)
-            metrics["probe_before"] = _cached_base_score(probe, model, cfg, cache_dir)
+    probe = None
+    if with_probe:
+        with phases("probe"):
+            probe = probes.make(arch, tokenizer, data, cfg.train, device)
+            if probe is not None:
+                if cfg.task.kind == "classification" and hasattr(probe, "keep_lm_head"):
+                    probe.keep_lm_head(model)
+                metrics["probe_before"] = _cached_base_score(probe, model, cfg, cache_dir)
     with phases("apply"):
         model = method.apply(model, method_cfg, arch).to(device)
         from bench.trackers import params
@@ -132,10 +159,19 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> Non
         metrics.update(params.count(model))
         if metrics["trainable_params"] == 0:
             raise ConfigError(f"`method` ({cfg.method.name!r}) leaves no trainable parameter in {cfg.model.name}")
+    return Setup(method, method_cfg, model, tokenizer, data, arch, model_kind, device, probe)
+
+
+def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> None:
+    cache_dir = Path(cfg.cache_dir).expanduser()
+    ready = setup(cfg, phases, metrics)
+    method, method_cfg, model, tokenizer, data = ready.method, ready.method_cfg, ready.model, ready.tokenizer, ready.data
+    model_kind, device, probe = ready.model_kind, ready.device, ready.probe
     with phases("train"):
         trainer, memory, speed = _train(cfg, method, method_cfg, model, tokenizer, data, device, progress)
         metrics.update(memory.result(model, trainer.optimizer))
         metrics.update(speed.result())
+        _add_mfu(metrics, device, cache_dir)
     with phases("evaluate"):
         quality = tasks.evaluate(data, model, tokenizer, model_kind, cfg.train.eval_batch_size, cfg.train.max_length, device)
         metrics.update(quality)
@@ -162,8 +198,24 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> Non
             metrics["forgetting"] = probes.relative_loss(metrics["probe_before"], metrics["probe_after"], probe.higher_is_better)
 
 
+def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
+    """The Trainer's arguments for a trial (also used by benchmarks/ to time the same loop bare)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=output_dir, max_steps=cfg.train.max_steps, per_device_train_batch_size=cfg.train.batch_size,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.train.weight_decay,
+        max_grad_norm=cfg.train.max_grad_norm or 0.0, warmup_steps=cfg.train.lr_warmup_steps,
+        lr_scheduler_type=cfg.train.lr_scheduler, logging_steps=cfg.train.log_every, save_strategy="no",
+        eval_strategy="no", report_to=[], seed=cfg.seed, disable_tqdm=not progress, use_cpu=device.type == "cpu",
+        dataloader_num_workers=0, remove_unused_columns=False, fp16=cfg.train.precision == "fp16",
+        logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs; a NaN must fail the trial
+    )
+
+
 def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress):
-    from transformers import Trainer, TrainingArguments
+    """Train with transformers' Trainer; the memory tracker wraps it, the throughput tracker listens to it."""
+    from transformers import Trainer
 
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.throughput import CountingCollator, ThroughputCallback
@@ -172,18 +224,21 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress):
     speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:
-        args = TrainingArguments(
-            output_dir=output_dir, max_steps=cfg.train.max_steps, per_device_train_batch_size=cfg.train.batch_size,
-            learning_rate=cfg.learning_rate, weight_decay=cfg.train.weight_decay, warmup_steps=cfg.train.lr_warmup_steps,
-            lr_scheduler_type=cfg.train.lr_scheduler, logging_steps=cfg.train.log_every, save_strategy="no",
-            eval_strategy="no", report_to=[], seed=cfg.seed, disable_tqdm=not progress, use_cpu=device.type == "cpu",
-            dataloader_num_workers=0, remove_unused_columns=False, fp16=cfg.train.precision == "fp16",
-            logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs; a NaN must fail the trial
-        )
+        args = training_args(cfg, device, output_dir, progress)
         trainer = Trainer(model=model, args=args, train_dataset=data.train, data_collator=counter, callbacks=callbacks)
         with MemoryTracker(device) as memory:
             trainer.train()
     return trainer, memory, speed
+
+
+def _add_mfu(metrics: dict, device, cache_dir: Path) -> None:
+    """Model FLOPs utilisation: measured training FLOP/s over the machine's peak."""
+    from bench.trackers.peak_flops import peak
+
+    peak_flops, source = peak(device, cache_dir)
+    metrics["peak_flops_per_s"], metrics["peak_flops_source"] = peak_flops, source
+    rate = metrics.get("train_flops_per_s")
+    metrics["mfu"] = rate / peak_flops if rate and peak_flops else None
 
 
 def _latency_batch(data, tokenizer, cfg, device) -> dict:

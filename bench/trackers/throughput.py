@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 
+import psutil
 import torch
 from transformers import TrainerCallback
 
@@ -41,12 +42,15 @@ class ThroughputCallback(TrainerCallback):
         self.flops_step = None
         self.losses: list[float] = []
         self._flop_mode = None
+        self.startup_seconds = None
 
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
     def on_step_begin(self, args, state, control, **kwargs):
+        if self.step_index == 0:  # process start (imports, loading, caches) to the first training step
+            self.startup_seconds = time.time() - psutil.Process().create_time()
         if self.measure_flops and self.step_index == 0:
             from torch.utils.flop_counter import FlopCounterMode
 
@@ -82,10 +86,12 @@ class ThroughputCallback(TrainerCallback):
         tokens = sum(t for t, _ in batches[timed])
         samples = sum(s for _, s in batches[timed])
         all_tokens = sum(t for t, _ in batches)
-        flops = None
+        flops = flops_per_token = None
         if self.flops_step is not None and batches:
-            flops = self.flops_step / batches[0][0] * all_tokens  # FLOPs scale with tokens for a fixed model
+            flops_per_token = self.flops_step / batches[0][0]  # FLOPs scale with tokens for a fixed model
+            flops = flops_per_token * all_tokens
         return {
+            "startup_seconds": self.startup_seconds,
             "train_steps": steps,
             "train_timed_steps": max(steps - self.first_timed_step, 0),
             "train_seconds": sum(self.step_seconds),
@@ -93,7 +99,7 @@ class ThroughputCallback(TrainerCallback):
             "train_tokens_per_s": tokens / seconds if seconds else None,
             "train_samples_per_s": samples / seconds if seconds else None,
             "train_flops": flops,
-            "train_flops_per_s": flops / sum(self.step_seconds) if flops and self.step_seconds else None,
+            "train_flops_per_s": flops_per_token * tokens / seconds if flops_per_token and seconds else None,
             "final_loss": self.losses[-1] if self.losses else None,
             "first_loss": self.losses[0] if self.losses else None,
         }

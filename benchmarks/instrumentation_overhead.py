@@ -1,0 +1,94 @@
+"""One trial's training with every tracker (throughput listener with its FLOP-counted step, token-counting
+collator, memory sampler thread) against the same Trainer run bare. Prints the throughput ratio over the same
+timed steps (target: trackers cost <= 3%) and the CPU the memory sampler thread uses (it must not steal a core).
+
+python benchmarks/instrumentation_overhead.py                 # lora and full on minilm-l6, 5 repeats
+python benchmarks/instrumentation_overhead.py --model smollm2-135m --methods lora
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from _common import build, configure, median, spread
+from transformers import Trainer, TrainerCallback
+
+from bench import tasks
+from bench.trackers.memory import MemoryTracker
+from bench.trackers.throughput import CountingCollator, ThroughputCallback
+from bench.trial import training_args
+
+
+class StepClock(TrainerCallback):
+    """The least a timing needs: the wall clock at each step's start and end."""
+
+    def __init__(self, warmup_steps: int):
+        self.warmup_steps, self.seconds, self.index = warmup_steps, 0.0, 0
+
+    def on_step_begin(self, *args, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, *args, **kwargs):
+        if self.index >= self.warmup_steps:
+            self.seconds += time.perf_counter() - self.started
+        self.index += 1
+
+
+def timed_seconds(cfg, ready, instrumented: bool) -> float:
+    """Seconds of the timed steps (after warm-up); both runs see the same batches (same seed, same sampler)."""
+    collator = tasks.collator(cfg.task.kind, ready.tokenizer)
+    clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
+    callbacks = [clock]
+    if instrumented:
+        collator = CountingCollator(collator)
+        callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainer = Trainer(model=ready.model, args=training_args(cfg, ready.device, output_dir, progress=False),
+                          train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)
+        if instrumented:
+            with MemoryTracker(ready.device):
+                trainer.train()
+        else:
+            trainer.train()
+    return clock.seconds
+
+
+def sampler_cpu_fraction(seconds: float = 3.0) -> float:
+    """CPU time the memory sampler thread uses while the main thread sleeps, as a fraction of one core."""
+    started = time.process_time()
+    with MemoryTracker("cpu"):
+        time.sleep(seconds)
+    return (time.process_time() - started) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--methods", nargs="+", default=["lora", "full"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    ratios = []
+    for method in args.methods:
+        cfg = configure(args.model, method, args.steps, args.warmup, args.device)
+        ready = build(cfg)
+        bare, tracked = [], []
+        for repeat in range(args.repeats):
+            runs = [(bare, False), (tracked, True)]
+            for results, instrumented in runs if repeat % 2 == 0 else runs[::-1]:
+                results.append(timed_seconds(cfg, ready, instrumented))
+        ratio = median(bare) / median(tracked)  # throughput with trackers / throughput without
+        ratios.append(ratio)
+        print(f"{args.model} {method:>5}  bare {spread(bare)} s  |  all trackers {spread(tracked)} s  |  "
+              f"throughput ratio {ratio:.3f}", flush=True)
+    print(f"memory sampler thread: {sampler_cpu_fraction():.2%} of one core")
+    print(f"instrumentation overhead: worst throughput ratio {min(ratios):.3f} "
+          f"(cost {1 - min(ratios):.1%}, target <= 3%)")
+
+
+if __name__ == "__main__":
+    main()
