@@ -51,14 +51,19 @@ def register(name: str, *, family: str, config: type, summary: str, merges: bool
     return wrap
 
 
+_ALL_IMPORTED = False
+
+
 def _import_all() -> None:
+    global _ALL_IMPORTED
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_") and info.name != "cli":
             importlib.import_module(f"{__name__}.{info.name}")
+    _ALL_IMPORTED = True
 
 
 def registry() -> dict[str, Method]:
-    if not _REGISTRY:
+    if not _ALL_IMPORTED:  # not `if not _REGISTRY`: importing one method module first would hide the others
         _import_all()
     return dict(_REGISTRY)
 

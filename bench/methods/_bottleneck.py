@@ -51,6 +51,31 @@ class Parallel(nn.Module):
         return self.module(hidden, *args, **kwargs) + self.adapter(hidden)
 
 
+class BesideFeedForward(nn.Module):
+    """Parallel adapter (He et al., 2022) beside a feed-forward block that has no module of its own (Bert).
+
+    Wraps the block's output projection and adds s·adapter(x), where x is the feed-forward *input*, captured by a
+    forward pre-hook on the block's first linear layer. The sum joins the output before the residual add (and,
+    in Bert, before BertOutput's dropout + LayerNorm), which is where the feed-forward output itself joins.
+    """
+
+    def __init__(self, module: nn.Module, width: int, bottleneck: int, activation: str, scale: float = 1.0):
+        super().__init__()
+        self.module = module
+        self.scale = scale
+        self.adapter = Bottleneck(width, bottleneck, activation).to(next(module.parameters()).dtype)
+        self._input = None
+
+    def capture(self, module, args):
+        self._input = args[0]
+
+    def forward(self, hidden, *args, **kwargs):
+        ffn_input, self._input = self._input, None
+        if ffn_input is None:
+            raise RuntimeError("parallel adapter: the feed-forward input was not captured before its output layer ran")
+        return self.module(hidden, *args, **kwargs) + self.scale * self.adapter(ffn_input)
+
+
 def out_features(module: nn.Module) -> int:
     return module.out_features if hasattr(module, "out_features") else module.weight.shape[-1]
 

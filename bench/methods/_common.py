@@ -62,3 +62,24 @@ def peft_wrap(model: nn.Module, peft_config, arch: Arch) -> nn.Module:
     if arch.head:
         peft_config.modules_to_save = sorted(set(peft_config.modules_to_save or []) | set(arch.head))
     return get_peft_model(model, peft_config)
+
+
+def train_blocks(model: nn.Module, arch: Arch, blocks: list[str]) -> nn.Module:
+    """Selective methods: only the named transformer blocks (and the task head) train."""
+    return freeze_all_but(model, in_modules(blocks + arch.head))
+
+
+def norm_modules(model: nn.Module, arch: Arch) -> list[str]:
+    """Full names of the normalisation layers (LayerNorm, RMSNorm, ...) outside the head, found by class name."""
+    in_head = in_modules(arch.head)
+    return [name for name, module in model.named_modules()
+            if "norm" in type(module).__name__.lower() and getattr(module, "weight", None) is not None
+            and not in_head(name + ".")]
+
+
+def linear_shape(model: nn.Module, name: str) -> tuple[int, int]:
+    """(in_features, out_features) of a linear layer, nn.Linear or GPT-2's transposed Conv1D."""
+    module = model.get_submodule(name)
+    if hasattr(module, "in_features"):
+        return module.in_features, module.out_features
+    return module.weight.shape[0], module.weight.shape[1]

@@ -1,0 +1,35 @@
+"""LoKr (Edalati et al., 2022, KronA; LyCORIS) through peft: the update is a Kronecker product W1 ⊗ (B·A)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.methods import check, register
+from bench.methods._common import peft_wrap, resolve_targets
+
+
+@dataclass
+class LokrConfig:
+    r: int = 8  # rank of the low-rank Kronecker factor
+    alpha: float = 8  # the update is scaled by alpha / r
+    target_modules: Any = "qv"  # qv | attention | mlp | all-linear | list of layer names or regexes
+    decompose_factor: int = -1  # split of each dimension into the two factors; -1: as square as possible
+    decompose_both: bool = False  # low-rank decompose the small factor too
+    rank_dropout: float = 0.0
+    module_dropout: float = 0.0
+
+    def __post_init__(self):
+        check(isinstance(self.r, int) and self.r >= 1, "r", self.r, "must be an integer >= 1")
+        check(self.alpha > 0, "alpha", self.alpha, "must be > 0")
+
+
+@register("lokr", family="reparameterization", config=LokrConfig, merges=True,
+          summary="update as a Kronecker product of a small matrix and a low-rank one; merges")
+def apply(model, cfg: LokrConfig, arch):
+    import peft
+
+    peft_config = peft.LoKrConfig(
+        r=cfg.r, alpha=cfg.alpha, decompose_factor=cfg.decompose_factor, decompose_both=cfg.decompose_both,
+        rank_dropout=cfg.rank_dropout, module_dropout=cfg.module_dropout,
+        target_modules=resolve_targets(cfg.target_modules, arch, model),
+    )
+    return peft_wrap(model, peft_config, arch)

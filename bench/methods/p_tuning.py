@@ -1,0 +1,29 @@
+"""P-tuning (Liu et al., 2021, "GPT understands, too") through peft: virtual tokens produced by a small trainable
+prompt encoder (MLP or LSTM) and prepended to the input embeddings."""
+
+from dataclasses import dataclass
+
+from bench.methods import check, register
+from bench.methods._common import peft_wrap
+
+
+@dataclass
+class PTuningConfig:
+    num_virtual_tokens: int = 20  # length of the soft prompt
+    encoder: str = "MLP"  # MLP | LSTM: the prompt encoder's reparameterisation
+    encoder_hidden: int = 128  # hidden width of the prompt encoder
+
+    def __post_init__(self):
+        check(isinstance(self.num_virtual_tokens, int) and self.num_virtual_tokens >= 1,
+              "num_virtual_tokens", self.num_virtual_tokens, "must be an integer >= 1")
+        check(self.encoder in ("MLP", "LSTM"), "encoder", self.encoder, "must be MLP or LSTM")
+
+
+@register("p-tuning", family="soft-prompt", config=PTuningConfig,
+          summary="virtual tokens from a small trainable prompt encoder, prepended to the input")
+def apply(model, cfg: PTuningConfig, arch):
+    import peft
+
+    peft_config = peft.PromptEncoderConfig(num_virtual_tokens=cfg.num_virtual_tokens, encoder_hidden_size=cfg.encoder_hidden,
+                                           encoder_reparameterization_type=cfg.encoder)
+    return peft_wrap(model, peft_config, arch)

@@ -1,0 +1,215 @@
+"""Every registered method on tiny random models, one table row each: what trains, what stays frozen, that it
+learns, that its checkpoint restores it, that merging changes nothing, and that it starts as the identity.
+
+pytest tests/test_methods.py -q        (about a minute on 2 CPU cores)
+
+Adding a method: one row in TABLE (the test fails until every registered method has one).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from peft.tuners.tuners_utils import BaseTunerLayer
+
+from bench import methods, models
+from bench.config import Unsupported
+from bench.methods import prefix_tuning
+from bench.models.arch import inspect
+from bench.trackers import storage
+from conftest import trial_config
+
+ALL = ("bert-cls", "llama-cls", "llama-gen")
+HEAD = r"(^|\.)(classifier|score)\.(modules_to_save\.default\.)?(weight|bias)$"  # trained by every method
+QV = r"\.(query|value|q_proj|v_proj)\."
+ATTENTION = r"\.(self\.(query|key|value)|attention\.output\.dense|self_attn\.[qkvo]_proj)\."
+MLP = r"\.(intermediate\.dense|output\.dense|mlp\.(gate|up|down)_proj)\."
+NORM = r"(LayerNorm|layernorm|norm)\."
+CUDA_4BIT = torch.cuda.is_available() and __import__("importlib").util.find_spec("bitsandbytes") is not None
+
+
+@dataclass
+class Row:
+    trains: str  # regex: a parameter trains if and only if its name matches (the head is added)
+    params: dict = field(default_factory=dict)  # method.params for the tiny models
+    identity: float | None = 1e-5  # untrained output equals the base model's within this; None: not promised
+    edits_base: bool = False  # the method rewrites frozen base weights at init (PiSSA)
+    refused: tuple = ()  # setups where the method must refuse with Unsupported (QLoRA without CUDA, BitFit on Llama)
+    method: str = ""  # registry name, when the row id is a variant (prompt-tuning[text])
+
+
+TABLE = {
+    "full": Row(r"."),
+    "bitfit": Row(r"\.bias$", refused=("llama-cls", "llama-gen")),  # Llama has no bias terms
+    "layers-top-k": Row(r"\.layers?\.1\.", {"k": 1}),
+    "layers-bottom-k": Row(r"\.layers?\.0\.", {"k": 1}),
+    "components": Row(ATTENTION + r"(weight|bias)$"),
+    "components[mlp]": Row(r"(?<!attention)" + MLP + r"(weight|bias)$", {"part": "mlp"}, method="components"),
+    "ln-tuning": Row(NORM + r"ln_tuning_layers\.default\.(weight|bias)$"),
+    "lora": Row(QV + r"lora_[AB]\.default\.weight$"),
+    "rslora": Row(QV + r"lora_[AB]\.default\.weight$"),
+    "dora": Row(QV + r"(lora_[AB]|lora_magnitude_vector)\.default\.weight$"),
+    "pissa": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
+    "adalora": Row(r"_(proj|query|key|value|dense)\.lora_[ABE]\.default$|\.(query|key|value|dense)\.lora_[ABE]\.default$"),
+    "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
+    "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
+    "vera": Row(QV + r"vera_lambda_[bd]\.default$"),
+    "oft": Row(QV + r"oft_R\.default\.weight$"),
+    "boft": Row(QV + r"boft_[Rs]\.default$"),
+    "qlora": Row(r"lora_[AB]\.default\.weight$", refused=() if CUDA_4BIT else ALL),
+    "adapter-houlsby": Row(r"\.adapter\.(down|up)\.(weight|bias)$"),
+    "adapter-pfeiffer": Row(r"(mlp\.down_proj|\.output\.dense)\.adapter\.(down|up)\.(weight|bias)$"),
+    "adapter-parallel": Row(r"(mlp\.down_proj|\.output\.dense)\.adapter\.(down|up)\.(weight|bias)$"),
+    "ia3": Row(r"\.(key|value|k_proj|v_proj|output\.dense|down_proj)\.ia3_l\.default$"),
+    "prompt-tuning": Row(r"^prompt_encoder\.default\.embedding\.weight$", identity=None),
+    "prompt-tuning[text]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "text"}, identity=None,
+                               method="prompt-tuning"),
+    "prefix-tuning": Row(r"^prompt_encoder\.default\.embedding\.weight$", identity=None),
+    "p-tuning": Row(r"^prompt_encoder\.default\.(embedding\.weight|mlp_head\.\d\.(weight|bias))$", identity=None),
+}
+SETUPS = dict(zip(ALL, [("tiny-bert", "bbc-topic"), ("tiny-llama", "bbc-topic"), ("tiny-llama", "bbc-headline")]))
+STEPS, LR = 5, 1e-2
+
+
+def method_of(row_id: str) -> str:
+    return TABLE[row_id].method or row_id
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny matmuls run ~10x faster on one thread than on two contended ones (the machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bases():
+    """(pristine model, arch, batch) per setup, loaded once; each case works on a deep copy."""
+    loaded = {}
+
+    def get(setup: str):
+        if setup not in loaded:
+            model_name, task_name = SETUPS[setup]
+            cfg = trial_config(f"model={model_name}", f"task={task_name}", fast=False)
+            cache = Path(cfg.cache_dir).expanduser()
+            kind = models.kind(models.load_config(cfg.model, cache))
+            torch.manual_seed(0)
+            model, tokenizer = models.load(cfg.model, cfg.task.kind, 5 if cfg.task.kind == "classification" else None, cache)
+            arch = inspect(model, kind, cfg.task.kind, tokenizer)
+            generator = torch.Generator().manual_seed(0)
+            ids = torch.randint(1000, 5000, (8, 12), generator=generator)  # no special or pad tokens
+            labels = torch.arange(8) % 5 if cfg.task.kind == "classification" else ids.clone()
+            loaded[setup] = (model.eval(), arch, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
+        return loaded[setup]
+
+    return get
+
+
+def forward(model, batch, loss: bool = True):
+    with torch.no_grad():
+        out = model(**(batch if loss else {k: v for k, v in batch.items() if k != "labels"}))
+    return out.logits.float(), float(out.loss) if loss else None
+
+
+def test_registry_has_every_family_and_a_test_row_per_method():
+    registered = methods.registry()
+    assert {m.family for m in registered.values()} == set(methods.FAMILIES)
+    assert set(registered) == {method_of(r) for r in TABLE}, "every method needs a row in TABLE"
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+@pytest.mark.parametrize("row_id", TABLE)
+def test_method(row_id, setup, bases, tmp_path):
+    row, method = TABLE[row_id], methods.get(method_of(row_id))
+    pristine, arch, batch = bases(setup)
+    cfg = method.build_config(row.params)
+    model = copy.deepcopy(pristine)
+    base_before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    base_params = dict(model.named_parameters())
+    base_logits, _ = forward(pristine, batch)
+
+    torch.manual_seed(0)
+    if setup in row.refused:
+        with pytest.raises(Unsupported):
+            method.apply(model, cfg, arch)
+        return
+    model = method.apply(model, cfg, arch).eval()
+
+    # trainable parameters are exactly the intended set
+    trains = re.compile(f"{row.trains}|{HEAD}")
+    names = [n for n, _ in model.named_parameters()]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n in names if trains.search(n)}
+    assert any(not re.search(HEAD, n) for n in trainable), "only the head trains"
+
+    # starts as the identity where promised; PiSSA's split W = W_res + BA reproduces W to float rounding
+    logits, loss_before = forward(model, batch)
+    if row.identity is not None:
+        assert (logits - base_logits).abs().max() <= row.identity * max(1.0, float(base_logits.abs().max()))
+    if row_id == "prompt-tuning[text]":
+        embeddings = model.get_input_embeddings().weight
+        text_ids = arch.tokenizer(cfg.init_text)["input_ids"]
+        prompt = model.prompt_encoder["default"].embedding.weight
+        assert all(any(torch.equal(v, embeddings[i]) for i in text_ids) for v in prompt)
+
+    # a few plain optimizer steps on a fixed batch; the loss (dropout off) goes down
+    frozen_after_apply = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    callbacks = method.callbacks(model, cfg, STEPS) if method.callbacks else []
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
+    model.train()
+    for step in range(STEPS):
+        model(**batch).loss.backward()
+        optimizer.step()
+        for callback in callbacks:  # as the Trainer calls them: after step(), before zero_grad()
+            callback.on_optimizer_step(None, types.SimpleNamespace(global_step=step), None)
+        optimizer.zero_grad()
+    model.eval()
+    logits, loss_after = forward(model, batch)
+    assert loss_after < loss_before
+
+    # frozen weights bit-identical: after training, and (unless the method rewrites them at init) to the base
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            assert torch.equal(p, frozen_after_apply[name]), name
+    if not row.edits_base:
+        for name, p in base_params.items():
+            if not p.requires_grad:
+                assert torch.equal(p, base_before[name]), name
+
+    # what the storage tracker saves restores the same model
+    storage.save(model, tmp_path)
+    restored = restore(method, cfg, pristine, arch, tmp_path).eval()
+    assert torch.allclose(forward(restored, batch, loss=False)[0], logits, atol=1e-5)
+
+    # mergeable methods: same outputs merged, and nothing left of the method in the merged model
+    if method.merges:
+        merged = model.merge_and_unload()
+        merged_logits, _ = forward(merged, batch, loss=False)
+        assert (merged_logits - logits).abs().max() <= 1e-4 * max(1.0, float(logits.abs().max()))
+        assert not any(isinstance(m, BaseTunerLayer) for m in merged.modules())
+
+
+def restore(method, cfg, pristine, arch, folder: Path):
+    """peft checkpoints through peft's loader; the rest by re-applying the method and loading the saved tensors."""
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    base = copy.deepcopy(pristine)
+    if method.name == "prefix-tuning" and arch.task_kind == "classification":
+        prefix_tuning.accept_past_key_values(base)  # peft 0.21 + transformers 5, see bench/methods/prefix_tuning.py
+    if (folder / "adapter_config.json").exists():
+        return PeftModel.from_pretrained(base, folder)
+    model = method.apply(base, cfg, arch)
+    saved = load_file(str(folder / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(saved, strict=False)
+    assert not unexpected and set(saved) <= set(model.state_dict())
+    return model
