@@ -1,0 +1,53 @@
+"""Mean ± std over seeds, with the seed count, and the best value per column.
+
+Only finished (`ok`) trials are aggregated; failed and skipped ones are listed by the report, not averaged in.
+std is the sample standard deviation (ddof=1): NaN with one seed, which prints as the mean alone.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.metrics import FAMILIES, METRICS, QUALITY_METRICS
+
+KEYS = ["model", "task", "family", "method", "label"]
+
+
+def family_rank(family: str) -> int:
+    return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
+
+
+def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by model (smallest first), task, family in taxonomy order, then method label."""
+    size = frame.groupby("model")["total_params_mean" if "total_params_mean" in frame else "total_params"].transform("min")
+    return (frame.assign(_size=size, _family=frame["family"].map(family_rank))
+            .sort_values(["_size", "model", "task", "_family", "label"])
+            .drop(columns=["_size", "_family"]).reset_index(drop=True))
+
+
+def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """One row per model × task × method variant: `<col>_mean`, `<col>_std`, `<col>_n` and `n_seeds`."""
+    columns = columns or [c for c in [*METRICS, *QUALITY_METRICS] if c in trials]
+    ok = trials[trials["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=[*KEYS, "n_seeds", "quality_metric"])
+    grouped = ok.groupby(KEYS, sort=False, dropna=False)
+    stats = grouped[columns].agg(["mean", "std", "count"])
+    stats.columns = [f"{col}_{'n' if stat == 'count' else stat}" for col, stat in stats.columns]
+    extra = grouped.agg(n_seeds=("seed", "size"), quality_metric=("quality_metric", "first"),
+                        can_merge=("can_merge", "first"), mem_source=("mem_source", "first"),
+                        forgetting_probe=("forgetting_probe", "first"))
+    return ordered(pd.concat([stats, extra], axis=1).reset_index())
+
+
+def best_marks(agg: pd.DataFrame, columns: list[str], by: tuple[str, ...] = ("model", "task")) -> pd.DataFrame:
+    """True where a row holds the best mean of its column within its group (ties all marked; NaN never best)."""
+    marks = pd.DataFrame(False, index=agg.index, columns=columns)
+    for column in columns:
+        better = METRICS[column].better if column in METRICS else "max"
+        values = agg[f"{column}_mean"]
+        if better is None or values.isna().all():
+            continue
+        target = values.groupby([agg[k] for k in by]).transform("max" if better == "max" else "min")
+        marks[column] = values.notna() & (values == target)
+    return marks

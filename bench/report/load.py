@@ -1,0 +1,109 @@
+"""Read a sweep's trials into one clean table: every expected column present, numbers as floats, n/a as NaN.
+
+Accepts a sweep folder (its record.json files are read live, so a sweep still running or killed reports what has
+finished so far), a folder holding only trials.csv / trials.parquet, or one of those files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.metrics import METRICS, QUALITY_METRICS
+
+IDENTITY = ["model", "task", "family", "method", "label", "seed"]
+TEXT_COLUMNS = ["method", "family", "model", "task", "status", "quality_metric", "mem_source", "forgetting_probe",
+                "error_type", "error_phase", "error_message", "method_params", "trial_dir", "finished_at"]
+NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, "seed", "mem_baseline_bytes", "latency_ms_p90",
+                          "probe_before", "probe_after", "learning_rate", "max_steps"})
+STATUSES = ("ok", "failed", "skipped")
+
+
+def read_table(source: Path) -> pd.DataFrame:
+    from bench.results.consolidate import load_table
+
+    source = Path(source)
+    if source.is_file():
+        return pd.read_parquet(source) if source.suffix == ".parquet" else pd.read_csv(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"no sweep folder or trials table at {source}")
+    table = load_table(source)
+    if table.empty:  # a folder of consolidated tables without the records
+        for name in ("trials.parquet", "trials.csv"):
+            if (source / name).exists():
+                return read_table(source / name)
+    return table
+
+
+def normalize(table: pd.DataFrame) -> pd.DataFrame:
+    """Missing columns added as NaN, numbers coerced (None -> NaN, never 0), derived columns, variant labels."""
+    table = table.copy()
+    for column in TEXT_COLUMNS:
+        if column not in table:
+            table[column] = None
+        table[column] = table[column].astype(object).where(table[column].notna(), None)
+    for column in NUMERIC_COLUMNS:
+        if column not in table:
+            table[column] = float("nan")
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
+    if "can_merge" not in table:
+        table["can_merge"] = None
+    table["status"] = table["status"].fillna("failed")
+    for column in ("method", "family", "model", "task"):
+        table[column] = table[column].fillna("?").astype(str)
+    # CPU: the RSS baseline holds the weights plus the runtime; this part makes the stacked breakdown add up to the peak.
+    # GPU: the allocator baseline is the weights, and activations are already the peak minus weights, grads, optimizer.
+    on_cpu = table["mem_source"].eq("process_rss")
+    other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
+    table["mem_other_bytes"] = other.where(on_cpu)
+    table["label"] = variant_labels(table)
+    return dedupe(table)
+
+
+def _params(row) -> dict:
+    try:
+        params = json.loads(row["method_params"]) if row["method_params"] else {}
+    except (TypeError, ValueError):
+        params = {}
+    params = {k: json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v for k, v in params.items()}
+    return {**params, "lr": row["learning_rate"], "steps": row["max_steps"]}
+
+
+def variant_labels(table: pd.DataFrame) -> pd.Series:
+    """The method name, plus the settings that tell its variants apart where a sweep ran several (`lora (r=16)`)."""
+    if table.empty:
+        return pd.Series([], dtype=object, index=table.index)
+    params = table.apply(_params, axis=1)
+    labels = table["method"].copy()
+    for method, rows in table.groupby("method").groups.items():
+        varying = set()
+        for _, group in table.loc[rows].groupby(["model", "task"]).groups.items():
+            values = pd.DataFrame(list(params.loc[group]))
+            varying |= {k for k in values if values[k].dropna().astype(str).nunique() > 1}
+        if varying:
+            for index in rows:
+                shown = [f"{k}={_short(params[index].get(k))}" for k in sorted(varying)]
+                labels[index] = f"{method} ({', '.join(shown)})"
+    return labels
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:g}"
+    return str(value)
+
+
+def dedupe(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: a trial run again keeps its latest record, a finished one before a failed one."""
+    if table.empty:
+        return table
+    rank = table["status"].map({"ok": 0, "skipped": 1}).fillna(2)
+    table = table.assign(_rank=rank).sort_values(["_rank", "finished_at"], ascending=[True, False], na_position="last")
+    table = table.drop_duplicates(["model", "task", "label", "seed"], keep="first").drop(columns="_rank")
+    return table.sort_index().reset_index(drop=True)
+
+
+def load_trials(source: Path) -> pd.DataFrame:
+    return normalize(read_table(source))

@@ -1,0 +1,71 @@
+"""Scaling: each metric against model size, one line per method, one figure per task.
+
+Drawn from the trials themselves so seaborn averages over seeds and draws ± std bands. Needs at least two model
+sizes; x is the base model's parameter count (the smallest total_params among its trials).
+"""
+
+from __future__ import annotations
+
+import re
+
+import seaborn as sns
+
+from matplotlib.ticker import NullLocator
+
+from bench.report.metrics import METRICS, human_params
+from bench.report.plots.style import NotApplicable, Plot, bytes_unit, colour, grid, save
+
+PANELS = ["quality", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "latency_ms_p50",
+          "checkpoint_bytes", "forgetting"]
+LOG_Y = {"trainable_fraction", "checkpoint_bytes"}
+TITLES = {"quality": "quality", "trainable_fraction": "trainable parameters", "peak_mem_bytes": "peak training memory",
+          "train_tokens_per_s": "training throughput", "latency_ms_p50": "inference latency p50",
+          "checkpoint_bytes": "checkpoint per task", "forgetting": "forgetting"}
+
+
+def scaling(agg, trials, folder) -> list[Plot]:
+    ok = trials[trials["status"] == "ok"].copy()
+    ok["model_size"] = ok.groupby("model")["total_params"].transform("min")
+    if ok["model_size"].nunique() < 2:
+        raise NotApplicable("the sweep has one model size")
+    palette = {label: colour(family) for label, family in zip(ok["label"], ok["family"])}
+    order = list(dict.fromkeys(agg["label"]))
+    plots = []
+    tasks = list(dict.fromkeys(ok["task"]))
+    for task in tasks:
+        rows = ok[ok["task"] == task]
+        if rows["model_size"].nunique() < 2:
+            continue
+        metrics = [m for m in PANELS if rows[m].notna().any()]
+        fig, axes = grid(len(metrics), width=4.6, height=3.8, ncols=4)
+        for i, (ax, metric) in enumerate(zip(axes, metrics)):
+            info = METRICS[metric]
+            scale, unit = (bytes_unit(rows[metric]) if info.kind == "bytes" else
+                           (0.01, "%") if info.kind == "fraction" else (1.0, info.unit))
+            data = rows.assign(value=rows[metric] / scale, size_m=rows["model_size"] / 1e6)
+            sns.lineplot(data=data, x="size_m", y="value", hue="label", style="label", hue_order=order,
+                         style_order=order, palette=palette, markers=True, dashes=False, errorbar="sd",
+                         err_style="bars", ax=ax, legend=i == 0)
+            ax.set_xscale("log")
+            sizes = sorted(data["size_m"].unique())  # tick exactly the model sizes, labelled like 22.7M
+            ax.set_xticks(sizes, [human_params(s * 1e6) for s in sizes])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.margins(x=0.1)
+            if metric in LOG_Y:
+                ax.set_yscale("log")
+            metric_name = rows["quality_metric"].dropna().iloc[0] if metric == "quality" and rows["quality_metric"].notna().any() else None
+            ax.set_title(TITLES[metric] + (f" ({metric_name})" if metric_name else ""))
+            ax.set_xlabel("model size (parameters, log scale)")
+            ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
+        if axes and axes[0].get_legend():
+            handles, labels = axes[0].get_legend_handles_labels()
+            axes[0].get_legend().remove()
+            fig.legend(handles, labels, title="method (colour: family)", loc="upper left", bbox_to_anchor=(1.0, 0.93),
+                       frameon=False)
+        name = "scaling" if len(tasks) == 1 else f"scaling_{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}"
+        title = f"Scaling with model size: {task}"
+        plots.append(Plot(name, title, "Each metric against the base model's parameter count (log scale), one line per "
+                          "method, coloured by family; error bars: ± std over seeds.", save(fig, folder, name, title)))
+    if not plots:
+        raise NotApplicable("no task was run on more than one model size")
+    return plots

@@ -1,0 +1,186 @@
+"""The report's tables: cost, paper-style (LoRA paper's GLUE layout), storage for N tasks, failed/skipped trials.
+
+Each builder takes the aggregated table (aggregate.py) or the raw trials and returns a render.Table: cells for
+Markdown/HTML/LaTeX and a frame of raw numbers for the CSV.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.aggregate import best_marks, family_rank
+from bench.report.metrics import METRICS, NA, QUALITY_NAMES, human_bytes, human_params, is_na, number
+from bench.report.render import Cell, Table
+
+COST_COLUMNS = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "mem_weights_bytes", "mem_other_bytes",
+                "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "train_tokens_per_s",
+                "latency_ms_p50", "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
+COST_BEST = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "latency_ms_p50",
+             "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
+STORAGE_N = (1, 10, 100)
+FULL_FAMILY = "full"
+
+
+def metric_cell(row: pd.Series, column: str, best: bool = False, scale: float = 1.0, digits: int | None = None) -> Cell:
+    """`mean ± std` in the metric's display unit; the std only where more than one seed has the value."""
+    mean, std, n = row.get(f"{column}_mean"), row.get(f"{column}_std"), row.get(f"{column}_n", 0)
+    if is_na(mean):
+        return Cell(NA)
+    metric = METRICS[column]
+    show = (lambda v: f"{scale * v:.{digits}f}") if digits is not None else (lambda v: number(metric, v))
+    spread = show(std).lstrip("+") if (not is_na(n) and n > 1 and not is_na(std)) else None
+    return Cell(show(mean), spread, best)
+
+
+def _raw_frame(agg: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    stats = [f"{c}_{s}" for c in columns for s in ("mean", "std", "n") if f"{c}_{s}" in agg]
+    return agg[keys + stats].copy()
+
+
+def cost_table(agg: pd.DataFrame) -> Table:
+    columns = [c for c in COST_COLUMNS if f"{c}_mean" in agg]
+    if "mem_other_bytes" in columns and agg["mem_other_bytes_mean"].isna().all():
+        columns.remove("mem_other_bytes")  # GPU sweeps: the allocator has no runtime part
+    marks = best_marks(agg, [c for c in COST_BEST if c in columns])
+    rows = []
+    for i, row in agg.iterrows():
+        cells = [Cell(row["model"]), Cell(row["task"]), Cell(row["label"]), Cell(row["family"]), Cell(str(row["n_seeds"]))]
+        cells += [metric_cell(row, c, bool(marks.at[i, c]) if c in marks else False) for c in columns]
+        cells.append(Cell(row["quality_metric"] or NA))
+        rows.append(cells)
+    headers = ["model", "task", "method", "family", "seeds"] + [METRICS[c].axis_label for c in columns] + ["metric"]
+    frame = _raw_frame(agg, ["model", "task", "family", "method", "label", "n_seeds", "quality_metric"], columns)
+    frame["best"] = [", ".join(c for c in marks.columns if marks.at[i, c]) for i in agg.index]
+    notes = ["Mean ± std (sample, ddof=1) over the seeds of each row; bold: best in its model × task; n/a: not measured "
+             "or not applicable (e.g. merged latency for a method that cannot merge). Memory in MiB (2^20 bytes)."]
+    if "mem_other_bytes" in columns:
+        notes.append("runtime/other (CPU): process RSS before training minus the weights; weights + runtime/other + "
+                     "gradients + optimizer + activations = peak.")
+    return Table("cost", "Cost of each method: parameters, memory, speed, inference, storage, forgetting, quality",
+                 headers, rows, frame, group_columns=2, text_columns=4, notes=notes)
+
+
+def _params_text(values: pd.Series) -> str:
+    shown = sorted({human_params(v) for v in values.dropna()})
+    return NA if not shown else shown[0] if len(shown) == 1 else f"{shown[0]}–{shown[-1]}"
+
+
+def paper_table(agg: pd.DataFrame) -> Table:
+    """Rows grouped by model, then method; trainable params, each task's primary metric ×100, average."""
+    tasks = list(dict.fromkeys(agg["task"]))
+    metric_of = agg.groupby("task")["quality_metric"].first()
+    task_headers = [f"{t} ({QUALITY_NAMES.get(metric_of[t], metric_of[t] or 'quality')})" for t in tasks]
+    marks = best_marks(agg, ["quality"])
+    rows, records, seeds = [], [], set()
+    for (model, label), group in agg.groupby(["model", "label"], sort=False):
+        by_task = group.set_index("task")
+        record = {"model": model, "method": group["method"].iloc[0], "label": label, "family": group["family"].iloc[0],
+                  "trainable_params": group["trainable_params_mean"].mean()}
+        cells = [Cell(model), Cell(label), Cell(_params_text(group["trainable_params_mean"]))]
+        means = []
+        for task in tasks:
+            if task not in by_task.index or is_na(by_task.at[task, "quality_mean"]):
+                cells.append(Cell(NA))
+                record.update({f"{task}_mean": float("nan"), f"{task}_std": float("nan"), f"{task}_n": 0})
+                continue
+            row = by_task.loc[task]
+            best = bool(marks.at[group.index[list(group["task"]).index(task)], "quality"])
+            cells.append(metric_cell(row, "quality", best, scale=100, digits=1))
+            means.append(row["quality_mean"])
+            seeds.add(int(row["quality_n"]))
+            record.update({f"{task}_mean": row["quality_mean"], f"{task}_std": row["quality_std"],
+                           f"{task}_n": row["quality_n"]})
+        average = sum(means) / len(means) if means else float("nan")
+        partial = 0 < len(means) < len(tasks)
+        cells.append(Cell(NA) if not means else Cell(f"{100 * average:.1f}", note="†" if partial else ""))
+        record.update({"average": average, "average_tasks": len(means)})
+        rows.append(cells)
+        records.append(record)
+    frame = pd.DataFrame(records)
+    # best average per model, among rows that cover every task
+    if not frame.empty:
+        complete = frame["average_tasks"] == len(tasks)
+        top = frame[complete].groupby("model")["average"].transform("max")
+        for i in frame.index[complete]:
+            rows[i][-1].best = frame.at[i, "average"] == top[i]
+    span = (f"{min(seeds)}" if len(seeds) == 1 else f"{min(seeds)}–{max(seeds)}") if seeds else "0"
+    notes = [f"Primary metric ×100, mean ± std over {span} seed(s); bold: best per model and task. "
+             "Trainable parameters as counted by the harness (a range where tasks differ, e.g. by label count)."]
+    if any(c.note for r in rows for c in r):
+        notes.append("† average over the tasks this method finished, not all tasks.")
+    return Table("paper", "Paper-style results (LoRA-paper layout): trainable parameters and task quality",
+                 ["model", "method", "# trainable params", *task_headers, "avg."], rows, frame,
+                 group_columns=1, text_columns=2, notes=notes)
+
+
+def base_model_bytes(agg: pd.DataFrame) -> dict[str, tuple[float, bool]]:
+    """Bytes of one base-model copy per model, and whether it is estimated (no full fine-tuning trial to measure)."""
+    out = {}
+    for model, group in agg.groupby("model", sort=False):
+        full = group.loc[group["family"] == FULL_FAMILY, "checkpoint_bytes_mean"].dropna()
+        if len(full):
+            out[model] = (full.mean(), False)
+        else:  # the weights in memory of the leanest variant: base weights plus at most a small adapter
+            out[model] = (group["mem_weights_bytes_mean"].min(), True)
+    return out
+
+
+def storage_frame(agg: pd.DataFrame, ns=STORAGE_N) -> pd.DataFrame:
+    """Bytes to serve N tasks: full = N full copies; any other method = one base copy + N checkpoints."""
+    bases = base_model_bytes(agg)
+    records = []
+    for (model, label), group in agg.groupby(["model", "label"], sort=False):
+        family = group["family"].iloc[0]
+        per_task = group["checkpoint_bytes_mean"].mean()
+        base = 0.0 if family == FULL_FAMILY else bases[model][0]
+        records.append({"model": model, "label": label, "family": family, "per_task_bytes": per_task,
+                        "base_bytes": base, "estimated": False,
+                        **{f"n{n}_bytes": base + n * per_task for n in ns}})
+    for model, (base, estimated) in bases.items():
+        if estimated and not pd.isna(base):
+            records.append({"model": model, "label": "full fine-tuning (estimated)", "family": FULL_FAMILY,
+                            "per_task_bytes": base, "base_bytes": 0.0, "estimated": True,
+                            **{f"n{n}_bytes": n * base for n in ns}})
+    frame = pd.DataFrame(records)
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["model", "family", "label"], key=lambda s: s.map(family_rank) if s.name == "family" else s,
+                              kind="stable")
+    full = frame[frame["family"] == FULL_FAMILY].groupby("model")[f"n{ns[-1]}_bytes"].min()
+    frame[f"saving_vs_full_n{ns[-1]}"] = frame["model"].map(full) / frame[f"n{ns[-1]}_bytes"]
+    return frame.reset_index(drop=True)
+
+
+def storage_table(agg: pd.DataFrame, ns=STORAGE_N) -> Table:
+    frame = storage_frame(agg, ns)
+    rows = []
+    for _, r in frame.iterrows():
+        saving = r[f"saving_vs_full_n{ns[-1]}"]
+        rows.append([Cell(r["model"]), Cell(r["label"]), Cell(r["family"]), Cell(human_bytes(r["per_task_bytes"])),
+                     *[Cell(human_bytes(r[f"n{n}_bytes"])) for n in ns],
+                     Cell(NA if is_na(saving) else f"{saving:,.1f}×")])
+    notes = ["Convention: full fine-tuning stores one full model copy per task (N × checkpoint); every other method "
+             "stores one shared base-model copy plus one checkpoint per task (base + N × checkpoint). "
+             f"Last column: bytes of full fine-tuning / bytes of the method, at N = {ns[-1]}."]
+    if frame.get("estimated", pd.Series(dtype=bool)).any():
+        notes.append("full fine-tuning (estimated): the sweep has no full fine-tuning trial for this model; one copy "
+                     "is estimated as the smallest weights-in-memory figure among its trials.")
+    return Table("storage", "Storage for N tasks: full copies vs one base model + adapters",
+                 ["model", "method", "family", "per task", *[f"N = {n}" for n in ns], f"full ÷ method (N = {ns[-1]})"],
+                 rows, frame, group_columns=1, text_columns=3, notes=notes)
+
+
+def failures_table(trials: pd.DataFrame, width: int = 240) -> Table:
+    """Every failed and skipped trial, with its reason; the CSV keeps the whole message."""
+    bad = trials[trials["status"] != "ok"].sort_values(["status", "model", "task", "label", "seed"])
+    rows = []
+    for _, r in bad.iterrows():
+        reason = ": ".join(str(x) for x in (r["error_type"], r["error_message"]) if x) or "no reason recorded"
+        reason = reason if len(reason) <= width else reason[: width - 1] + "…"
+        seed = NA if is_na(r["seed"]) else str(int(r["seed"]))
+        rows.append([Cell(r["status"]), Cell(r["model"]), Cell(r["task"]), Cell(r["label"]), Cell(seed),
+                     Cell(r["error_phase"] or NA), Cell(reason)])
+    frame = bad[["status", "model", "task", "family", "method", "label", "seed", "error_type", "error_phase",
+                 "error_message", "trial_dir"]]
+    return Table("failures", "Failed and skipped trials", ["status", "model", "task", "method", "seed", "phase", "reason"],
+                 rows, frame, text_columns=7)

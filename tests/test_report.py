@@ -1,0 +1,356 @@
+"""Report tests on a synthetic trials table with known values (no training): pytest tests/test_report.py
+
+The table: 2 models × 2 tasks × 5 method variants × 3 seeds, where seed s shifts every metric by (s - 1) * step so
+that the mean is the base value and the sample std is exactly `step`; plus failed and skipped trials.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report.aggregate import aggregate, best_marks
+from bench.report.build import build_report
+from bench.report.cli import main as report_main
+from bench.report.load import load_trials, normalize
+from bench.report.pareto import pareto_mask
+from bench.report.recommend import Budget, parse_size, recommend
+from bench.report.render import latex_escape, to_latex
+from bench.report.tables import cost_table, paper_table, storage_frame
+
+ODD = "lora_r8&x%"  # a name LaTeX would choke on unescaped
+MODELS = {"tiny-a": 1_000_000, "tiny-b": 4_000_000}
+TASKS = {"topic": "accuracy", "headline": "rougeL"}
+# method: family, trainable share, quality base, checkpoint bytes (tiny-a), merges
+METHODS = {
+    "full": ("full", 1.0, 0.80, None, False),
+    "lora": ("reparameterization", 0.01, 0.78, 40_000, True),
+    ODD: ("reparameterization", 0.02, 0.79, 80_000, True),
+    "bitfit": ("selective", 0.001, 0.70, 4_000, False),
+    "prompt-tuning": ("soft-prompt", 0.0005, 0.60, 2_000, False),
+}
+MIB = 1024**2
+
+
+def synthetic_rows() -> list[dict]:
+    rows = []
+    for (model, size), (task, metric), (method, spec), seed in itertools.product(
+            MODELS.items(), TASKS.items(), METHODS.items(), range(3)):
+        family, share, quality, ckpt, merges = spec
+        d = seed - 1  # -1, 0, +1: mean = base, sample std = step
+        scale = size / 1_000_000
+        weights = 4 * size
+        trainable = int(size * share)
+        q = quality - (0.1 if task == "headline" else 0.0) + (0.05 if model == "tiny-b" else 0.0) + 0.01 * d
+        grads, optim = 4 * trainable, 8 * trainable
+        act = 50 * MIB * scale
+        baseline = weights + 200 * MIB
+        rows.append({
+            "method": method, "family": family, "model": model, "task": task, "seed": seed, "status": "ok",
+            "total_params": size, "trainable_params": trainable, "trainable_fraction": share,
+            "peak_mem_bytes": baseline + grads + optim + act + d * MIB, "mem_source": "process_rss",
+            "mem_baseline_bytes": baseline, "mem_weights_bytes": weights, "mem_grads_bytes": grads,
+            "mem_optimizer_bytes": optim, "mem_activations_bytes": act + d * MIB,
+            "train_seconds": 10.0, "train_tokens_per_s": 1000.0 / (1 + share) / scale + 10 * d,
+            "train_samples_per_s": 8.0, "train_flops": 1e12 * scale, "final_loss": 1.0,
+            "quality": q, "quality_metric": metric, metric: q,
+            "latency_ms_p50": 20.0 * scale + d, "latency_ms_p90": 25.0 * scale,
+            "latency_ms_p50_merged": 15.0 * scale + d if merges else None,
+            "checkpoint_bytes": (weights if ckpt is None else ckpt * scale),
+            "can_merge": merges,
+            # prompt tuning: the probe did not run -> n/a, which must never print or plot as 0
+            "forgetting": None if method == "prompt-tuning" else 0.1 * share + 0.001 * d,
+            "forgetting_probe": None if method == "prompt-tuning" else "retrieval_recall@1",
+            "probe_before": 0.9, "probe_after": 0.88,
+            "error_type": None, "error_phase": None, "error_message": None,
+            "method_params": json.dumps({"r": 8} if "lora" in method else {}), "learning_rate": 1e-3,
+            "max_steps": 5, "trial_dir": f"/x/{model}/{task}/{method}/{seed}", "finished_at": "2026-01-01T00:00:00",
+        })
+    return rows
+
+
+FAILED = {"method": "adapter-houlsby", "family": "adapter", "model": "tiny-a", "task": "topic", "seed": 0,
+          "status": "failed", "error_type": "OutOfMemoryError", "error_phase": "train",
+          "error_message": "CUDA out of memory. Tried to allocate 2.00 GiB", "method_params": "{}",
+          "learning_rate": 1e-3, "max_steps": 5}
+SKIPPED = {"method": "prefix-tuning", "family": "soft-prompt", "model": "tiny-b", "task": "topic", "seed": 1,
+           "status": "skipped", "error_type": "Unsupported", "error_phase": "config",
+           "error_message": "prefix tuning needs a decoder", "method_params": "{}", "learning_rate": 1e-3,
+           "max_steps": 5}
+
+
+def synthetic() -> pd.DataFrame:
+    return pd.DataFrame(synthetic_rows() + [FAILED, SKIPPED])
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("results") / "synthetic"
+    folder.mkdir()
+    synthetic().to_csv(folder / "trials.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(sweep, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reports") / "synthetic"
+    html = build_report(sweep, out, Budget(max_memory=parse_size("300MiB")))
+    assert html == out / "report.html"
+    return out
+
+
+# --- Pareto -------------------------------------------------------------------------------------------------------
+
+def brute_force_front(points: np.ndarray) -> set[int]:
+    """Indices of non-dominated points, maximizing column 0 and minimizing column 1."""
+    keep = set()
+    for i, (q, c) in enumerate(points):
+        if np.isnan(q) or np.isnan(c):
+            continue
+        if not any((q2 >= q and c2 <= c) and (q2 > q or c2 < c) for j, (q2, c2) in enumerate(points)
+                   if j != i and not (np.isnan(q2) or np.isnan(c2))):
+            keep.add(i)
+    return keep
+
+
+def test_pareto_front_is_exactly_the_non_dominated_points():
+    frame = pd.DataFrame({"q": [0.9, 0.8, 0.8, 0.7, 0.95, np.nan, 0.8], "cost": [10, 5, 6, 5, 20, 1, 5]})
+    # 0: (0.9, 10) kept; 1 and 6 tie at (0.8, 5): both kept; 2 dominated by 1; 3 dominated by 1; 4 best quality kept;
+    # 5 has no quality: neither kept nor dominating anything
+    assert list(frame.index[pareto_mask(frame, {"q": "max", "cost": "min"})]) == [0, 1, 4, 6]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        points = rng.integers(0, 6, size=(15, 2)).astype(float)
+        points[rng.random(15) < 0.1, 0] = np.nan
+        frame = pd.DataFrame(points, columns=["q", "cost"])
+        mask = pareto_mask(frame, {"q": "max", "cost": "min"})
+        assert set(np.flatnonzero(mask)) == brute_force_front(points)
+
+
+# --- aggregation --------------------------------------------------------------------------------------------------
+
+def test_mean_std_count_and_best_marks():
+    agg = aggregate(normalize(synthetic()))
+    row = agg[(agg["model"] == "tiny-a") & (agg["task"] == "topic") & (agg["method"] == "lora")].iloc[0]
+    assert row["n_seeds"] == 3 and row["quality_n"] == 3
+    assert row["quality_mean"] == pytest.approx(0.78)
+    assert row["quality_std"] == pytest.approx(0.01)
+    assert row["latency_ms_p50_std"] == pytest.approx(1.0)
+    marks = best_marks(agg, ["quality", "checkpoint_bytes", "forgetting"])
+    for (model, task), group in agg.groupby(["model", "task"]):
+        best = lambda col: set(group.loc[marks.loc[group.index, col], "method"])  # noqa: E731
+        assert best("quality") == {"full"}
+        assert best("checkpoint_bytes") == {"prompt-tuning"}
+        assert best("forgetting") == {"bitfit"}  # prompt-tuning's n/a forgetting is never best
+    # failed and skipped trials are not averaged in
+    assert "adapter-houlsby" not in set(agg["method"])
+
+
+def test_cost_table_prints_mean_std_and_na():
+    agg = aggregate(normalize(synthetic()))
+    table = cost_table(agg)
+    col = {name: i for i, name in enumerate(table.columns)}
+    for row in table.rows:
+        if row[2].value == "prompt-tuning":
+            assert row[col["latency merged (ms)"]].value == "n/a" and row[col["forgetting"]].value == "n/a"
+        if row[2].value == "full" and row[0].value == "tiny-a" and row[1].value == "topic":
+            quality = row[col["quality"]]
+            assert (quality.value, quality.std, quality.best) == ("0.800", "0.010", True)
+    frame = table.frame[table.frame["method"] == "prompt-tuning"]
+    assert frame["latency_ms_p50_merged_mean"].isna().all() and frame["forgetting_mean"].isna().all()
+
+
+def test_paper_table_groups_by_model_with_plus_minus_and_average():
+    table = paper_table(aggregate(normalize(synthetic())))
+    assert table.columns == ["model", "method", "# trainable params", "headline (ROUGE-L)", "topic (acc)", "avg."]
+    rows = {(r[0].value, r[1].value): r for r in table.rows}
+    full = rows[("tiny-a", "full")]
+    assert (full[4].value, full[4].std, full[4].best) == ("80.0", "1.0", True)
+    assert (full[3].value, full[3].std) == ("70.0", "1.0")
+    assert full[5].value == "75.0" and full[5].best
+    assert [r[0].value for r in table.rows] == ["tiny-a"] * 5 + ["tiny-b"] * 5  # smallest model first
+    text = to_latex(table)
+    assert r"80.0 $\pm$ 1.0" in text and "\\toprule" in text and "\\bottomrule" in text
+
+
+def test_latex_escapes_names():
+    assert latex_escape(ODD) == r"lora\_r8\&x\%"
+    text = to_latex(cost_table(aggregate(normalize(synthetic()))))
+    assert r"lora\_r8\&x\%" in text and ODD not in text
+    body = text.split("\\midrule", 1)[1].split("\\bottomrule")[0]
+    for line in body.strip().splitlines():  # every row has exactly one unescaped & per column boundary
+        if line.startswith("\\midrule"):
+            continue
+        assert len(re.findall(r"(?<!\\)&", line)) == text.split("\\toprule")[1].splitlines()[1].count(" & ")
+
+
+def test_storage_convention():
+    frame = storage_frame(aggregate(normalize(synthetic())))
+    a = frame[frame["model"] == "tiny-a"].set_index("label")
+    full_copy = 4 * MODELS["tiny-a"]
+    assert a.at["full", "n100_bytes"] == 100 * full_copy
+    assert a.at["lora", "n100_bytes"] == full_copy + 100 * 40_000
+    assert a.at["lora", "saving_vs_full_n100"] == pytest.approx(100 * full_copy / (full_copy + 100 * 40_000))
+
+
+def test_storage_estimates_full_copy_without_a_full_trial():
+    trials = normalize(synthetic())
+    frame = storage_frame(aggregate(trials[trials["method"] != "full"]))
+    estimated = frame[frame["estimated"] & (frame["model"] == "tiny-a")]
+    assert len(estimated) == 1 and estimated["n1_bytes"].iloc[0] == 4 * MODELS["tiny-a"]
+
+
+# --- recommendation -----------------------------------------------------------------------------------------------
+
+def test_parse_size():
+    assert parse_size("8GiB") == 8 * 1024**3
+    assert parse_size("50MB") == 50e6
+    assert parse_size("512M") == 512 * MIB
+    assert parse_size("1e3") == 1000
+    with pytest.raises(ValueError):
+        parse_size("8 parsecs")
+
+
+def test_recommend_best_within_budget_and_pareto():
+    agg = aggregate(normalize(synthetic()))
+    picks = recommend(agg, Budget(max_storage=parse_size("50KB"), min_quality=0.65))
+    group = picks[(picks["model"] == "tiny-a") & (picks["task"] == "topic")].set_index("label")
+    # full (4 MB) and lora_r8&x% (80 KB) break the storage budget; prompt-tuning (0.60) the quality one
+    assert set(group.index[group["fits"]]) == {"lora", "bitfit"}
+    assert list(group.index[group["recommended"]]) == ["lora"]
+    assert set(group.index[group["pareto"]]) == {"lora", "bitfit"}  # bitfit: smaller checkpoint and memory
+    assert "n/a" not in " ".join(group.at["full", "why_not"])
+    none = recommend(agg, Budget(max_memory=1.0))
+    assert not none["recommended"].any() and not none["pareto"].any()
+    # a budget on a metric that is n/a excludes the method: it cannot be shown to fit
+    forget = recommend(agg, Budget(max_forgetting=1.0)).set_index("label")
+    assert not forget.loc["prompt-tuning", "fits"].any()
+
+
+# --- the whole report ---------------------------------------------------------------------------------------------
+
+PLOT_FILES = ["quality_vs_trainable_fraction", "quality_vs_peak_memory", "quality_vs_throughput", "memory_breakdown",
+              "latency", "forgetting_vs_quality", "checkpoint_size", "scaling_topic", "scaling_headline"]
+
+
+def test_every_plot_is_written_and_not_empty(report):
+    for name in PLOT_FILES:
+        for ext in ("png", "svg"):
+            path = report / "plots" / f"{name}.{ext}"
+            assert path.exists() and path.stat().st_size > 1000, path
+    for name in ("cost", "paper", "storage", "recommendation", "failures"):
+        for ext in ("md", "csv", "tex"):
+            assert (report / "tables" / f"{name}.{ext}").stat().st_size > 0
+
+
+class References(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs = []
+
+    def handle_starttag(self, tag, attrs):
+        self.refs += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_html_references_only_files_that_exist(report):
+    parser = References()
+    parser.feed((report / "report.html").read_text())
+    images = [r for r in parser.refs if r.startswith("data:image/png;base64,")]
+    files = [r for r in parser.refs if not r.startswith(("data:", "#"))]
+    assert len(images) == len(PLOT_FILES)  # every plot embedded: the page is self-contained
+    assert files and all(not re.match(r"^[a-z]+://", r) for r in files)
+    for ref in files:
+        assert (report / ref).is_file(), ref
+    md = (report / "report.md").read_text()
+    for ref in re.findall(r"\]\(([^)]+)\)", md):
+        assert (report / ref).is_file(), ref
+
+
+def test_report_content(report):
+    md = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    for text in ("Key figures", "Recommendation", "Failed and skipped trials", "Metric definitions"):
+        assert text in md and text in html
+    # failed and skipped trials listed with their reasons
+    assert "OutOfMemoryError: CUDA out of memory" in md and "prefix tuning needs a decoder" in md
+    assert "| skipped |" in md and "| failed |" in md
+    # the paper table carries ± over 3 seeds
+    assert "80.0 ± 1.0" in md and "80.0 ± 1.0" in html
+    assert "peak memory ≤ 300.00 MiB" in md
+    assert "lora_r8&amp;x%" in html
+
+
+def test_na_never_becomes_zero(report):
+    cost = pd.read_csv(report / "tables" / "cost.csv")
+    prompt = cost[cost["method"] == "prompt-tuning"]
+    assert prompt["latency_ms_p50_merged_mean"].isna().all() and prompt["forgetting_mean"].isna().all()
+    md = (report / "tables" / "cost.md").read_text()
+    for line in md.splitlines():
+        if "| prompt-tuning |" in line:
+            cells = [c.strip() for c in line.split("|")]
+            assert cells.count("n/a") >= 2 and "+0.000" not in cells and "0.0" not in cells
+
+
+def test_partial_sweep_with_failures_and_one_seed(tmp_path):
+    rows = [r for r in synthetic_rows() if r["model"] == "tiny-a" and r["task"] == "topic" and r["seed"] == 0]
+    rows[1]["status"], rows[1]["error_type"], rows[1]["error_message"] = "failed", "RuntimeError", "loss is NaN"
+    for key in ("quality", "accuracy", "peak_mem_bytes"):
+        rows[1][key] = None
+    rows[2]["checkpoint_bytes"] = None  # a metric missing on a finished trial
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    pd.DataFrame(rows + [FAILED]).to_csv(folder / "trials.csv", index=False)
+    out = tmp_path / "out"
+    report_main([str(folder), "--out", str(out), "--max-memory", "8GiB", "--max-storage", "50MB"])
+    md = (out / "report.md").read_text()
+    assert "loss is NaN" in md and "scaling with model size: the sweep has one model size" in md
+    rows = [line for line in (out / "tables" / "paper.md").read_text().splitlines() if line.startswith("| tiny-a")]
+    assert rows and not any("±" in line for line in rows)  # one seed: no spread
+    for name in PLOT_FILES[:7]:
+        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    assert not list((out / "plots").glob("scaling*"))
+
+
+def test_only_failed_trials_still_report(tmp_path):
+    folder = tmp_path / "dead"
+    folder.mkdir()
+    pd.DataFrame([FAILED]).to_csv(folder / "trials.csv", index=False)
+    build_report(folder, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "No finished trial yet" in md and "OutOfMemoryError" in md
+
+
+def test_variants_of_one_method_get_their_own_label():
+    rows = [r for r in synthetic_rows() if r["method"] == "lora" and r["model"] == "tiny-a" and r["task"] == "topic"]
+    other = [dict(r, method_params=json.dumps({"r": 16})) for r in rows]
+    labels = set(normalize(pd.DataFrame(rows + other))["label"])
+    assert labels == {"lora (r=8)", "lora (r=16)"}
+
+
+def test_reads_record_files_of_a_running_sweep(tmp_path):
+    """The live path: record.json files (as trials write them) plus a half-written temp file, no trials.csv."""
+    from bench.results.record import TrialRecord, write
+
+    for seed in range(2):
+        row = synthetic_rows()[seed]
+        identity = {k: row[k] for k in ("method", "family", "model", "task", "seed")}
+        metrics = {k: v for k, v in row.items() if k not in identity and k not in ("status", "trial_dir")}
+        record = TrialRecord(status="ok", config={"method": {"params": {}}}, key=f"k{seed}", identity=identity,
+                             metrics=metrics)
+        write(record, tmp_path / "sweep" / f"trial{seed}")
+    (tmp_path / "sweep" / "trial2").mkdir()
+    (tmp_path / "sweep" / "trial2" / "record.json").write_text('{"status": "ok", "ident')  # killed mid-write
+    trials = load_trials(tmp_path / "sweep")
+    assert len(trials) == 2 and set(trials["seed"]) == {0, 1}
+
+
+def test_cli_rejects_a_missing_folder(tmp_path, capsys):
+    assert report_main([str(tmp_path / "nope")]) == 2
+    assert "no sweep folder" in capsys.readouterr().err
