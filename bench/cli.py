@@ -89,6 +89,8 @@ PLUGINS = {
 
 
 def check_plugins(argv: list[str]) -> None:
+    if any(arg in ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help") for arg in argv):
+        return  # printing a config needs no plugin
     for arg in argv:
         if arg in PLUGINS and importlib.util.find_spec(PLUGINS[arg][0]) is None:
             _, dist, extra = PLUGINS[arg]

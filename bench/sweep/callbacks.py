@@ -23,6 +23,7 @@ class SweepEnd(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time()
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)  # e.g. for an Optuna study's sqlite file
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         folder = Path(str(config.hydra.sweep.dir))

@@ -1,0 +1,237 @@
+"""Sweeps survive: failed trials are recorded and the sweep goes on, resume runs only what is missing, records are
+never torn, and the sweep gives the same table under every launcher.
+
+pytest tests/test_sweeps.py        (~2-3 min on 2 cores: real `peft-bench -m` processes on tiny-bert, FAST sizes)
+
+Failures are injected with PEFT_BENCH_FAULT (bench/sweep/faults.py, test-only), read by the trial's worker process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from bench.cli import CONF_DIR, trial_name
+from bench.results import record
+from bench.sweep import resume
+from bench.sweep.faults import ENV as FAULT_ENV
+from tests.conftest import FAST
+
+ROOT = Path(__file__).parent.parent
+PRESETS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))
+OK, RAISE, NAN, KILL = "lora", "bitfit", "full", "prompt-tuning"  # one method per fate
+FAULTS = f"{RAISE}=raise,{NAN}=nan,{KILL}=sigkill"
+IDENTITY = ["method", "model", "task", "seed", "status", "error_phase", "error_type"]
+
+
+def peft_bench(results: Path, *args: str, faults: str = "", name: str = "t") -> subprocess.CompletedProcess:
+    """`peft-bench -m model=tiny-bert <FAST> ARGS` as a real process, results under `results/NAME/`."""
+    env = {**os.environ, FAULT_ENV: faults, "TOKENIZERS_PARALLELISM": "false"}
+    command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1",
+               f"results_dir={results}", f"sweep_name={name}", *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def records(folder: Path) -> dict[str, dict]:
+    """method -> record of every trial folder (each record must be complete JSON)."""
+    found = {}
+    for path in folder.glob(f"*/{record.RECORD_NAME}"):
+        payload = json.loads(path.read_text())  # never torn: a partial file would not parse
+        found[payload["identity"]["method"]] = payload | {"_path": path}
+    return found
+
+
+@pytest.fixture(scope="module")
+def faulty_sweep(tmp_path_factory):
+    """Five trials: two fine, one raising, one with a NaN loss, one SIGKILLed."""
+    results = tmp_path_factory.mktemp("sweeps")
+    done = peft_bench(results, f"method={OK},adapter-houlsby,{RAISE},{NAN},{KILL}", faults=FAULTS)
+    return results / "t", done
+
+
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(faulty_sweep):
+    folder, done = faulty_sweep
+    found = records(folder)
+    assert set(found) == {OK, "adapter-houlsby", RAISE, NAN, KILL}
+    assert found[OK]["status"] == found["adapter-houlsby"]["status"] == "ok"
+    raised = found[RAISE]
+    assert (raised["status"], raised["error"]["phase"], raised["error"]["type"]) == ("failed", "train", "RuntimeError")
+    assert "injected fault" in raised["error"]["message"]
+    killed = found[KILL]
+    assert (killed["status"], killed["error"]["phase"], killed["error"]["type"]) == ("failed", "process", "ProcessDied")
+    assert "SIGKILL" in killed["error"]["message"]
+    assert killed["metrics"]["peak_mem_bytes"] > 0  # the memory the dead trial had reached
+    assert "peft-bench: sweep t: 5 trials: 2 ok, 3 failed, 0 skipped" in done.stdout
+    table = pd.read_csv(folder / "trials.csv")  # consolidated when the sweep ended
+    assert sorted(table["method"]) == sorted(found) and (table["status"] == "failed").sum() == 3
+    assert pd.read_parquet(folder / "trials.parquet").shape == table.shape
+    assert not list(folder.rglob("*.tmp"))  # no temp file left behind
+
+
+def test_nan_loss_fails_the_trial_in_phase_train(faulty_sweep):
+    nan = records(faulty_sweep[0])[NAN]
+    assert (nan["status"], nan["error"]["phase"], nan["error"]["type"]) == ("failed", "train", "NonFiniteLoss")
+
+
+def test_running_the_sweep_again_runs_only_the_failed_trials(faulty_sweep):
+    folder, _ = faulty_sweep
+    before = records(folder)
+    done = peft_bench(folder.parent, f"method={OK},adapter-houlsby,{RAISE},{NAN},{KILL}")  # no faults now
+    after = records(folder)
+    for method in (OK, "adapter-houlsby"):  # finished: not run, record untouched
+        assert after[method]["finished_at"] == before[method]["finished_at"]
+        assert after[method]["_path"] == before[method]["_path"]
+    for method in (RAISE, NAN, KILL):  # failed: run again, in the same folder
+        assert after[method]["status"] == "ok" and after[method]["_path"] == before[method]["_path"]
+    assert done.stdout.count("already finished (ok), not run again") == 2
+    assert "5 trials: 5 ok, 0 failed, 0 skipped (3 run now, 2 from earlier runs" in done.stdout
+
+
+def test_config_error_in_the_sweep_process_is_recorded(tmp_path):
+    """from_dict fails in the multirun parent itself: a failed record with phase config, one row per seed."""
+    done = peft_bench(tmp_path, f"method={OK}", "train.warmup_steps=10", "seed=range(2)")
+    table = pd.read_csv(tmp_path / "t" / "trials.csv").sort_values("seed")
+    assert list(table["seed"]) == [0, 1]
+    assert set(table["status"]) == {"failed"} and set(table["error_phase"]) == {"config"}
+    assert table["error_message"].str.contains("train.warmup_steps").all()
+    assert "2 trials: 0 ok, 2 failed" in done.stdout
+
+
+def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
+    methods = f"method={OK},{KILL}"  # the trial's own process under loky workers and submitit jobs, killed or not
+    peft_bench(tmp_path, methods, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", faults=FAULTS, name="joblib")
+    peft_bench(tmp_path, methods, "hydra/launcher=submitit_local", faults=FAULTS, name="submitit")
+    tables = [pd.read_csv(tmp_path / name / "trials.csv")[IDENTITY].sort_values("method").reset_index(drop=True)
+              for name in ("joblib", "submitit")]
+    pd.testing.assert_frame_equal(*tables)
+    assert list(tables[0]["status"]) == ["ok", "failed"]  # lora, prompt-tuning
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("hydra_plugins.hydra_ray_launcher"),
+                    reason="hydra-ray-launcher (extra `cluster`) is not installed")
+def test_ray_launcher_runs_a_sweep(tmp_path):
+    peft_bench(tmp_path, f"method={OK},{RAISE}", "hydra/launcher=ray-cluster", "hydra.launcher.ray.init.address=null",
+               "hydra.launcher.ray.remote.num_gpus=0", "hydra.launcher.ray.remote.num_cpus=1", faults=FAULTS)
+    table = pd.read_csv(tmp_path / "t" / "trials.csv").set_index("method")
+    assert (table.loc[OK, "status"], table.loc[RAISE, "status"]) == ("ok", "failed")
+
+
+def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path):
+    from bench.isolation import run_isolated
+    from tests.conftest import trial_config
+
+    result = run_isolated(trial_config("model=tiny-bert"), tmp_path / "trial", timeout=0.5)  # imports alone take longer
+    assert (result["status"], result["error"]["type"], result["error"]["phase"]) == ("failed", "TrialTimeout", "process")
+    assert record.read(tmp_path / "trial" / record.RECORD_NAME)["error"]["type"] == "TrialTimeout"
+
+
+WRITER = """
+import sys, pandas as pd
+from pathlib import Path
+from bench.results import consolidate, record
+folder = Path(sys.argv[1])
+rows = pd.DataFrame({"method": ["m"] * 20000, "x": range(20000)})
+payload = {"status": "ok", "blob": ["x" * 100] * 20000}
+print("ready", flush=True)
+while True:
+    record.write_atomic(folder / "record.json", payload)
+    consolidate.write(rows, folder)
+"""
+
+
+def test_records_and_tables_are_never_torn_when_the_writer_is_killed(tmp_path):
+    """SIGKILL a process that keeps rewriting a 2 MB record and a table: what is there always parses whole."""
+    for delay in (0.05, 0.13, 0.31, 0.57):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE)
+        assert writer.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        if (tmp_path / "record.json").exists():
+            assert len(json.loads((tmp_path / "record.json").read_text())["blob"]) == 20000
+        if (tmp_path / "trials.csv").exists():
+            assert len(pd.read_csv(tmp_path / "trials.csv")) == 20000
+        if (tmp_path / "trials.parquet").exists():
+            assert len(pd.read_parquet(tmp_path / "trials.parquet")) == 20000
+    assert (tmp_path / "record.json").exists()  # some writes did finish
+
+
+def test_resume_never_overwrites_a_finished_record_of_another_config(tmp_path):
+    folder = tmp_path / "lora__seed0"
+    assert resume.place(folder, "aaaa1111") == (folder, None)  # empty: run here
+    record.write_atomic(folder / record.RECORD_NAME, {"status": "ok", "key": "aaaa1111"})
+    assert resume.place(folder, "aaaa1111")[1]["key"] == "aaaa1111"  # finished: skip
+    assert resume.place(folder, "aaaa1111", force=True) == (folder, None)  # force: run again, same folder
+    other = folder.with_name("lora__seed0@bbbb2222")
+    assert resume.place(folder, "bbbb2222cc") == (other, None)  # same name, other config: its own folder
+    record.write_atomic(other / record.RECORD_NAME, {"status": "ok", "key": "bbbb2222cc"})
+    assert resume.place(folder, "bbbb2222cc")[0] == other  # and found there next time
+    record.write_atomic(folder / record.RECORD_NAME, {"status": "failed", "key": "aaaa1111"})
+    assert resume.place(folder, "aaaa1111") == (folder, None)  # failed: run again
+    assert resume.place(folder, "cccc3333") == (folder, None)  # an unfinished record of another config is no loss
+
+
+def test_trial_names_are_one_legal_folder():
+    assert trial_name("m", "t", "lora", 0, "") == "m__t__lora__seed0"
+    assert trial_name("m", "t", "lora", 1, "++train.x=1,+a.b=2") == "m__t__lora__seed1__train.x=1,a.b=2"
+    assert "/" not in trial_name("org/model", "t", "lora", 0, "model.name_or_path=org/model")
+    long = ",".join(f"train.key_{i}=value" for i in range(40))
+    names = {trial_name("m", "t", "lora", 0, long), trial_name("m", "t", "lora", 0, long + "x")}
+    assert len(names) == 2 and all(len(n.encode()) < 200 for n in names)
+
+
+def _sweep_jobs(preset: str, *overrides: str) -> list[list[str]]:
+    """The jobs Hydra's basic sweeper makes of a preset plus command-line overrides (without running them)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"sweep={preset}"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.sweep_name == preset
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()] + list(overrides)
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(params)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "lora-rank-optuna"])
+def test_every_preset_sweeps_seeds_with_one_job_per_seed(preset):
+    jobs = _sweep_jobs(preset)
+    assert jobs and not any("method=schema" in job for job in jobs)
+    seeded = _sweep_jobs(preset, "seed=range(2)")
+    assert len(seeded) == 2 * len({tuple(o for o in job if not o.startswith("seed=")) for job in jobs})
+    assert {o for job in seeded for o in job if o.startswith("seed=")} == {"seed=0", "seed=1"}
+
+
+def test_quick_sweeps_every_method_and_the_optuna_variant_composes_without_its_plugin():
+    methods = {p.stem for p in (CONF_DIR / "method").glob("*.yaml")}
+    assert {job[0].split("=", 1)[1] for job in _sweep_jobs("quick")} == methods
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["sweep=lora-rank-optuna"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.direction == "maximize" and cfg.method.params.alpha == cfg.method.params.r
+
+
+def test_launcher_configs_print(tmp_path):
+    """`peft-bench sweep=quick hydra/launcher=slurm --cfg hydra` prints the GPU and time options."""
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "sweep=quick", "hydra/launcher=slurm", "--cfg", "hydra"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for option in ("gpus_per_node: 1", "timeout_min: 120", "partition:", "cpus_per_task:", "mem_gb:", "SlurmLauncher"):
+        assert option in done.stdout
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        ray = compose(config_name="config", overrides=["hydra/launcher=ray-cluster"], return_hydra_config=True)
+    assert ray.hydra.launcher.ray.remote.num_gpus == 1
