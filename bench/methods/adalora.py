@@ -53,7 +53,7 @@ def rank_schedule(model, cfg: AdaLoraConfig, max_steps: int) -> list:
 
 
 @register("adalora", family="reparameterization", config=AdaLoraConfig, merges=True, callbacks=rank_schedule,
-          summary="SVD-form LoRA that prunes ranks where importance is low, by a budget schedule; merges")
+          summary="SVD-form LoRA that prunes ranks where importance is low, by a budget schedule")
 def apply(model, cfg: AdaLoraConfig, arch):
     import peft
 

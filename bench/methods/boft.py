@@ -37,7 +37,7 @@ def check_widths(cfg: BoftConfig, widths: set[int]) -> None:
 
 
 @register("boft", family="reparameterization", config=BoftConfig, merges=True,
-          summary="orthogonal rotation of each layer's input built from sparse butterfly factors; merges")
+          summary="orthogonal rotation of each layer's input built from sparse butterfly factors")
 def apply(model, cfg: BoftConfig, arch):
     import peft
 

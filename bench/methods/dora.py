@@ -12,4 +12,4 @@ class DoraConfig(LoraConfig):
 
 
 register("dora", family="reparameterization", config=DoraConfig, merges=True,
-         summary="LoRA on the direction plus a trainable magnitude per output; merges")(apply_lora)
+         summary="LoRA on the direction plus a trainable magnitude per output")(apply_lora)

@@ -17,7 +17,7 @@ class Ia3Config:
 
 
 @register("ia3", family="adapter", config=Ia3Config, merges=True,
-          summary="learned vectors rescale keys, values and feed-forward activations; merges")
+          summary="learned vectors rescale keys, values and feed-forward activations")
 def apply(model, cfg: Ia3Config, arch):
     import peft
 

@@ -22,7 +22,7 @@ class LohaConfig:
 
 
 @register("loha", family="reparameterization", config=LohaConfig, merges=True,
-          summary="update as the Hadamard product of two low-rank products (higher rank per parameter); merges")
+          summary="update as the Hadamard product of two low-rank products (higher rank per parameter)")
 def apply(model, cfg: LohaConfig, arch):
     import peft
 

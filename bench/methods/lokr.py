@@ -23,7 +23,7 @@ class LokrConfig:
 
 
 @register("lokr", family="reparameterization", config=LokrConfig, merges=True,
-          summary="update as a Kronecker product of a small matrix and a low-rank one; merges")
+          summary="update as a Kronecker product of a small matrix and a low-rank one")
 def apply(model, cfg: LokrConfig, arch):
     import peft
 

@@ -34,4 +34,4 @@ def apply_lora(model, cfg: LoraConfig, arch):
 
 
 register("lora", family="reparameterization", config=LoraConfig, merges=True,
-         summary="low-rank update B·A beside frozen linear layers; merges into the weights")(apply_lora)
+         summary="low-rank update B·A beside frozen linear layers")(apply_lora)

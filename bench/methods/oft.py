@@ -22,7 +22,7 @@ class OftConfig:
 
 
 @register("oft", family="reparameterization", config=OftConfig, merges=True,
-          summary="trainable block-diagonal orthogonal rotation of each layer's input; merges")
+          summary="trainable block-diagonal orthogonal rotation of each layer's input")
 def apply(model, cfg: OftConfig, arch):
     import peft
 

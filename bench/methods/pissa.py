@@ -24,4 +24,4 @@ class PissaConfig(LoraConfig):
 
 
 register("pissa", family="reparameterization", config=PissaConfig, merges=True,
-         summary="LoRA started from the weights' top singular vectors (residual stays frozen); merges")(apply_lora)
+         summary="LoRA started from the weights' top singular vectors (residual stays frozen)")(apply_lora)

@@ -13,4 +13,4 @@ class RsLoraConfig(LoraConfig):
 
 
 register("rslora", family="reparameterization", config=RsLoraConfig, merges=True,
-         summary="LoRA scaled by alpha/sqrt(r) so higher ranks keep learning; merges")(apply_lora)
+         summary="LoRA scaled by alpha/sqrt(r) so higher ranks keep learning")(apply_lora)

@@ -27,7 +27,7 @@ class VeraConfig:
 
 
 @register("vera", family="reparameterization", config=VeraConfig, merges=True,
-          summary="frozen random projections shared by all layers; only per-layer scaling vectors train; merges")
+          summary="frozen random projections shared by all layers; only per-layer scaling vectors train")
 def apply(model, cfg: VeraConfig, arch):
     import warnings
 

@@ -1,0 +1,144 @@
+"""`peft-bench-methods`: every registered method with its family, whether it merges, and what it does.
+
+  peft-bench-methods                                   # the list
+  peft-bench-methods --model minilm-l6                 # + trainable parameters on that model, YAML defaults
+  peft-bench-methods --model smollm2-135m --task bbc-headline
+  peft-bench-methods --model minilm-l6 --markdown --output README_methods.md   # README's method table
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+from bench import methods
+from bench.config import ConfigError, Unsupported
+
+FAMILY_ORDER = {family: i for i, family in enumerate(methods.FAMILIES)}
+
+
+def overhead(method: methods.Method) -> str:
+    """Inference cost the method leaves behind, after merging where it can merge."""
+    if method.family in ("full", "selective") and not method.merges:
+        return "none (weights edited in place)"
+    if method.merges:
+        return "none once merged"
+    if method.family == "soft-prompt":
+        return "virtual tokens on every input"
+    return "extra modules in the forward pass"
+
+
+def ordered() -> list[methods.Method]:
+    return sorted(methods.registry().values(), key=lambda m: (FAMILY_ORDER[m.family], m.name))
+
+
+def trainable(names: list[str], model_name: str, task_name: str) -> dict[str, dict | str]:
+    """Per method: params.count on the model with the method's YAML defaults, or the reason it is refused."""
+    import transformers
+
+    from bench import models, tasks
+    from bench.models.arch import inspect
+    from bench.trackers import params
+
+    import warnings
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore")  # peft and transformers warn per method; the table is the output here
+    cfg = compose(model_name, task_name, names[0])
+    cache = Path(cfg.cache_dir).expanduser()
+    kind = models.kind(models.load_config(cfg.model, cache))
+    models.check_task_fits(kind, cfg.task.kind, cfg.model, cfg.task.name)
+    labels = len(tasks.label_names(cfg.task, tasks.raw_splits(cfg.task))) or None
+    base, tokenizer = models.load(cfg.model, cfg.task.kind, labels, cache)
+    arch = inspect(base, kind, cfg.task.kind, tokenizer)
+    results = {}
+    for name in names:
+        method = methods.get(name)
+        try:
+            method_cfg = method.build_config(compose(model_name, task_name, name).method.params)
+            results[name] = params.count(method.apply(copy.deepcopy(base), method_cfg, arch))
+        except Unsupported as error:
+            results[name] = f"refused: {error}"
+    return results
+
+
+def compose(model_name: str, task_name: str, method_name: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bench import config
+    from bench.cli import CONF_DIR
+
+    overrides = [f"model={model_name}", f"task={task_name}", f"method={method_name}"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        raw = OmegaConf.to_container(hydra_compose(config_name="config", overrides=overrides), resolve=True)
+    for key in ("force", "results_dir"):
+        raw.pop(key, None)
+    return config.from_dict(raw)
+
+
+def fraction(count, with_params: bool = True) -> str:
+    if isinstance(count, str):
+        return "refused"
+    return f"{count['trainable_fraction']:.3%}" + (f" ({count['trainable_params']:,})" if with_params else "")
+
+
+def refusals(counts: dict | None) -> list[str]:
+    return [f"{name}: {reason.removeprefix('refused: ')}" for name, reason in (counts or {}).items() if isinstance(reason, str)]
+
+
+def text_table(rows: list[methods.Method], counts: dict | None) -> str:
+    lines = []
+    for m in rows:
+        extra = f"{fraction(counts[m.name]):<24}" if counts else ""
+        lines.append(f"{m.name:<18}{m.family:<20}{'yes' if m.merges else 'no':<8}{extra}{m.summary}")
+    header = f"{'method':<18}{'family':<20}{'merges':<8}" + (f"{'trainable':<24}" if counts else "") + "what it does"
+    return "\n".join([header] + lines + refusals(counts))
+
+
+def markdown_table(rows: list[methods.Method], counts: dict | None, model_name: str | None) -> str:
+    trained = [f"trainable on {model_name}"] if counts else []
+    head = ["method", "family", "what it does", "merges", "inference overhead"] + trained
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in rows:
+        cells = [f"`{m.name}`", m.family, m.summary, "yes" if m.merges else "no", overhead(m)]
+        if counts:
+            cells.append(fraction(counts[m.name], with_params=False))
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (f"\nTrainable fractions: `peft-bench-methods --model {model_name}`, each method at its `conf/method/` "
+            "defaults with the classification head. Generated by `peft-bench-methods --markdown`.\n") if counts else \
+        "\nGenerated by `peft-bench-methods --markdown`.\n"
+    refused = "".join(f"\n- {line}" for line in refusals(counts))
+    return "\n".join(lines) + "\n" + note + (f"\nRefused here:{refused}\n" if refused else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="peft-bench-methods", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--model", help="also count trainable parameters on this model (a name in conf/model/)")
+    parser.add_argument("--task", default="bbc-topic", help="task whose head the model gets (default: bbc-topic)")
+    parser.add_argument("--markdown", action="store_true", help="print README's method table")
+    parser.add_argument("--output", help="write the table to this file instead of printing it")
+    args = parser.parse_args(argv)
+    rows = ordered()
+    try:
+        if args.model:
+            from bench.cli import check_group_choices
+
+            check_group_choices([f"model={args.model}", f"task={args.task}"])
+        counts = trainable([m.name for m in rows], args.model, args.task) if args.model else None
+    except ConfigError as error:
+        sys.exit(f"peft-bench-methods: {error}")
+    table = markdown_table(rows, counts, args.model) if args.markdown else text_table(rows, counts)
+    if args.output:
+        Path(args.output).write_text(table + ("" if table.endswith("\n") else "\n"))
+        print(f"peft-bench-methods: wrote {args.output}")
+    else:
+        print(table)
+
+
+if __name__ == "__main__":
+    main()
