@@ -14,9 +14,10 @@ setup:
 	$(PIP) install --quiet -e ".[dev]"
 	$(PIP) install --quiet --no-deps -r requirements-embedded.txt
 
+# The quick sweep resumes: run `make demo` again after an interruption and only the missing trials run.
 demo: setup
-	peft-bench
-	peft-bench-report results/single
+	peft-bench sweep=quick
+	peft-bench-report results/quick
 
 test: setup
 	$(PYTHON) -m pytest -q
