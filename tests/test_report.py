@@ -39,6 +39,16 @@ METHODS = {
 MIB = 1024**2
 
 
+@pytest.fixture(autouse=True, scope="module")
+def small_pngs():
+    """Same plots, fewer pixels: PNG rasterizing is most of this file's run time."""
+    from bench.report.plots import style
+
+    dpi, style.DPI = style.DPI, 50
+    yield
+    style.DPI = dpi
+
+
 def synthetic_rows() -> list[dict]:
     rows = []
     for (model, size), (task, metric), (method, spec), seed in itertools.product(
@@ -354,3 +364,16 @@ def test_reads_record_files_of_a_running_sweep(tmp_path):
 def test_cli_rejects_a_missing_folder(tmp_path, capsys):
     assert report_main([str(tmp_path / "nope")]) == 2
     assert "no sweep folder" in capsys.readouterr().err
+
+
+def test_configs_the_labels_cannot_tell_apart_are_not_averaged_as_seeds():
+    rows = [r for r in synthetic_rows() if r["method"] == "lora" and r["model"] == "tiny-a" and r["task"] == "topic"]
+    small = [dict(r, key=f"a{r['seed']}", trial_dir=f"/x/tiny-a__topic__lora__seed{r['seed']}__train.batch_size=8")
+             for r in rows]
+    big = [dict(r, key=f"b{r['seed']}", trial_dir=f"/x/tiny-a__topic__lora__seed{r['seed']}__train.batch_size=16")
+           for r in rows]
+    rerun = [dict(small[0], finished_at="2026-02-01T00:00:00")]  # the same config again: one trial, not two
+    trials = normalize(pd.DataFrame(small + big + rerun))
+    assert len(trials) == 6
+    assert set(trials["label"]) == {"lora (train.batch_size=8)", "lora (train.batch_size=16)"}
+    assert set(aggregate(trials)["n_seeds"]) == {3}

@@ -15,7 +15,7 @@ from bench.report.metrics import METRICS, QUALITY_METRICS
 
 IDENTITY = ["model", "task", "family", "method", "label", "seed"]
 TEXT_COLUMNS = ["method", "family", "model", "task", "status", "quality_metric", "mem_source", "forgetting_probe",
-                "error_type", "error_phase", "error_message", "method_params", "trial_dir", "finished_at"]
+                "error_type", "error_phase", "error_message", "method_params", "trial_dir", "finished_at", "key"]
 NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, "seed", "mem_baseline_bytes", "latency_ms_p90",
                           "probe_before", "probe_after", "learning_rate", "max_steps"})
 STATUSES = ("ok", "failed", "skipped")
@@ -58,8 +58,10 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     on_cpu = table["mem_source"].eq("process_rss")
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
+    keyed = table["key"].notna()  # a config run again (same key): keep its latest record
+    table = pd.concat([dedupe(table[keyed], ["key"]), table[~keyed]]).sort_index().reset_index(drop=True)
     table["label"] = variant_labels(table)
-    return dedupe(table)
+    return dedupe(table, ["model", "task", "label", "seed"])
 
 
 def _params(row) -> dict:
@@ -86,7 +88,19 @@ def variant_labels(table: pd.DataFrame) -> pd.Series:
             for index in rows:
                 shown = [f"{k}={_short(params[index].get(k))}" for k in sorted(varying)]
                 labels[index] = f"{method} ({', '.join(shown)})"
+    # Settings outside method params, learning rate and steps (e.g. train.batch_size=8,16) still tell configs
+    # apart by their key: name those variants by the overrides in their trial folder, never average them as seeds
+    configs = table.assign(label=labels).groupby(["model", "task", "label", "seed"], dropna=False)["key"]
+    clashing = table.loc[configs.transform("nunique") > 1, "method"].unique()
+    for index in table.index[table["method"].isin(clashing)]:
+        labels[index] = f"{table.at[index, 'method']} ({_overrides(table.at[index, 'trial_dir']) or table.at[index, 'key']})"
     return labels
+
+
+def _overrides(trial_dir) -> str | None:
+    """The overrides part of a trial folder name: model__task__method__seedN__<overrides> (bench.cli.trial_name)."""
+    parts = Path(str(trial_dir or "")).name.split("__", 4)
+    return parts[4] if len(parts) == 5 else None
 
 
 def _short(value) -> str:
@@ -95,13 +109,13 @@ def _short(value) -> str:
     return str(value)
 
 
-def dedupe(table: pd.DataFrame) -> pd.DataFrame:
+def dedupe(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One row per trial: a trial run again keeps its latest record, a finished one before a failed one."""
     if table.empty:
         return table
     rank = table["status"].map({"ok": 0, "skipped": 1}).fillna(2)
     table = table.assign(_rank=rank).sort_values(["_rank", "finished_at"], ascending=[True, False], na_position="last")
-    table = table.drop_duplicates(["model", "task", "label", "seed"], keep="first").drop(columns="_rank")
+    table = table.drop_duplicates(by, keep="first").drop(columns="_rank")
     return table.sort_index().reset_index(drop=True)
 
 

@@ -44,6 +44,8 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
     M("train_tokens_per_s", "throughput", "tokens/s", "rate", "max", "training tokens per second, warm-up excluded"),
     M("train_samples_per_s", "samples/s", "samples/s", "rate", "max", "training samples per second, warm-up excluded"),
     M("train_seconds", "train time", "s", "seconds", "min", "wall time of the timed training steps"),
+    M("mfu", "MFU", "%", "fraction", "max",
+      "model FLOPs utilization: measured training FLOP/s over the device's peak (n/a where the peak is unknown)"),
     M("train_flops", "train FLOPs", "FLOP", "flops", None, "FLOPs of training, from torch.utils.flop_counter"),
     M("latency_ms_p50", "latency", "ms", "ms", "min", "median inference latency of a fixed batch, method active"),
     M("latency_ms_p50_merged", "latency merged", "ms", "ms", "min",

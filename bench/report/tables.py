@@ -13,9 +13,10 @@ from bench.report.metrics import METRICS, NA, QUALITY_NAMES, human_bytes, human_
 from bench.report.render import Cell, Table
 
 COST_COLUMNS = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "mem_weights_bytes", "mem_other_bytes",
-                "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "train_tokens_per_s",
+                "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "train_tokens_per_s", "mfu",
                 "latency_ms_p50", "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
-COST_BEST = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "latency_ms_p50",
+OPTIONAL = ["mem_other_bytes", "mfu"]  # dropped when no row has them: runtime/other is CPU-only, MFU needs a known peak
+COST_BEST = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "mfu", "latency_ms_p50",
              "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
 STORAGE_N = (1, 10, 100)
 FULL_FAMILY = "full"
@@ -39,8 +40,7 @@ def _raw_frame(agg: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.Dat
 
 def cost_table(agg: pd.DataFrame) -> Table:
     columns = [c for c in COST_COLUMNS if f"{c}_mean" in agg]
-    if "mem_other_bytes" in columns and agg["mem_other_bytes_mean"].isna().all():
-        columns.remove("mem_other_bytes")  # GPU sweeps: the allocator has no runtime part
+    columns = [c for c in columns if c not in OPTIONAL or agg[f"{c}_mean"].notna().any()]
     marks = best_marks(agg, [c for c in COST_BEST if c in columns])
     rows = []
     for i, row in agg.iterrows():

@@ -6,14 +6,15 @@ import numpy as np
 
 from bench.report.metrics import human_bytes
 from bench.report.plots.memory import colour_ticks
-from bench.report.plots.style import NotApplicable, Plot, colour, family_legend, grid, na_note, panels, save
+from bench.report.plots.style import (NotApplicable, Plot, bar_grid, colour, family_legend, na_note, panels, rotate_ticks,
+                                      save)
 
 
 def checkpoint_size(agg, trials, folder) -> Plot:
     if agg["checkpoint_bytes_mean"].isna().all():
         raise NotApplicable("no trial recorded its checkpoint size")
     groups = list(panels(agg))
-    fig, axes = grid(len(groups), width=max(5.2, 0.7 * agg.groupby(["model", "task"]).size().max() + 2))
+    fig, axes = bar_grid(agg)
     for ax, (panel, rows) in zip(axes, groups):
         shown = rows[rows["checkpoint_bytes_mean"].notna()]
         x = np.arange(len(shown))
@@ -26,7 +27,7 @@ def checkpoint_size(agg, trials, folder) -> Plot:
                         ha="center", va="bottom", fontsize=8)
         ax.set_yscale("log")
         ax.margins(y=0.15)
-        ax.set_xticks(x, shown["label"], rotation=30, ha="right", rotation_mode="anchor")
+        rotate_ticks(ax, x, list(shown["label"]))
         colour_ticks(ax, shown)
         ax.set_title(panel)
         ax.set_ylabel("checkpoint per task (MiB, log scale)")

@@ -6,7 +6,8 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from bench.report.plots.memory import colour_ticks
-from bench.report.plots.style import NotApplicable, Plot, colour, family_legend, grid, na_note, panels, save
+from bench.report.plots.style import (NotApplicable, Plot, bar_grid, colour, family_legend, na_note, panels, rotate_ticks,
+                                      save)
 
 WIDTH = 0.38
 
@@ -23,7 +24,7 @@ def latency(agg, trials, folder) -> Plot:
     if agg["latency_ms_p50_mean"].isna().all():
         raise NotApplicable("no trial recorded its inference latency")
     groups = list(panels(agg))
-    fig, axes = grid(len(groups), width=max(5.2, 0.9 * agg.groupby(["model", "task"]).size().max() + 2))
+    fig, axes = bar_grid(agg)
     for ax, (panel, rows) in zip(axes, groups):
         x = np.arange(len(rows))
         families = rows["family"].to_numpy()
@@ -32,7 +33,7 @@ def latency(agg, trials, folder) -> Plot:
                        families, "//")
         for xi in x[~merged]:  # not applicable: say so where the bar would stand, never draw a zero-height bar
             ax.text(xi + WIDTH / 2, 0, "n/a", ha="center", va="bottom", fontsize=8, color="0.35", rotation=90)
-        ax.set_xticks(x, rows["label"], rotation=30, ha="right", rotation_mode="anchor")
+        rotate_ticks(ax, x, list(rows["label"]))
         colour_ticks(ax, rows)
         ax.set_title(panel)
         ax.set_ylabel("inference latency p50 (ms)")

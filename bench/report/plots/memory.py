@@ -11,7 +11,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.report.metrics import MEMORY_PARTS, METRICS
-from bench.report.plots.style import NotApplicable, Plot, bytes_unit, colour, family_legend, grid, na_note, panels, save
+from bench.report.plots.style import (NotApplicable, Plot, bar_grid, bytes_unit, colour, family_legend, na_note, panels,
+                                      rotate_ticks, save)
 
 PART_COLOURS = ["#4c72b0", "#b0b0b0", "#dd8452", "#c44e52", "#8172b3"]
 
@@ -28,7 +29,7 @@ def memory_breakdown(agg, trials, folder) -> Plot:
     scale, unit = bytes_unit(agg["peak_mem_bytes_mean"])
     parts = [p for p in MEMORY_PARTS if agg[f"{p}_mean"].notna().any()]
     groups = list(panels(agg))
-    fig, axes = grid(len(groups), width=max(5.2, 0.9 * agg.groupby(["model", "task"]).size().max() + 2))
+    fig, axes = bar_grid(agg)
     for ax, (panel, rows) in zip(axes, groups):
         shown = rows[rows["peak_mem_bytes_mean"].notna()]
         stack = shown[[f"{p}_mean" for p in parts]].fillna(0.0).to_numpy() / scale  # a part not measured adds nothing
@@ -41,7 +42,7 @@ def memory_breakdown(agg, trials, folder) -> Plot:
         peak, std = shown["peak_mem_bytes_mean"] / scale, shown["peak_mem_bytes_std"] / scale
         ax.errorbar(x, peak, yerr=std.to_numpy() if std.notna().any() else None, fmt="_", color="black", markersize=28,
                     capsize=4, zorder=3)
-        ax.set_xticks(x, shown["label"], rotation=30, ha="right", rotation_mode="anchor")
+        rotate_ticks(ax, x, list(shown["label"]))
         colour_ticks(ax, shown)
         ax.set_title(panel)
         ax.set_ylabel(f"peak training memory ({unit})")

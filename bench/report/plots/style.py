@@ -64,6 +64,18 @@ def grid(n: int, width: float = 5.2, height: float = 4.2, ncols: int = 3):
     return fig, list(axes[:n])
 
 
+def bar_grid(agg: pd.DataFrame, per_bar: float = 0.55):
+    """Panels wide enough for one bar group per method, capped so 25 methods still fit a page."""
+    most = int(agg.groupby(["model", "task"]).size().max())
+    width = min(14.0, max(5.2, per_bar * most + 2))
+    return grid(agg.groupby(["model", "task"]).ngroups, width=width, height=4.2 if most <= 10 else 5.2,
+                ncols=1 if most > 10 else 3)
+
+
+def rotate_ticks(ax, x, labels) -> None:
+    ax.set_xticks(x, labels, rotation=30 if len(labels) <= 10 else 55, ha="right", rotation_mode="anchor")
+
+
 def family_legend(fig, families, extra: list | None = None, title: str = "family") -> None:
     present = [f for f in FAMILIES if f in set(families)] + sorted(set(families) - set(FAMILIES))
     handles = [Line2D([], [], marker="o", linestyle="", markersize=8, color=colour(f), label=f) for f in present]
@@ -92,3 +104,45 @@ def save(fig, folder: Path, name: str, title: str) -> list[Path]:
     fig.savefig(paths[1], bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return paths
+
+
+# (dx, dy) in points from the point, then alignment: near first, farther ones get a leader line
+_OFFSETS = [(5, 3), (5, -3), (-5, 3), (-5, -3), (6, 12), (6, -12), (-6, 12), (-6, -12), (0, 22), (0, -22),
+            (12, 24), (-12, -24), (12, -24), (-12, 24), (0, 34), (0, -34)]
+
+
+def place_labels(ax, xs, ys, labels, fontsize: float = 8) -> None:
+    """Write each label next to its point where it overlaps no other label or point (greedy, first fit).
+
+    Own code because matplotlib has no label placement and adjustText is not a dependency. Works in axes fractions
+    so it holds under any layout; text size is estimated from the font size (0.6 em per character).
+    """
+    ax.autoscale_view()
+    to_axes = ax.transData + ax.transAxes.inverted()
+    box = ax.get_position()
+    point_w = 1 / (72 * box.width * ax.figure.get_figwidth())  # one typographic point in axes fraction
+    point_h = 1 / (72 * box.height * ax.figure.get_figheight())
+    anchors = [tuple(to_axes.transform((x, y))) for x, y in zip(xs, ys)]
+    radius_w, radius_h = 4 * point_w, 4 * point_h
+    taken = [(ax_ - radius_w, ay - radius_h, ax_ + radius_w, ay + radius_h) for ax_, ay in anchors]
+    for (px, py), (x, y), label in sorted(zip(anchors, zip(xs, ys), labels), key=lambda t: (-t[0][1], t[0][0])):
+        width, height = 0.6 * fontsize * len(label) * point_w, 1.1 * fontsize * point_h
+        choice = None
+        for dx, dy in _OFFSETS:
+            x0 = px + dx * point_w - (width if dx < 0 else width / 2 if dx == 0 else 0)
+            y0 = py + dy * point_h - (height if dy < 0 else 0)
+            cand = (x0, y0, x0 + width, y0 + height)
+            inside = cand[0] >= -0.02 and cand[2] <= 1.02 and cand[1] >= -0.02 and cand[3] <= 1.02
+            if inside and not any(_overlap(cand, t) for t in taken):
+                choice = (dx, dy, cand)
+                break
+        dx, dy, cand = choice or (5, 3, (px, py, px + width, py + height))
+        taken.append(cand)
+        far = abs(dy) > 5
+        ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, zorder=4,
+                    ha="right" if dx < 0 else "center" if dx == 0 else "left", va="top" if dy < 0 else "bottom",
+                    arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.6, shrinkA=0, shrinkB=3) if far else None)
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

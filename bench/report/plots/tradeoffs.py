@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 
 from bench.report.metrics import METRICS, QUALITY_LONG
 from bench.report.pareto import front_line
-from bench.report.plots.style import Plot, bytes_unit, colour, family_legend, grid, na_note, panels, save
+from bench.report.plots.style import Plot, bytes_unit, colour, family_legend, grid, na_note, panels, place_labels, save
 
 FRONT = Line2D([], [], color="0.2", linestyle="--", marker="o", markerfacecolor="none", markersize=11,
                label="Pareto front")
@@ -31,12 +31,11 @@ def scatter(ax, rows: pd.DataFrame, x: str, y: str, x_better: str, y_better: str
                          "label": rows["label"], "family": rows["family"]})
     missing = data[data[["x", "y"]].isna().any(axis=1)]
     data = data.dropna(subset=["x", "y"])
-    for i, (_, p) in enumerate(data.sort_values("x").iterrows()):
+    for _, p in data.iterrows():
         c = colour(p["family"])
         ax.errorbar(p["x"], p["y"], xerr=None if np.isnan(p["xerr"]) else p["xerr"],
                     yerr=None if np.isnan(p["yerr"]) else p["yerr"], fmt="o", color=c, markersize=7, capsize=3,
                     elinewidth=1, zorder=3)
-        ax.annotate(p["label"], (p["x"], p["y"]), xytext=(5, 4 if i % 2 == 0 else -11), textcoords="offset points", fontsize=8, zorder=4)
     front = front_line(data, "x", "y", x_better, y_better)
     if len(front):
         ax.plot(front["x"], front["y"], linestyle="--", color="0.2", linewidth=1, zorder=2)
@@ -44,6 +43,7 @@ def scatter(ax, rows: pd.DataFrame, x: str, y: str, x_better: str, y_better: str
     if logx:
         ax.set_xscale("log")
     ax.margins(x=0.15, y=0.15)
+    place_labels(ax, data["x"], data["y"], data["label"])
     na_note(ax, missing["label"])
 
 
