@@ -290,7 +290,7 @@ def test_report_content(report):
         assert text in md and text in html
     # failed and skipped trials listed with their reasons
     assert "OutOfMemoryError: CUDA out of memory" in md and "prefix tuning needs a decoder" in md
-    assert "| skipped |" in md and "| failed |" in md
+    assert "| skipped | tiny-b | topic | prefix-tuning | 1 | config |" in md and "| failed |" in md
     # the paper table carries ± over 3 seeds
     assert "80.0 ± 1.0" in md and "80.0 ± 1.0" in html
     assert "peak memory ≤ 300.00 MiB" in md
@@ -377,3 +377,9 @@ def test_configs_the_labels_cannot_tell_apart_are_not_averaged_as_seeds():
     assert len(trials) == 6
     assert set(trials["label"]) == {"lora (train.batch_size=8)", "lora (train.batch_size=16)"}
     assert set(aggregate(trials)["n_seeds"]) == {3}
+
+
+def test_a_sweep_with_no_record_yet_reports_so(tmp_path):
+    (tmp_path / "started").mkdir()
+    build_report(tmp_path / "started", tmp_path / "out")
+    assert "0 trials" in (tmp_path / "out" / "report.md").read_text()

@@ -67,7 +67,7 @@ def _params_text(values: pd.Series) -> str:
 
 def paper_table(agg: pd.DataFrame) -> Table:
     """Rows grouped by model, then method; trainable params, each task's primary metric ×100, average."""
-    tasks = list(dict.fromkeys(agg["task"]))
+    tasks = sorted(set(agg["task"]))
     metric_of = agg.groupby("task")["quality_metric"].first()
     task_headers = [f"{t} ({QUALITY_NAMES.get(metric_of[t], metric_of[t] or 'quality')})" for t in tasks]
     marks = best_marks(agg, ["quality"])
@@ -171,16 +171,19 @@ def storage_table(agg: pd.DataFrame, ns=STORAGE_N) -> Table:
 
 
 def failures_table(trials: pd.DataFrame, width: int = 240) -> Table:
-    """Every failed and skipped trial, with its reason; the CSV keeps the whole message."""
+    """Every failed and skipped trial with its reason, seeds that failed alike on one row; the CSV keeps every trial
+    and the whole message."""
     bad = trials[trials["status"] != "ok"].sort_values(["status", "model", "task", "label", "seed"])
+    reasons = [": ".join(str(x) for x in (r["error_type"], r["error_message"]) if x) or "no reason recorded"
+               for _, r in bad.iterrows()]
+    shown = bad.assign(reason=reasons, phase=bad["error_phase"].fillna(NA))
     rows = []
-    for _, r in bad.iterrows():
-        reason = ": ".join(str(x) for x in (r["error_type"], r["error_message"]) if x) or "no reason recorded"
+    for (status, model, task, label, phase, reason), group in shown.groupby(
+            ["status", "model", "task", "label", "phase", "reason"], sort=False):
+        seeds = ", ".join(NA if is_na(s) else str(int(s)) for s in group["seed"])
         reason = reason if len(reason) <= width else reason[: width - 1] + "…"
-        seed = NA if is_na(r["seed"]) else str(int(r["seed"]))
-        rows.append([Cell(r["status"]), Cell(r["model"]), Cell(r["task"]), Cell(r["label"]), Cell(seed),
-                     Cell(r["error_phase"] or NA), Cell(reason)])
+        rows.append([Cell(status), Cell(model), Cell(task), Cell(label), Cell(seeds), Cell(phase), Cell(reason)])
     frame = bad[["status", "model", "task", "family", "method", "label", "seed", "error_type", "error_phase",
                  "error_message", "trial_dir"]]
-    return Table("failures", "Failed and skipped trials", ["status", "model", "task", "method", "seed", "phase", "reason"],
+    return Table("failures", "Failed and skipped trials", ["status", "model", "task", "method", "seeds", "phase", "reason"],
                  rows, frame, text_columns=7)
