@@ -192,6 +192,8 @@ def test_paper_table_groups_by_model_with_plus_minus_and_average():
 
 def test_latex_escapes_names():
     assert latex_escape(ODD) == r"lora\_r8\&x\%"
+    assert latex_escape("a_b#c$d{e}~f^g\\h<i") == (r"a\_b\#c\$d\{e\}\textasciitilde{}f\textasciicircum{}g"
+                                                   r"\textbackslash{}h\textless{}i")
     text = to_latex(cost_table(aggregate(normalize(synthetic()))))
     assert r"lora\_r8\&x\%" in text and ODD not in text
     body = text.split("\\midrule", 1)[1].split("\\bottomrule")[0]

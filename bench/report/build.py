@@ -56,7 +56,8 @@ def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, 
             return None if values.empty else rows.loc[values.idxmax() if better == "max" else values.idxmin()]
 
         if (r := top("quality", "max")) is not None:
-            parts.append(f"best quality {r['label']} ({r['quality_metric'] or 'quality'} {number('quality', r['quality_mean'])})")
+            score = number("quality", r["quality_mean"])
+            parts.append(f"best quality {r['label']} ({r['quality_metric'] or 'quality'} {score})")
         if (r := top("trainable_fraction", "min")) is not None:
             parts.append(f"fewest trainable parameters {r['label']} ({100 * r['trainable_fraction_mean']:.3g}%)")
         if (r := top("peak_mem_bytes", "min")) is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.methods import FAMILIES  # full, selective, reparameterization, adapter, soft-prompt
+from bench.methods import FAMILIES  # noqa: F401 (re-exported: full, selective, reparameterization, adapter, soft-prompt)
 
 NA = "n/a"  # what a missing value prints as, everywhere: never 0
 

@@ -64,7 +64,8 @@ class Budget:
                 yield column, bound, label, show, value
 
     def describe(self) -> str:
-        parts = [f"{label} {'≤' if bound == 'max' else '≥'} {show(value)}" for _, bound, label, show, value in self.active()]
+        parts = [f"{label} {'≤' if bound == 'max' else '≥'} {show(value)}"
+                 for _, bound, label, show, value in self.active()]
         return ", ".join(parts) if parts else "no limits (set them with --max-memory, --max-storage, --min-quality, ...)"
 
 

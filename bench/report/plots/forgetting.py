@@ -14,7 +14,8 @@ def forgetting_vs_quality(agg, trials, folder) -> Plot:
     for ax, (panel, rows) in zip(axes, groups):
         scatter(ax, rows, "quality", "forgetting", "max", "min")
         ax.axhline(0, color="0.6", linewidth=0.8, zorder=1)
-        probe = rows["forgetting_probe"].dropna().iloc[0] if "forgetting_probe" in rows and rows["forgetting_probe"].notna().any() else None
+        probes = rows["forgetting_probe"].dropna()
+        probe = probes.iloc[0] if len(probes) else None
         ax.set_title(panel)
         ax.set_xlabel(quality_label(rows) + " (learned)")
         ax.set_ylabel("forgetting (relative probe loss" + (f", {probe})" if probe else ")"))

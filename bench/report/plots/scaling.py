@@ -53,7 +53,8 @@ def scaling(agg, trials, folder) -> list[Plot]:
             ax.margins(x=0.1)
             if metric in LOG_Y:
                 ax.set_yscale("log")
-            metric_name = rows["quality_metric"].dropna().iloc[0] if metric == "quality" and rows["quality_metric"].notna().any() else None
+            names = rows["quality_metric"].dropna()
+            metric_name = names.iloc[0] if metric == "quality" and len(names) else None
             ax.set_title(TITLES[metric] + (f" ({metric_name})" if metric_name else ""))
             ax.set_xlabel("model size (parameters, log scale)")
             ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
