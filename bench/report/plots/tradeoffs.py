@@ -43,7 +43,9 @@ def scatter(ax, rows: pd.DataFrame, x: str, y: str, x_better: str, y_better: str
     if logx:
         ax.set_xscale("log")
     ax.margins(x=0.15, y=0.15)
-    place_labels(ax, data["x"], data["y"], data["label"])
+    # points that coincide share one label ("bitfit = adapter-houlsby") instead of two stacked ones
+    shared = data.groupby(["x", "y"], sort=False)["label"].agg(" = ".join).reset_index()
+    place_labels(ax, shared["x"], shared["y"], shared["label"])
     na_note(ax, missing["label"])
 
 
