@@ -165,11 +165,14 @@ def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: fl
     return result
 
 
+FAILED_OBJECTIVE = 0.0  # quality metrics lie in [0, 1]: a failed trial counts as the worst (Optuna 2 rejects NaN)
+
+
 def objective(result) -> float:
-    """What a multirun job returns: the trial's quality, NaN when it has none (Optuna marks such trials failed)."""
+    """What a multirun job returns, for sweepers that search (Optuna maximises it): the trial's held-out quality."""
     record = result if isinstance(result, dict) else getattr(result, "to_dict", lambda: {})()
     quality = (record.get("metrics") or {}).get("quality") if record.get("status") == "ok" else None
-    return float(quality) if isinstance(quality, (int, float)) else math.nan
+    return float(quality) if isinstance(quality, (int, float)) and math.isfinite(quality) else FAILED_OBJECTIVE
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -202,7 +205,7 @@ def hydra_main(cfg: DictConfig):
             result = record_config_failure(raw, error, trial_dir, phase="sweep")
         except Exception:  # noqa: BLE001 - even the record could not be written (disk full?): say so, go on
             traceback.print_exc()
-            return math.nan
+            return FAILED_OBJECTIVE
     return objective(result)
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -87,18 +88,37 @@ def test_nan_loss_fails_the_trial_in_phase_train(faulty_sweep):
     assert (nan["status"], nan["error"]["phase"], nan["error"]["type"]) == ("failed", "train", "NonFiniteLoss")
 
 
-def test_running_the_sweep_again_runs_only_the_failed_trials(faulty_sweep):
+def test_a_killed_sweep_run_again_runs_only_what_is_missing(faulty_sweep):
+    """Run again without faults, SIGKILL the sweep after its first new trial, run again: each failed trial runs
+    once more and ends ok; finished ones never run again; the killed sweep leaves no trial process behind."""
     folder, _ = faulty_sweep
     before = records(folder)
-    done = peft_bench(folder.parent, f"method={OK},adapter-houlsby,{RAISE},{NAN},{KILL}")  # no faults now
+    args = [f"method={OK},adapter-houlsby,{RAISE},{NAN},{KILL}"]  # the same sweep, no faults now
+    command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1",
+               f"results_dir={folder.parent}", "sweep_name=t", *args]
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in sweep.stdout:  # the first trial to run again (bitfit) finishes...
+        if line.startswith(f"peft-bench: {RAISE} ") and ": OK" in line:
+            break
+    time.sleep(1)  # ...and the next one has started
+    trials = psutil.Process(sweep.pid).children(recursive=True)
+    sweep.kill()
+    sweep.wait()
+    gone, alive = psutil.wait_procs(trials, timeout=20)
+    assert not alive, "a trial process outlived the sweep that started it"
+    mid = records(folder)
+    assert mid[RAISE]["status"] == "ok" and NAN not in mid  # the trial killed with the sweep left no record
+    done = peft_bench(folder.parent, *args)
     after = records(folder)
-    for method in (OK, "adapter-houlsby"):  # finished: not run, record untouched
-        assert after[method]["finished_at"] == before[method]["finished_at"]
-        assert after[method]["_path"] == before[method]["_path"]
+    for method in (OK, "adapter-houlsby", RAISE):  # finished before: not run, record untouched
+        assert after[method]["finished_at"] == mid[method]["finished_at"]
+    for method in (OK, "adapter-houlsby"):
+        assert (after[method]["finished_at"], after[method]["_path"]) == (before[method]["finished_at"],
+                                                                          before[method]["_path"])
     for method in (RAISE, NAN, KILL):  # failed: run again, in the same folder
         assert after[method]["status"] == "ok" and after[method]["_path"] == before[method]["_path"]
-    assert done.stdout.count("already finished (ok), not run again") == 2
-    assert "5 trials: 5 ok, 0 failed, 0 skipped (3 run now, 2 from earlier runs" in done.stdout
+    assert done.stdout.count("already finished (ok), not run again") == 3
+    assert "5 trials: 5 ok, 0 failed, 0 skipped (2 run now, 3 from earlier runs" in done.stdout
 
 
 def test_config_error_in_the_sweep_process_is_recorded(tmp_path):

@@ -53,7 +53,9 @@ def summarise(folder: Path, started: float | None = None, seconds: float | None 
     lines = [line, f"  table: {csv}"]
     failed = table[table["status"] == "failed"]
     for _, row in failed.head(MAX_FAILURES_SHOWN).iterrows():
-        lines.append(f"  failed: {row['method']} on {row['model']}/{row['task']}, seed {row['seed']} "
+        parts = Path(str(row["trial_dir"])).name.split("__", 4)
+        extra = f" ({parts[4][:60]})" if len(parts) == 5 else ""  # the overrides that tell apart trials of one method
+        lines.append(f"  failed: {row['method']} on {row['model']}/{row['task']}, seed {_int(row['seed'])}{extra} "
                      f"[{row['error_phase']}] {row['error_type']}: {row['error_message']}")
     if len(failed) > MAX_FAILURES_SHOWN:
         lines.append(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more failures in the table")
