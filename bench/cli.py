@@ -156,6 +156,7 @@ def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: fl
     if isolated:
         from bench.isolation import run_isolated
 
+        print(f"peft-bench: running {trial_dir.name}", flush=True)
         return run_isolated(cfg, trial_dir, timeout)
     result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
     if result.status != "ok" and result.error["phase"] == "config":

@@ -97,10 +97,10 @@ def test_a_killed_sweep_run_again_runs_only_what_is_missing(faulty_sweep):
     command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1",
                f"results_dir={folder.parent}", "sweep_name=t", *args]
     sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in sweep.stdout:  # the first trial to run again (bitfit) finishes...
-        if line.startswith(f"peft-bench: {RAISE} ") and ": OK" in line:
+    for line in sweep.stdout:  # the first trial to run again (bitfit) has finished and the next one started...
+        if line.startswith("peft-bench: running ") and f"__{NAN}__" in line:
             break
-    time.sleep(1)  # ...and the next one has started
+    time.sleep(1.5)  # ...and is well under way
     trials = psutil.Process(sweep.pid).children(recursive=True)
     sweep.kill()
     sweep.wait()
