@@ -21,8 +21,10 @@ class PerplexityProbe:
     def __init__(self, tokenizer, samples: int, max_length: int, batch_size: int, device):
         self.device = device
         self.batch_size = batch_size
-        self.encoded = [tokenizer(t, truncation=True, max_length=max_length, return_tensors="pt").input_ids[0]
-                        for t in general_text_chunks(samples)]
+        # Equal-length chunks (texts are >= 400 characters, cut to max_length tokens) batch without padding.
+        encoded = [tokenizer(t, truncation=True, max_length=max_length).input_ids for t in general_text_chunks(4 * samples)]
+        length = min(max_length, max(len(ids) for ids in encoded))
+        self.encoded = torch.tensor([ids[:length] for ids in encoded if len(ids) >= length][:samples])
         self.lm_head = None
 
     def keep_lm_head(self, model) -> None:
@@ -38,15 +40,15 @@ class PerplexityProbe:
     def score(self, model) -> float:
         model.eval()
         total_nll, total_tokens = 0.0, 0
-        for ids in self.encoded:
-            ids = ids.unsqueeze(0).to(self.device)
+        for ids in self.encoded.split(self.batch_size):
+            ids = ids.to(self.device)
             if self.lm_head is None:
-                loss = model(input_ids=ids, labels=ids).loss
+                loss = model(input_ids=ids, labels=ids).loss  # mean over the batch's predicted tokens
             else:
                 hidden = backbone(model)(input_ids=ids).last_hidden_state
                 logits = hidden[:, :-1].float() @ self.lm_head.to(hidden.device).float().T
                 loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-            count = ids.shape[1] - 1
+            count = ids.shape[0] * (ids.shape[1] - 1)
             total_nll += float(loss) * count
             total_tokens += count
         return math.exp(total_nll / total_tokens)
