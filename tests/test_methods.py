@@ -22,6 +22,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from bench import methods, models
 from bench.config import Unsupported
 from bench.methods import prefix_tuning
+from bench.methods.cli import markdown_table, ordered
 from bench.models.arch import inspect
 from bench.trackers import storage
 from conftest import trial_config
@@ -31,8 +32,8 @@ HEAD = r"(^|\.)(classifier|score)\.(modules_to_save\.default\.)?(weight|bias)$" 
 QV = r"\.(query|value|q_proj|v_proj)\."
 ATTENTION = r"\.(self\.(query|key|value)|attention\.output\.dense|self_attn\.[qkvo]_proj)\."
 MLP = r"\.(intermediate\.dense|output\.dense|mlp\.(gate|up|down)_proj)\."
+FFN_OUT = r"(mlp\.down_proj|(?<!attention)\.output\.dense)\."  # the projection leaving the feed-forward
 NORM = r"(LayerNorm|layernorm|norm)\."
-CUDA_4BIT = torch.cuda.is_available() and __import__("importlib").util.find_spec("bitsandbytes") is not None
 
 
 @dataclass
@@ -57,17 +58,17 @@ TABLE = {
     "rslora": Row(QV + r"lora_[AB]\.default\.weight$"),
     "dora": Row(QV + r"(lora_[AB]|lora_magnitude_vector)\.default\.weight$"),
     "pissa": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
-    "adalora": Row(r"_(proj|query|key|value|dense)\.lora_[ABE]\.default$|\.(query|key|value|dense)\.lora_[ABE]\.default$"),
+    "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
     "vera": Row(QV + r"vera_lambda_[bd]\.default$"),
     "oft": Row(QV + r"oft_R\.default\.weight$"),
     "boft": Row(QV + r"boft_[Rs]\.default$"),
-    "qlora": Row(r"lora_[AB]\.default\.weight$", refused=() if CUDA_4BIT else ALL),
+    "qlora": Row(r"lora_[AB]\.default\.weight$", refused=ALL),  # tiny models sit on the CPU; see test_qlora_on_gpu
     "adapter-houlsby": Row(r"\.adapter\.(down|up)\.(weight|bias)$"),
-    "adapter-pfeiffer": Row(r"(mlp\.down_proj|\.output\.dense)\.adapter\.(down|up)\.(weight|bias)$"),
-    "adapter-parallel": Row(r"(mlp\.down_proj|\.output\.dense)\.adapter\.(down|up)\.(weight|bias)$"),
-    "ia3": Row(r"\.(key|value|k_proj|v_proj|output\.dense|down_proj)\.ia3_l\.default$"),
+    "adapter-pfeiffer": Row(FFN_OUT + r"adapter\.(down|up)\.(weight|bias)$"),
+    "adapter-parallel": Row(FFN_OUT + r"adapter\.(down|up)\.(weight|bias)$"),
+    "ia3": Row(r"(\.(key|value|k_proj|v_proj)\.|" + FFN_OUT + r")ia3_l\.default$"),
     "prompt-tuning": Row(r"^prompt_encoder\.default\.embedding\.weight$", identity=None),
     "prompt-tuning[text]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "text"}, identity=None,
                                method="prompt-tuning"),
@@ -124,6 +125,8 @@ def test_registry_has_every_family_and_a_test_row_per_method():
     registered = methods.registry()
     assert {m.family for m in registered.values()} == set(methods.FAMILIES)
     assert set(registered) == {method_of(r) for r in TABLE}, "every method needs a row in TABLE"
+    table = markdown_table(ordered(), None, None)  # README's method table: one row per method
+    assert all(f"| `{name}` | {m.family} | {m.summary} |" in table for name, m in registered.items())
 
 
 @pytest.mark.parametrize("setup", SETUPS)
@@ -213,3 +216,30 @@ def restore(method, cfg, pristine, arch, folder: Path):
     missing, unexpected = model.load_state_dict(saved, strict=False)
     assert not unexpected and set(saved) <= set(model.state_dict())
     return model
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or __import__("importlib").util.find_spec("bitsandbytes") is None,
+                    reason="QLoRA needs a CUDA device and bitsandbytes")
+def test_qlora_on_gpu(bases):
+    """The 4-bit path: blocks' linear layers quantized, only LoRA trains, the 4-bit base stays put, loss goes down."""
+    import bitsandbytes as bnb
+
+    pristine, arch, batch = bases("llama-gen")
+    method = methods.get("qlora")
+    model = method.apply(copy.deepcopy(pristine).to("cuda", torch.bfloat16), method.build_config({}), arch)
+    batch = {k: v.cuda() for k, v in batch.items()}
+    assert all(isinstance(model.base_model.model.get_submodule(n).base_layer, bnb.nn.Linear4bit)
+               for n in arch.attention + arch.mlp)
+    trainable = [p for n, p in model.named_parameters() if p.requires_grad and re.search(r"lora_[AB]\.default\.weight$", n)]
+    assert trainable and len(trainable) == sum(p.requires_grad for p in model.parameters())
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    _, loss_before = forward(model.eval(), batch)
+    optimizer = torch.optim.AdamW(trainable, lr=LR)
+    model.train()
+    for _ in range(STEPS):
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert forward(model.eval(), batch)[1] < loss_before
+    assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if not p.requires_grad)
