@@ -82,8 +82,8 @@ PLUGINS = {
     "sweep=lora-rank-optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "search"),
     "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
-    "hydra/launcher=ray-cluster": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "cluster"),
-    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "cluster"),
+    "hydra/launcher=ray-cluster": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
     "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "search"),
 }
 

@@ -187,10 +187,11 @@ SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodConfig, "tr
 
 
 def register_schemas() -> None:
-    """Each group's dataclass as its Hydra schema (`defaults: [schema, _self_]` in every group YAML), so every key
-    exists with its default and can be overridden on the command line without a `+`."""
+    """Each group's dataclass as its Hydra schema (`defaults: [/schema/<group>@_here_, _self_]` in every group
+    YAML), so every key exists with its default and can be overridden on the command line without a `+`.
+    Stored outside the groups themselves, so `method=glob(*)` sees only real methods."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
-        store.store(group=group, name="schema", node=cls)
+        store.store(group="schema", name=group, node=cls)

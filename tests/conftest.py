@@ -28,7 +28,7 @@ def compose_raw(*overrides: str) -> dict:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         composed = compose(config_name="config", overrides=list(overrides))
     raw = OmegaConf.to_container(composed, resolve=True)
-    for key in ("force", "results_dir"):
+    for key in ("force", "results_dir", "trial_timeout"):
         raw.pop(key, None)
     return raw
 

@@ -142,7 +142,7 @@ def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
 
 
 @pytest.mark.skipif(not importlib.util.find_spec("hydra_plugins.hydra_ray_launcher"),
-                    reason="hydra-ray-launcher (extra `cluster`) is not installed")
+                    reason="hydra-ray-launcher (extra `ray`) is not installed")
 def test_ray_launcher_runs_a_sweep(tmp_path):
     peft_bench(tmp_path, f"method={OK},{RAISE}", "hydra/launcher=ray-cluster", "hydra.launcher.ray.init.address=null",
                "hydra.launcher.ray.remote.num_gpus=0", "hydra.launcher.ray.remote.num_cpus=1", faults=FAULTS)

@@ -46,6 +46,7 @@ def write_atomic(path: Path, payload: dict) -> None:
             json.dump(payload, handle, indent=2, sort_keys=False, default=str)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes owner-only files; results are shared (clusters, teams)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
