@@ -3,7 +3,7 @@
   peft-bench                                   # one trial: minilm-l6, bbc-topic, lora
   peft-bench method=full model=smollm2-135m    # any group option from conf/
   peft-bench -m 'method=glob(*)' train.max_steps=5
-  peft-bench sweep=quick                       # a named preset under conf/sweep/ (README_sweeps.md)
+  peft-bench sweep=quick                       # a named preset under conf/sweep/ (README.md, Sweeps)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The metrics a report shows: column, label, unit, which direction is better, how a value prints.
 
-One row per metric here; tables, plots, the recommendation and README_report.md all read it, so a label or a
+One row per metric here; tables, plots, the recommendation and README.md (Reports) all read it, so a label or a
 unit is written once.
 """
 
