@@ -136,7 +136,7 @@ def setup(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | None =
         metrics["torch_threads"] = torch.get_num_threads()
         transformers.set_seed(cfg.seed)
     with phases("load"):
-        splits = tasks.raw_splits(cfg.task)  # checks dataset columns before the model loads
+        splits = tasks.raw_splits(cfg.task, cache_dir)  # checks dataset columns before the model loads
         num_labels = len(tasks.label_names(cfg.task, splits)) or None
         model, tokenizer = models.load(cfg.model, cfg.task.kind, num_labels, cache_dir, dtype=_dtype(cfg, device))
         data = tasks.load(cfg.task, splits, tokenizer, model_kind, cfg.train, cache_dir)

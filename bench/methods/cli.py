@@ -51,7 +51,7 @@ def trainable(names: list[str], model_name: str, task_name: str) -> dict[str, di
     cache = Path(cfg.cache_dir).expanduser()
     kind = models.kind(models.load_config(cfg.model, cache))
     models.check_task_fits(kind, cfg.task.kind, cfg.model, cfg.task.name)
-    labels = len(tasks.label_names(cfg.task, tasks.raw_splits(cfg.task))) or None
+    labels = len(tasks.label_names(cfg.task, tasks.raw_splits(cfg.task, Path(cfg.cache_dir).expanduser()))) or None
     base, tokenizer = models.load(cfg.model, cfg.task.kind, labels, cache)
     arch = inspect(base, kind, cfg.task.kind, tokenizer)
     results = {}

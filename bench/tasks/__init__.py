@@ -30,8 +30,9 @@ class TaskData:
         return len(self.label_names) or None
 
 
-def raw_splits(cfg: TaskConfig) -> dict[str, list[dict]]:
-    """{"train", "validation", "test"} rows; split deterministically, stratified, where the source has no splits."""
+def raw_splits(cfg: TaskConfig, cache_dir: Path | None = None) -> dict[str, list[dict]]:
+    """{"train", "validation", "test"} rows; split deterministically, stratified, where the source has no splits
+    (the split's row indices cached under cache_dir/splits when given)."""
     if cfg.source == "bbc":
         rows = bbc.rows(cfg.name, cfg.kind)
     else:
@@ -41,17 +42,46 @@ def raw_splits(cfg: TaskConfig) -> dict[str, list[dict]]:
         if test is None:
             raise ConfigError(f"`task.dataset` ({cfg.dataset}) has splits {sorted(rows)} but no test or validation split")
         return {"train": rows["train"], "validation": rows.get("validation", test), "test": test}
-    return _split(rows, cfg)
+    return _split(rows, cfg, cache_dir)
 
 
-def _split(rows: list[dict], cfg: TaskConfig) -> dict[str, list[dict]]:
+def _split(rows: list[dict], cfg: TaskConfig, cache_dir: Path | None) -> dict[str, list[dict]]:
+    path = cache_dir / "splits" / f"{cfg.name}-{_split_key(rows, cfg)}.json" if cache_dir else None
+    indices = _read_json(path) if path else None
+    if indices is None:
+        indices = _stratified_indices(rows, cfg)
+        if path:
+            from bench.results.record import write_atomic
+
+            write_atomic(path, indices)
+    return {name: [rows[i] for i in indices[name]] for name in ("train", "validation", "test")}
+
+
+def _stratified_indices(rows: list[dict], cfg: TaskConfig) -> dict[str, list[int]]:
+    # Cached by the caller: sklearn (with scipy) takes about 1 s to import, a third of a warm trial's start-up.
     from sklearn.model_selection import train_test_split
 
     groups = [r["group"] for r in rows]
-    rest, test = train_test_split(rows, test_size=cfg.test_fraction, random_state=SPLIT_SEED, stratify=groups)
+    rest, test = train_test_split(list(range(len(rows))), test_size=cfg.test_fraction, random_state=SPLIT_SEED,
+                                  stratify=groups)
     fraction = cfg.validation_fraction / (1 - cfg.test_fraction)
-    train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED, stratify=[r["group"] for r in rest])
-    return {"train": train, "validation": validation, "test": test}
+    train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED,
+                                         stratify=[groups[i] for i in rest])
+    return {"train": [int(i) for i in train], "validation": [int(i) for i in validation], "test": [int(i) for i in test]}
+
+
+def _split_key(rows: list[dict], cfg: TaskConfig) -> str:
+    digest = hashlib.sha256(json.dumps([cfg.test_fraction, cfg.validation_fraction, SPLIT_SEED, len(rows)]).encode())
+    for row in rows:
+        digest.update(json.dumps([row["text"], str(row["label"]), str(row["group"])]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # missing or torn: computed again
 
 
 def _module(kind: str):
