@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -217,6 +218,9 @@ def main() -> None:
     except ConfigError as error:
         print(f"peft-bench: {error}", file=sys.stderr)
         sys.exit(2)
+    from bench.worker import SWEEP_ENV, this_process
+
+    os.environ.setdefault(SWEEP_ENV, this_process())  # trials end with this process, launcher processes between
     hydra_main()
 
 

@@ -1,21 +1,28 @@
 """Each trial of a sweep in its own process, so memory peaks are the trial's own and a crash ends only it.
 
-The parent writes the trial's config, starts `python -m bench.worker DIR`, and, if the child died without a
+The parent writes the trial's config, starts the worker (bench.worker) on it, and, if the child died without a
 record (killed, segfault, out of host memory, timed out), records the trial as failed with the cause, the last
 lines the child wrote to stderr, and the peak memory (RSS) the child had reached.
 Config errors found in the parent are recorded the same way (phase `config`): nothing a trial does ends the sweep.
+
+On Linux the sweep process imports torch, transformers, peft and datasets once and forks each trial from itself:
+the child starts with them loaded instead of spending ~4 s of every trial importing them again (issue 6's fixed
+per-trial cost), and is still a process of its own. Elsewhere, or where the parent already holds torch state a
+forked child could not use, the child is a fresh `python -m bench.worker DIR`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
+import traceback
+import warnings
 from pathlib import Path
 
 from bench.config import TrialConfig
@@ -24,6 +31,9 @@ from bench.results import record as records
 CONFIG_NAME = "trial_config.json"
 PARENT_ENV = "PEFT_BENCH_PARENT_PID"  # the worker dies with the process that started it (bench.worker)
 STDERR_TAIL = 4000  # characters of the child's stderr kept for the failure record
+NO_FORK_ENV = "PEFT_BENCH_NO_FORK"  # set: every trial starts a fresh interpreter (for debugging the worker)
+PRELOAD = ("torch", "transformers", "transformers.trainer", "peft", "datasets", "evaluate")
+_fork_ok: bool | None = None  # decided at this process's first trial
 
 
 def _cause(returncode: int, timeout: float | None, timed_out: bool) -> str:
@@ -39,18 +49,19 @@ def _cause(returncode: int, timeout: float | None, timed_out: bool) -> str:
 class _Tee(threading.Thread):
     """Copies the child's stderr to ours as it comes (progress bars included) and keeps its tail."""
 
-    def __init__(self, stream):
+    def __init__(self, fd: int):
         super().__init__(daemon=True)
-        self.stream, self.tail = stream, b""
+        self.fd, self.tail = fd, b""
 
     def run(self):
-        while chunk := os.read(self.stream.fileno(), 65536):
+        while chunk := os.read(self.fd, 65536):
             try:
                 sys.stderr.buffer.write(chunk)
                 sys.stderr.flush()
             except (AttributeError, OSError, ValueError):
                 pass  # a launcher may give us a stderr without a buffer; the tail is what matters
             self.tail = (self.tail + chunk)[-STDERR_TAIL:]
+        os.close(self.fd)
 
 
 ERROR_LINE = re.compile(r"Error|Exception|Fatal|Segmentation|Abort|Killed|Traceback")
@@ -69,21 +80,20 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     record_path = trial_dir / records.RECORD_NAME
     record_path.unlink(missing_ok=True)  # only unfinished records (or force=true) reach here: they are redone
     records.write_atomic(trial_dir / CONFIG_NAME, cfg.to_dict())
-    env = {**os.environ, PARENT_ENV: str(os.getpid())}
-    child = subprocess.Popen([sys.executable, "-m", "bench.worker", str(trial_dir)], stderr=subprocess.PIPE, env=env)
-    tee = _Tee(child.stderr)
+    pid, stderr_fd = _fork_worker(trial_dir) if _can_fork() else _spawn_worker(trial_dir)
+    tee = _Tee(stderr_fd)
     tee.start()
     timed_out = threading.Event()
-    timer = threading.Timer(timeout, lambda: (timed_out.set(), child.kill())) if timeout else None
+    timer = threading.Timer(timeout, lambda: (timed_out.set(), _kill(pid))) if timeout else None
     try:
         if timer:
             timer.start()
         # wait4, not wait: its rusage is this child's own, so a killed trial still tells how much memory it reached.
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        _, status, usage = os.wait4(pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
     except BaseException:  # Ctrl-C or a scheduler stopping the sweep: the trial goes with it, unrecorded
-        child.kill()
-        child.wait()
+        _kill(pid)
+        os.waitpid(pid, 0)
         raise
     finally:
         if timer:
@@ -94,12 +104,80 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
         return written
     metrics = {"peak_mem_bytes": usage.ru_maxrss * 1024, "mem_source": "process_rss (at death)"} if usage.ru_maxrss else {}
     error = {"type": "TrialTimeout" if timed_out.is_set() else "ProcessDied",
-             "message": _cause(child.returncode, timeout, timed_out.is_set()), "phase": "process",
+             "message": _cause(returncode, timeout, timed_out.is_set()), "phase": "process",
              "stderr_tail": tee.tail.decode(errors="replace")}
     if last := _last_error_line(tee.tail):
         error["message"] += f"; stderr: {last[:300]}"
     return record_failure(cfg.to_dict() | {"learning_rate": cfg.learning_rate}, cfg.key(), _identity(cfg), error,
                           trial_dir, cfg.seed, metrics)
+
+
+def _can_fork() -> bool:
+    """Fork trials from this process (after importing PRELOAD once) if that is safe: Linux, and torch not imported
+    before by anyone else; a process that has run torch ops may hold OpenMP threads or a CUDA context that a forked
+    child cannot use. The sweep process itself only imports: no torch op runs in it."""
+    global _fork_ok
+    if _fork_ok is None:
+        _fork_ok = sys.platform.startswith("linux") and "torch" not in sys.modules and not os.environ.get(NO_FORK_ENV)
+        if _fork_ok:
+            for name in PRELOAD:
+                importlib.import_module(name)
+    return _fork_ok
+
+
+def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
+    """(pid, read end of its stderr) of a fresh `python -m bench.worker DIR`."""
+    read_fd, write_fd = os.pipe()
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    actions = [(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)]
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "bench.worker", str(trial_dir)], env,
+                         file_actions=actions)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _fork_worker(trial_dir: Path) -> tuple[int, int]:
+    """(pid, read end of its stderr) of a fork of this process running bench.worker on trial_dir."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads alive: ours are idle or joined
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    code = 1
+    try:
+        os.close(read_fd)
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        # A launcher or test runner may have replaced sys.stdout/stderr with objects of its own: write to the fds.
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the trial; the parent records nothing for it
+        os.environ[PARENT_ENV] = str(os.getppid())
+        from bench import worker
+
+        worker.main(str(trial_dir))
+        code = 0
+    except SystemExit as error:
+        code = error.code if isinstance(error.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)  # never back into the parent's code (its launcher, its atexit handlers)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _identity(cfg: TrialConfig) -> dict:

@@ -8,10 +8,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+SWEEP_ENV = "PEFT_BENCH_SWEEP"  # "host:pid" of the `peft-bench` process that started the sweep (bench.cli)
+SWEEP_POLL_SECONDS = 2.0
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def die_with_parent() -> None:
@@ -30,8 +39,32 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+def die_with_sweep() -> None:
+    """End this trial when the sweep process is gone, even if the process between them lives on: joblib's loky
+    workers outlive a killed sweep, and the parent-death signal only sees the direct parent. Only on the sweep's
+    own host: a SLURM job's trial runs on another node, where that pid means nothing."""
+    host, _, pid = os.environ.get(SWEEP_ENV, "").rpartition(":")
+    if not pid.isdigit() or host != socket.gethostname() or int(pid) in (os.getpid(), os.getppid()):
+        return  # no sweep, another host, or the sweep is the direct parent (covered by die_with_parent)
+
+    def watch() -> None:
+        import psutil
+
+        while True:
+            try:
+                if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(SWEEP_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="peft-bench-sweep-watch", daemon=True).start()
+
+
 def main(trial_dir: str) -> None:
     die_with_parent()
+    die_with_sweep()
     from bench import config, trial
     from bench.cli import summary
     from bench.isolation import CONFIG_NAME

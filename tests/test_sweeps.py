@@ -96,7 +96,8 @@ def test_a_killed_sweep_run_again_runs_only_what_is_missing(faulty_sweep):
     args = [f"method={OK},adapter-houlsby,{RAISE},{NAN},{KILL}"]  # the same sweep, no faults now
     command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1",
                f"results_dir={folder.parent}", "sweep_name=t", *args]
-    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = {**os.environ, FAULT_ENV: f"{NAN}=hang"}  # the trial to kill the sweep in: under way until killed
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     for line in sweep.stdout:  # the first trial to run again (bitfit) has finished and the next one started...
         if line.startswith("peft-bench: running ") and f"__{NAN}__" in line:
             break
@@ -121,6 +122,31 @@ def test_a_killed_sweep_run_again_runs_only_what_is_missing(faulty_sweep):
     assert "5 trials: 5 ok, 0 failed, 0 skipped (2 run now, 3 from earlier runs" in done.stdout
 
 
+def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
+    """joblib's loky workers outlive a killed sweep; the trial they started must not (it watches the sweep)."""
+    command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1",
+               f"results_dir={tmp_path}", "sweep_name=t", f"method={NAN}", "hydra/launcher=joblib"]
+    env = {**os.environ, FAULT_ENV: f"{NAN}=hang"}
+    sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        for line in sweep.stdout:
+            if line.startswith("peft-bench: running "):
+                break
+        # sweep -> loky worker -> trial (forked: same command line as the worker), so: the grandchildren
+        grandchildren = lambda: [p for p in psutil.Process(sweep.pid).children(recursive=True) if p.ppid() != sweep.pid]
+        deadline = time.monotonic() + 60  # the worker imports torch & co. before it forks the trial
+        while not (trials := grandchildren()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert trials, "the trial process was not found"
+        time.sleep(1.5)  # well under way
+    finally:
+        sweep.kill()
+        sweep.wait()
+    gone, alive = psutil.wait_procs(trials, timeout=20)
+    assert not alive, "a trial process outlived the sweep that started it"
+    assert not list(tmp_path.rglob("record.json"))
+
+
 def test_config_error_in_the_sweep_process_is_recorded(tmp_path):
     """from_dict fails in the multirun parent itself: a failed record with phase config, one row per seed."""
     done = peft_bench(tmp_path, f"method={OK}", "train.warmup_steps=10", "seed=range(2)")
@@ -141,6 +167,22 @@ def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
     assert list(tables[0]["status"]) == ["ok", "failed"]  # lora, prompt-tuning
 
 
+def test_forked_trials_match_fresh_interpreter_trials(tmp_path, monkeypatch):
+    """Trials forked from the sweep process (libraries imported once) and trials in a fresh interpreter each
+    (PEFT_BENCH_NO_FORK) give the same table: same fates, same trained parameters, same quality."""
+    from bench.isolation import NO_FORK_ENV
+
+    methods = f"method={OK},{KILL}"
+    peft_bench(tmp_path, methods, faults=FAULTS, name="forked")
+    monkeypatch.setenv(NO_FORK_ENV, "1")
+    peft_bench(tmp_path, methods, faults=FAULTS, name="spawned")
+    columns = IDENTITY + ["trainable_params", "quality"]
+    tables = [pd.read_csv(tmp_path / name / "trials.csv").reindex(columns=columns).sort_values("method")
+              .reset_index(drop=True) for name in ("forked", "spawned")]
+    pd.testing.assert_frame_equal(*tables)
+    assert list(tables[0]["status"]) == ["ok", "failed"]  # lora, prompt-tuning (SIGKILLed)
+
+
 @pytest.mark.skipif(not importlib.util.find_spec("hydra_plugins.hydra_ray_launcher"),
                     reason="hydra-ray-launcher (extra `ray`) is not installed")
 def test_ray_launcher_runs_a_sweep(tmp_path):
@@ -150,11 +192,12 @@ def test_ray_launcher_runs_a_sweep(tmp_path):
     assert (table.loc[OK, "status"], table.loc[RAISE, "status"]) == ("ok", "failed")
 
 
-def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path):
+def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path, monkeypatch):
     from bench.isolation import run_isolated
     from tests.conftest import trial_config
 
-    result = run_isolated(trial_config("model=tiny-bert"), tmp_path / "trial", timeout=0.5)  # imports alone take longer
+    monkeypatch.setenv(FAULT_ENV, f"{OK}=hang")  # the trial sleeps at its first training step
+    result = run_isolated(trial_config("model=tiny-bert", f"method={OK}"), tmp_path / "trial", timeout=20)
     assert (result["status"], result["error"]["type"], result["error"]["phase"]) == ("failed", "TrialTimeout", "process")
     assert record.read(tmp_path / "trial" / record.RECORD_NAME)["error"]["type"] == "TrialTimeout"
 

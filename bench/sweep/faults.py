@@ -9,6 +9,7 @@ training step:
     nan      the training loss becomes NaN        -> failed, phase train (NonFiniteLoss)
     oom      torch.OutOfMemoryError               -> failed, phase train
     sigkill  the trial process SIGKILLs itself    -> failed, phase process (recorded by the parent)
+    hang     the trial sleeps for an hour         -> killed by trial_timeout, or still running when a test kills it
 
 Not a user feature: it lives outside the config so that no record or config key ever mentions it.
 """
@@ -18,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 
 ENV = "PEFT_BENCH_FAULT"
-FAULTS = ("raise", "nan", "oom", "sigkill")
+FAULTS = ("raise", "nan", "oom", "sigkill", "hang")
 
 
 def wanted(method: str) -> str | None:
@@ -70,6 +72,8 @@ def _arm(model, fault: str) -> None:
             raise torch.OutOfMemoryError(f"injected fault ({ENV}): out of memory")
         if fault == "sigkill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if fault == "hang":
+            time.sleep(3600)
         return None
 
     def after(module, args, kwargs, output):
