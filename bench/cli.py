@@ -66,7 +66,7 @@ def check_group_choices(argv: list[str]) -> None:
     """Unknown `method=`/`model=`/... names fail with one line naming the closest valid ones (not Hydra's page)."""
     dirs = _config_dirs(argv)
     for arg in argv:
-        match = re.fullmatch(r"\+?(model|task|method|train|sweep)=(.+)", arg)
+        match = re.fullmatch(r"\+?(model|task|method|train|sweep|setting)=(.+)", arg)
         if not match or match.group(2).startswith(("glob(", "range(")):
             continue
         group, value = match.groups()

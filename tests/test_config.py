@@ -33,6 +33,17 @@ def test_every_yaml_composes(group, option):
     from_dict(raw)
 
 
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF_DIR / "setting").glob("*.yaml")))
+def test_a_setting_sets_its_model_task_and_budget_over_the_preset(option):
+    """conf/setting/MODEL_TASK.yaml: that model and task, and its own training budget even inside a sweep preset."""
+    model, task = option.split("_")
+    raw = compose_raw(f"setting={option}", "sweep=quick")  # quick sets 20 steps of 8 x 64 tokens
+    setting = (CONF_DIR / "setting" / f"{option}.yaml").read_text()
+    assert (raw["model"]["name"], raw["task"]["name"]) == (model, task)
+    assert f"max_steps: {raw['train']['max_steps']}\n" in setting
+    assert f"batch_size: {raw['train']['batch_size']}\n" in setting
+
+
 def test_every_yaml_opens_with_the_command_that_runs_it():
     for yaml in CONF_DIR.rglob("*.yaml"):
         first = yaml.read_text().splitlines()[0]
