@@ -141,6 +141,10 @@ def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: fl
     from bench.results import record as records
     from bench.sweep import resume
 
+    if isolated:
+        from bench.isolation import prepare
+
+        prepare()  # before anything of the trial's own (a config failure record imports torch): fork or not
     try:
         cfg = config.from_dict(raw)
     except ConfigError as error:
@@ -218,9 +222,9 @@ def main() -> None:
     except ConfigError as error:
         print(f"peft-bench: {error}", file=sys.stderr)
         sys.exit(2)
-    from bench.worker import SWEEP_ENV, this_process
+    from bench.worker import SWEEP_ENV, process_identity
 
-    os.environ.setdefault(SWEEP_ENV, this_process())  # trials end with this process, launcher processes between
+    os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
     hydra_main()
 
 

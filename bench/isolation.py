@@ -80,7 +80,7 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     record_path = trial_dir / records.RECORD_NAME
     record_path.unlink(missing_ok=True)  # only unfinished records (or force=true) reach here: they are redone
     records.write_atomic(trial_dir / CONFIG_NAME, cfg.to_dict())
-    pid, stderr_fd = _fork_worker(trial_dir) if _can_fork() else _spawn_worker(trial_dir)
+    pid, stderr_fd = _start_worker(trial_dir)
     tee = _Tee(stderr_fd)
     tee.start()
     timed_out = threading.Event()
@@ -88,9 +88,9 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     try:
         if timer:
             timer.start()
-        # wait4, not wait: its rusage is this child's own, so a killed trial still tells how much memory it reached.
-        _, status, usage = os.wait4(pid, 0)
-        returncode = os.waitstatus_to_exitcode(status)
+        # Wait for the end without reaping (WNOWAIT): until the timer is stopped the pid stays this child's, so a
+        # late timer can never kill another process that reused it.
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     except BaseException:  # Ctrl-C or a scheduler stopping the sweep: the trial goes with it, unrecorded
         _kill(pid)
         os.waitpid(pid, 0)
@@ -98,6 +98,10 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     finally:
         if timer:
             timer.cancel()
+            timer.join()
+    # wait4, not wait: its rusage is this child's own, so a killed trial still tells how much memory it reached.
+    _, status, usage = os.wait4(pid, 0)
+    returncode = os.waitstatus_to_exitcode(status)
     tee.join(timeout=5)
     written = records.read(record_path)
     if written is not None and written.get("key") == cfg.key():
@@ -112,17 +116,30 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
                           trial_dir, cfg.seed, metrics)
 
 
-def _can_fork() -> bool:
-    """Fork trials from this process (after importing PRELOAD once) if that is safe: Linux, and torch not imported
-    before by anyone else; a process that has run torch ops may hold OpenMP threads or a CUDA context that a forked
-    child cannot use. The sweep process itself only imports: no torch op runs in it."""
+def prepare() -> None:
+    """Called by the sweep before its first trial's config is even read: decide whether trials are forked from this
+    process, and if so import PRELOAD now. Forking is safe on Linux when nothing has imported torch before us: a
+    process that has run torch ops may hold OpenMP threads or a CUDA context that a forked child cannot use. The
+    sweep process itself only imports; no torch op runs in it."""
     global _fork_ok
     if _fork_ok is None:
         _fork_ok = sys.platform.startswith("linux") and "torch" not in sys.modules and not os.environ.get(NO_FORK_ENV)
         if _fork_ok:
             for name in PRELOAD:
                 importlib.import_module(name)
-    return _fork_ok
+
+
+def _start_worker(trial_dir: Path) -> tuple[int, int]:
+    """(pid, read end of its stderr): forked when prepare() allowed it and no CUDA context exists here, else a fresh
+    interpreter (also when fork itself fails, e.g. for memory)."""
+    prepare()
+    torch = sys.modules.get("torch")
+    if _fork_ok and not (torch is not None and torch.cuda.is_initialized()):
+        try:
+            return _fork_worker(trial_dir)
+        except OSError:
+            pass
+    return _spawn_worker(trial_dir)
 
 
 def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
@@ -139,24 +156,35 @@ def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
 def _fork_worker(trial_dir: Path) -> tuple[int, int]:
     """(pid, read end of its stderr) of a fork of this process running bench.worker on trial_dir."""
     read_fd, write_fd = os.pipe()
+    parent_pid = os.getpid()
     sys.stdout.flush()
     sys.stderr.flush()
-    with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads alive: ours are idle or joined
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    # SIGINT blocked across the fork: a Ctrl-C must not land in the child while it still runs the launcher's code.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        with warnings.catch_warnings():  # Python >= 3.12 warns on fork with threads alive: ours are idle or joined
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
         return pid, read_fd
     code = 1
     try:
+        _default_signal_handlers()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(read_fd)
         os.dup2(write_fd, 2)
         os.close(write_fd)
         # A launcher or test runner may have replaced sys.stdout/stderr with objects of its own: write to the fds.
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends the trial; the parent records nothing for it
-        os.environ[PARENT_ENV] = str(os.getppid())
+        os.environ[PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
         from bench import worker
 
         worker.main(str(trial_dir))
@@ -171,6 +199,17 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
             sys.stderr.flush()
         finally:
             os._exit(code)  # never back into the parent's code (its launcher, its atexit handlers)
+
+
+def _default_signal_handlers() -> None:
+    """The child drops the Python handlers it inherited (submitit's SIGTERM logger and SIGUSR2 requeue, Hydra's,
+    ours): a trial dies of a signal like a fresh process would, and Ctrl-C ends it."""
+    for number in signal.valid_signals():
+        try:
+            if callable(signal.getsignal(number)):
+                signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError, TypeError):
+            pass
 
 
 def _kill(pid: int) -> None:

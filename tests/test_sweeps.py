@@ -147,6 +147,39 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
     assert not list(tmp_path.rglob("record.json"))
 
 
+WATCHER = """
+import time
+from bench import worker
+worker.die_with_sweep()
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("same_slurm_job", [True, False])
+def test_a_trial_ends_with_its_sweep_only_where_the_sweep_is_the_same_process(same_slurm_job):
+    """The watch ends a trial whose sweep is gone (exit 1 within a few seconds), but never one whose sweep lives in
+    another SLURM job (or boot, or pid namespace): there the scheduler decides."""
+    from bench.worker import SWEEP_ENV, process_identity
+
+    sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    identity = process_identity(sweep.pid)
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"} | {SWEEP_ENV: identity}
+    if not same_slurm_job:
+        env["SLURM_JOB_ID"] = "4242"  # the trial runs in a job of its own; the sweep ran outside SLURM
+    trial = subprocess.Popen([sys.executable, "-c", WATCHER], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    sweep.wait()
+    try:
+        code = trial.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        code = None
+    finally:
+        trial.kill()
+    if same_slurm_job:
+        assert code == 1 and "the sweep process" in trial.stderr.read()
+    else:
+        assert code is None  # still running when its sweep had long gone
+
+
 def test_config_error_in_the_sweep_process_is_recorded(tmp_path):
     """from_dict fails in the multirun parent itself: a failed record with phase config, one row per seed."""
     done = peft_bench(tmp_path, f"method={OK}", "train.warmup_steps=10", "seed=range(2)")
