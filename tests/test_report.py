@@ -346,6 +346,17 @@ def test_variants_of_one_method_get_their_own_label():
     assert labels == {"lora (r=8)", "lora (r=16)"}
 
 
+def test_mfu_uses_the_best_peak_measured_on_the_same_machine():
+    """A matmul probe timed on a busy CPU reads low; mfu divides by the best peak of the same source instead."""
+    rows = [r for r in synthetic_rows() if r["status"] == "ok"][:3]
+    cpu, gpu = "measured fp32 matmul 1024^3, 1 threads", "spec sheet bf16 dense (H200)"
+    peaks, rates, sources = [30e9, 150e9, 989e12], [45e9, 60e9, 300e12], [cpu, cpu, gpu]
+    rows = [dict(r, peak_flops_per_s=p, train_flops_per_s=f, peak_flops_source=s, mfu=f / p)
+            for r, p, f, s in zip(rows, peaks, rates, sources)]
+    mfu = normalize(pd.DataFrame(rows))["mfu"].tolist()
+    assert mfu == pytest.approx([45e9 / 150e9, 60e9 / 150e9, 300e12 / 989e12])  # not 1.5 for the first
+
+
 def test_reads_record_files_of_a_running_sweep(tmp_path):
     """The live path: record.json files (as trials write them) plus a half-written temp file, no trials.csv."""
     from bench.results.record import TrialRecord, write

@@ -58,10 +58,23 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     on_cpu = table["mem_source"].eq("process_rss")
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
+    table["mfu"] = mfu_against_best_peak(table)
     keyed = table["key"].notna()  # a config run again (same key): keep its latest record
     table = pd.concat([dedupe(table[keyed], ["key"]), table[~keyed]]).sort_index().reset_index(drop=True)
     table["label"] = variant_labels(table)
     return dedupe(table, ["model", "task", "label", "seed"])
+
+
+def mfu_against_best_peak(table: pd.DataFrame) -> pd.Series:
+    """mfu with one denominator per machine: the best peak FLOP/s measured by any trial with the same peak source
+    (device, or CPU and thread count). A CPU trial times its matmul probe while the machine may be busy and read it
+    low, which would inflate that trial's mfu (above 1, even) and make trials of one sweep incomparable."""
+    if "peak_flops_source" not in table or "train_flops_per_s" not in table:
+        return table["mfu"]
+    peak = pd.to_numeric(table["peak_flops_per_s"], errors="coerce")
+    rate = pd.to_numeric(table["train_flops_per_s"], errors="coerce")
+    best_peak = peak.groupby(table["peak_flops_source"].fillna("?").astype(str)).transform("max")
+    return (rate / best_peak).where(rate.notna() & best_peak.notna(), table["mfu"])
 
 
 def _params(row) -> dict:
