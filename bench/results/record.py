@@ -60,12 +60,17 @@ def write(record: TrialRecord, folder: Path) -> Path:
     return path
 
 
-def read(path: Path) -> dict | None:
-    """A record, or None when the file is missing or not a complete record."""
+def read_json(path: Path):
+    """The JSON a file holds, or None when it is missing or torn (the counterpart of write_atomic)."""
     try:
-        payload = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def read(path: Path) -> dict | None:
+    """A record, or None when the file is missing or not a complete record."""
+    payload = read_json(path)
     return payload if isinstance(payload, dict) and "status" in payload else None
 
 

@@ -46,13 +46,13 @@ def raw_splits(cfg: TaskConfig, cache_dir: Path | None = None) -> dict[str, list
 
 
 def _split(rows: list[dict], cfg: TaskConfig, cache_dir: Path | None) -> dict[str, list[dict]]:
+    from bench.results.record import read_json, write_atomic
+
     path = cache_dir / "splits" / f"{cfg.name}-{_split_key(rows, cfg)}.json" if cache_dir else None
-    indices = _read_json(path) if path else None
+    indices = read_json(path) if path else None  # None when missing or torn: computed again
     if indices is None:
         indices = _stratified_indices(rows, cfg)
         if path:
-            from bench.results.record import write_atomic
-
             write_atomic(path, indices)
     return {name: [rows[i] for i in indices[name]] for name in ("train", "validation", "test")}
 
@@ -75,13 +75,6 @@ def _split_key(rows: list[dict], cfg: TaskConfig) -> str:
     for row in rows:
         digest.update(json.dumps([row["text"], str(row["label"]), str(row["group"])]).encode())
     return digest.hexdigest()[:16]
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # missing or torn: computed again
 
 
 def _module(kind: str):

@@ -21,10 +21,11 @@ def articles(task_name: str) -> list[dict]:
     for path in sorted(root.glob("*/*.txt")):
         text = path.read_text(encoding="latin-1").strip()
         headline, _, body = text.partition("\n")
-        if body.strip() in seen_bodies:
+        body = body.strip()
+        if body in seen_bodies:
             continue
-        seen_bodies.add(body.strip())
-        rows.append({"topic": path.parent.name, "headline": headline.strip(), "body": body.strip()})
+        seen_bodies.add(body)
+        rows.append({"topic": path.parent.name, "headline": headline.strip(), "body": body})
     return rows
 
 
