@@ -10,19 +10,27 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
-# A CPU build of torch keeps a fresh install fast; the package itself takes any torch>=2.2 (GPU users: pip install -e .[gpu]).
+# The package takes any torch>=2.2 (GPU users: pip install -e .[gpu]); the pin keeps CI reproducible. PyPI's Linux
+# torch carries CUDA (gigabytes): for a CPU-only build say `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 TORCH_PIN ?= torch==2.13.0
+TORCH_INDEX ?=
+APT_GET ?= apt-get
 
 .PHONY: setup demo test lint test-slow test-gpu benchmarks chromium
 
+# A new environment gets a current pip: a distribution's bundled one can be years old.
 $(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "make: no $(PYTHON) on PATH: install Python 3.10-3.13 or name one, e.g. make PYTHON=python3.12"; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 13))' || { \
+	  echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); peft-bench needs 3.10-3.13: make PYTHON=python3.12 (or another)"; exit 2; }
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
 	  echo "make: $(PYTHON) cannot create a virtual environment: install the venv module (Debian/Ubuntu: sudo apt-get install python3-venv)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
 
 # The stamp re-installs only when the package's requirements change.
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt
-	$(PIP) install --quiet $(TORCH_PIN)
+	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
 	$(PIP) install --quiet -e ".[dev]"
 	$(PIP) install --quiet --no-deps -r requirements-embedded.txt
 	touch $@
@@ -46,8 +54,10 @@ test-slow: setup
 test-gpu: setup
 	$(BIN)/python -m pytest -q -m gpu
 
-# Debian/Ubuntu: the system Chromium and its driver for the report's browser test (needs root or sudo).
+# Debian/Ubuntu: the system Chromium and its driver for the report's browser test (needs root or sudo). Fails when
+# apt cannot reach its mirrors; .ci/run then warns and goes on, and the browser test skips with the reason.
 chromium:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	  $$SUDO $(APT_GET) update -qq -o Acquire::Retries=1 && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium chromium-driver; }
