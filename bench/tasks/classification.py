@@ -23,6 +23,7 @@ def collator(tokenizer):
 
 @torch.inference_mode()
 def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device):
+    """Metrics over `data.test_rows`, their interval and per-item correct 1/0 (metrics.scored)."""
     index = {name: i for i, name in enumerate(data.label_names)}
     rows = [r for r in data.test_rows if str(r["label"]) in index]  # labels unseen in training cannot be predicted
     predictions = []
@@ -32,4 +33,4 @@ def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
                           max_length=max_length, padding=True, return_tensors="pt").to(device)
         predictions += model(**batch).logits.argmax(-1).tolist()
     references = [index[str(r["label"])] for r in rows]
-    return metrics.compute(data.cfg.metrics, predictions, references)
+    return metrics.scored("classification", data.cfg.metrics, data.cfg.primary_metric, predictions, references)

@@ -26,7 +26,8 @@ def prompt_ids(text: str, tokenizer, template: str, budget: int) -> list[int]:
 
 
 def target_ids(target: str, tokenizer, max_new_tokens: int) -> list[int]:
-    return tokenizer(" " + target.strip(), add_special_tokens=False).input_ids[: max_new_tokens - 1] + [tokenizer.eos_token_id]
+    ids = tokenizer(" " + target.strip(), add_special_tokens=False).input_ids
+    return ids[: max_new_tokens - 1] + [tokenizer.eos_token_id]
 
 
 def tokenize(rows, tokenizer, cfg, model_kind, max_length, label_names):
@@ -55,6 +56,7 @@ def collator(tokenizer):
 
 @torch.inference_mode()
 def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device):
+    """Greedy headlines for `data.test_rows`, scored with their interval and per-item ROUGE (metrics.scored)."""
     cfg = data.cfg
     predictions = []
     model.eval()
@@ -63,12 +65,15 @@ def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
     try:
         for start in range(0, len(data.test_rows), batch_size):
             rows = data.test_rows[start:start + batch_size]
-            prompts = [{"input_ids": prompt_ids(r["text"], tokenizer, cfg.prompt_template, max_length - cfg.max_new_tokens)} for r in rows]
+            budget = max_length - cfg.max_new_tokens
+            prompts = [{"input_ids": prompt_ids(r["text"], tokenizer, cfg.prompt_template, budget)} for r in rows]
             batch = tokenizer.pad(prompts, return_tensors="pt").to(device)
             output = model.generate(**batch, max_new_tokens=cfg.max_new_tokens, do_sample=False,
                                     pad_token_id=tokenizer.pad_token_id)
             new_tokens = output if model_kind == "seq2seq" else output[:, batch["input_ids"].shape[1]:]
-            predictions += [t.strip().split("\n")[0] for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            predictions += [t.strip().split("\n")[0] for t in texts]  # the headline is the first generated line
     finally:
         tokenizer.padding_side = side
-    return metrics.compute(cfg.metrics, predictions, [str(r["label"]) for r in data.test_rows])
+    references = [str(r["label"]) for r in data.test_rows]
+    return metrics.scored("generation", cfg.metrics, cfg.primary_metric, predictions, references)

@@ -1,0 +1,141 @@
+"""Evaluation with its uncertainty: intervals, per-item scores beside the record, the learning/forgetting curve,
+and learning rates chosen on the validation split only.
+
+pytest tests/test_eval.py
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from bench import tasks, trial
+from bench.cli import CONF_DIR
+from bench.config import ConfigError
+from bench.results import record as records
+from bench.tasks import choose_lr, curve, metrics
+from tests.conftest import compose_raw, trial_config
+
+WHOLE_TEST_SPLIT = ["task.max_eval_samples=null", "task.max_train_samples=200"]  # 200: every topic in training
+
+
+@pytest.fixture(scope="module")
+def bert_trial():
+    """tiny-bert on bbc-topic, scored on the whole test split, with checkpoints at steps 2, 4 and 5."""
+    cfg = trial_config("model=tiny-bert", "method=full", *WHOLE_TEST_SPLIT, "train.max_steps=5",
+                       "train.eval_every=2", "task.max_val_samples=40")
+    return cfg, trial.run(cfg, progress=False)
+
+
+def test_quality_has_an_interval_around_it_over_the_whole_test_split(bert_trial):
+    cfg, record = bert_trial
+    assert record.status == "ok", record.error
+    m = record.metrics
+    assert m["n_eval"] == len(tasks.raw_splits(cfg.task)["test"]) == 419
+    assert 0 <= m["quality_ci_low"] <= m["quality"] <= m["quality_ci_high"] <= 1
+    assert m["quality_ci_high"] - m["quality_ci_low"] < 0.1  # Wilson at n = 419: about +-0.05 or less
+
+
+def test_per_item_scores_are_written_beside_the_record(bert_trial, tmp_path):
+    _, record = bert_trial
+    records.write(record, tmp_path)
+    items = json.loads((tmp_path / records.ITEMS_NAME).read_text())
+    assert len(items["quality"]) == record.metrics["n_eval"]
+    assert set(items["quality"]) <= {0, 1}
+    assert sum(items["quality"]) / len(items["quality"]) == pytest.approx(record.metrics["accuracy"])
+    written = json.loads((tmp_path / records.RECORD_NAME).read_text())
+    assert "items" not in written and "items" not in written["metrics"]
+    assert b"\n" not in (tmp_path / records.ITEMS_NAME).read_bytes().strip()  # compact: one line
+
+
+def test_eval_every_records_a_curve_on_the_validation_split(bert_trial):
+    _, record = bert_trial
+    points = record.items["curve"]
+    assert [p["step"] for p in points] == [2, 4, 5]  # every eval_every steps, and the last step
+    assert all(p["n_val"] == 40 for p in points)
+    assert all(p["probe"] is not None and p["forgetting"] is not None for p in points)
+    m = record.metrics
+    assert m["val_quality"] == points[-1]["val_quality"] and m["n_val"] == 40 and m["curve_points"] == 3
+    assert len(record.items["val_quality"]) == 40
+
+
+def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
+    """The same training with and without checkpoints; their time (here a slow fake evaluation) stays out of the
+    timed steps."""
+    base = ["model=tiny-bert", "method=full", "train.max_steps=4", "task.max_val_samples=8"]
+    plain = trial.run(trial_config(*base), progress=False)
+    slow_evaluation_seconds = 1.5
+    point = curve.CurveCallback.point
+
+    def slow_point(self, model, step, loss):
+        time.sleep(slow_evaluation_seconds)
+        return point(self, model, step, loss)
+
+    monkeypatch.setattr(curve.CurveCallback, "point", slow_point)
+    checked = trial.run(trial_config(*base, "train.eval_every=2"), progress=False)
+    assert plain.status == checked.status == "ok", (plain.error, checked.error)
+    assert checked.metrics["final_loss"] == plain.metrics["final_loss"]
+    assert checked.metrics["quality"] == plain.metrics["quality"]
+    assert checked.metrics["seconds_train"] >= 2 * slow_evaluation_seconds  # the train phase's wall time has them
+    assert checked.metrics["train_seconds"] < slow_evaluation_seconds
+
+
+def test_generation_items_are_rouge_l_with_a_bootstrap_interval():
+    record = trial.run(trial_config("model=tiny-llama", "task=bbc-headline", "task.max_eval_samples=6",
+                                    "task.max_new_tokens=4"), progress=False)
+    assert record.status == "ok", record.error
+    m, items = record.metrics, record.items["quality"]
+    assert m["n_eval"] == len(items) == 6 and m["quality_items_metric"] == "rougeL"
+    assert sum(items) / len(items) == pytest.approx(m["rougeL"], abs=1e-3)
+    assert m["quality_ci_low"] <= m["quality"] <= m["quality_ci_high"]
+
+
+def test_bootstrap_interval_is_seeded_and_holds_the_mean():
+    items = [0.1, 0.5, 0.3, 0.9, 0.0, 0.4, 0.7, 0.2]
+    low, high = metrics.interval("rougeL", "rougeL", items)
+    assert (low, high) == metrics.interval("rougeL", "rougeL", items)
+    assert low < sum(items) / len(items) < high
+    assert metrics.interval("f1_macro", "accuracy", [1, 0, 1]) == (None, None)  # not a mean of these items: n/a
+
+
+@pytest.mark.parametrize("override, key", [("train.eval_every=0", "train.eval_every"),
+                                           ("train.lr_scale=0", "train.lr_scale")])
+def test_bad_eval_settings_name_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"`{key}`"):
+        trial_config(override)
+
+
+def test_lr_search_scores_validation_and_scales_each_methods_rate():
+    preset = OmegaConf.load(CONF_DIR / "sweep" / "lr-search.yaml")
+    assert set(str(preset.hydra.sweeper.params["train.lr_scale"]).split(",")) == {"0.3", "1", "3"}
+    raw = compose_raw("sweep=lr-search", "method=full", "train.max_steps=7", "train.lr_scale=3")
+    assert raw["train"]["eval_every"] == 7  # one validation checkpoint, after the last step
+    cfg = trial_config("sweep=lr-search", "method=full", "train.lr_scale=3")
+    assert cfg.learning_rate == pytest.approx(3 * cfg.method.learning_rate)
+
+
+def _fake_trial(folder: Path, method: str, rate: float, val: float, test: float, seed: int = 0) -> None:
+    identity = {"method": method, "family": "x", "model": "m", "task": "t", "seed": seed}
+    val_items = [1] * round(100 * val) + [0] * (100 - round(100 * val))
+    record = records.TrialRecord(status="ok", config={"learning_rate": rate}, key=f"{method}{rate}{seed}",
+                                 identity=identity, metrics={"quality": test, "val_quality": val, "n_val": 100},
+                                 items={"val_quality": val_items, "quality": []})
+    records.write(record, folder / f"{method}-{rate}-{seed}")
+
+
+def test_choose_lr_selects_on_validation_never_on_test(tmp_path, capsys):
+    # Test quality ranks the rates the other way round: a choice made on it would pick 1e-4.
+    for rate, val, test in [(1e-4, 0.50, 0.99), (3e-4, 0.90, 0.60), (1e-3, 0.70, 0.80)]:
+        _fake_trial(tmp_path, "lora", rate, val, test)
+    for rate, val, test in [(1e-5, 0.80, 0.10), (3e-5, 0.81, 0.90)]:
+        _fake_trial(tmp_path, "full", rate, val, test)
+    chosen = {c.method: c for c in choose_lr.choose(tmp_path)}
+    assert chosen["lora"].rate == 3e-4 and chosen["lora"].tied == [3e-4] and not chosen["lora"].at_edge
+    assert chosen["full"].rate == 3e-5 and chosen["full"].at_edge
+    assert chosen["full"].tied == [3e-5, 1e-5]  # 81 vs 80 of 100 validation items: not separable
+    assert choose_lr.main([str(tmp_path)]) == 0
+    assert "lora: learning_rate 0.0003" in capsys.readouterr().out
