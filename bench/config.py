@@ -1,5 +1,8 @@
 """Typed trial configuration: Hydra's DictConfig in, dataclasses out, validated with clear messages.
 
+    from bench.config import compose
+    cfg = compose("method=full", "train.max_steps=20")     # what `peft-bench method=full train.max_steps=20` runs
+
 Everything below `cli.py` takes these dataclasses, never a raw DictConfig.
 Every error names the config key and the value, on one line, before any training starts.
 """
@@ -7,25 +10,20 @@ Every error names the config key and the value, on one line, before any training
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from bench import ConfigError, Unsupported, closest  # noqa: F401 (importable from here, where configs are checked)
 
-class ConfigError(ValueError):
-    """Bad input: the message names the config key and the value."""
-
-
-class Unsupported(ConfigError):
-    """A valid configuration this combination cannot run (e.g. QLoRA without a GPU): recorded as `skipped`."""
-
-
-def closest(name: str, choices) -> str:
-    """' (closest: a, b)' for an unknown name, or '' when nothing is close."""
-    matches = difflib.get_close_matches(name, sorted(choices), n=3, cutoff=0.5)
-    return f"; closest: {', '.join(matches)}" if matches else f"; valid: {', '.join(sorted(choices))}"
+PACKAGE_CONF = Path(__file__).parent / "conf"  # inside an installed wheel
+CONF_DIR = PACKAGE_CONF if PACKAGE_CONF.is_dir() else Path(__file__).parent.parent / "conf"  # a source checkout
+GROUPS = ("model", "task", "method", "train", "setting", "sweep")  # the config groups under conf/ one picks from
+RUN_KEYS = ("force", "results_dir", "trial_timeout")  # how a run is carried out, not what its trial computes
+NOT_IN_KEY = ("hydra", "sweep_name", "cache_dir", "verbose")  # in a trial's config, but not what it computes
 
 
 @dataclass
@@ -54,7 +52,8 @@ class TaskConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.2
     max_train_samples: int | None = None
-    max_eval_samples: int = 200  # held-out examples scored for quality
+    max_eval_samples: int | None = None  # test rows scored for quality; null: the whole test split
+    max_val_samples: int | None = None  # validation rows scored by `train.eval_every`; null: the whole split
     prompt_template: str = "{text}"  # generation: how the input is shown to a causal LM
     max_new_tokens: int = 24  # generation: length of generated targets
 
@@ -78,8 +77,10 @@ class TrainConfig:
     latency_batch_size: int = 8
     latency_repeats: int = 20
     latency_warmup: int = 3
-    probe_samples: int = 64  # forgetting probe size (text chunks or retrieval pairs)
+    probe_samples: int = 256  # forgetting probe size (text windows or retrieval pairs; fewer where the text runs out)
     measure_flops: bool = True
+    eval_every: int | None = None  # steps between validation + probe checkpoints (the last step is one); null: none
+    lr_scale: float = 1.0  # multiplies the learning rate (given or the method's): searches relative to each method
 
 
 @dataclass
@@ -98,20 +99,25 @@ class TrialConfig:
     seed: int = 0
     cache_dir: str = "~/.cache/peft-bench"
     sweep_name: str = "single"
+    verbose: bool = False  # library warnings and a line per logged loss on the console; not part of the key
 
     @property
     def learning_rate(self) -> float:
-        return self.train.learning_rate if self.train.learning_rate is not None else self.method.learning_rate
+        rate = self.train.learning_rate if self.train.learning_rate is not None else self.method.learning_rate
+        return rate * self.train.lr_scale
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """Stable hash of what the trial computes: resume matches finished trials by it, not by folder name."""
-        identity = self.to_dict()
-        identity.pop("sweep_name")
-        identity.pop("cache_dir")
-        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return config_key(self.to_dict())
+
+
+def config_key(values: dict) -> str:
+    """Stable hash of what a trial computes (its config without NOT_IN_KEY): resume matches finished trials by it,
+    not by folder name."""
+    kept = {key: value for key, value in values.items() if key not in NOT_IN_KEY}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _build(cls, values: dict, prefix: str):
@@ -146,8 +152,14 @@ def from_dict(raw: dict) -> TrialConfig:
         "train": TrainConfig,
     }
     parts = {name: _build(cls, dict(raw.pop(name, {}) or {}), name) for name, cls in sections.items()}
-    top = {k: raw[k] for k in ("seed", "cache_dir", "sweep_name") if k in raw}
+    top_keys = [f.name for f in dataclasses.fields(TrialConfig) if f.name not in sections]
+    for key in raw:
+        if key not in top_keys:
+            raise ConfigError(f"`{key}` is not a known key{closest(key, top_keys + list(sections) + list(RUN_KEYS))}")
+    top = {k: raw[k] for k in top_keys if k in raw}
     cfg = TrialConfig(**parts, **top)
+    for f in dataclasses.fields(TrialConfig):
+        _check_type(getattr(cfg, f.name), f.type, f.name)
     validate(cfg)
     return cfg
 
@@ -163,35 +175,151 @@ def validate(cfg: TrialConfig) -> None:
             f"`train.warmup_steps` ({train.warmup_steps}) must be >= 0 and smaller than "
             f"`train.max_steps` ({train.max_steps})"
         )
+    if train.eval_every is not None and train.eval_every < 1:
+        raise ConfigError(f"`train.eval_every` ({train.eval_every}) must be >= 1 or null")
+    if train.lr_scale <= 0:
+        raise ConfigError(f"`train.lr_scale` ({train.lr_scale}) must be > 0")
     if cfg.learning_rate <= 0:
         raise ConfigError(f"`train.learning_rate` ({cfg.learning_rate}) must be > 0")
     choices = {
         "train.precision": (train.precision, ("auto", "fp32", "bf16", "fp16")),
         "train.device": (train.device, ("auto", "cpu", "cuda")),
         "task.kind": (cfg.task.kind, ("classification", "generation")),
-        "task.source": (cfg.task.source, ("bbc", "files", "hub")),
         "model.loader": (cfg.model.loader, ("package", "gguf-package", "hub", "tiny")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"`{key}` ({value!r}) must be one of {', '.join(allowed)}{closest(str(value), allowed)}")
-    if cfg.model.loader == "hub" and not cfg.model.name_or_path:
-        raise ConfigError("`model.name_or_path` is required with `model.loader=hub` (a Hub id or a local folder)")
+    if cfg.model.loader == "hub":
+        _check_hub_model(cfg.model.name_or_path)
     if cfg.task.primary_metric not in cfg.task.metrics:
         raise ConfigError(
             f"`task.primary_metric` ({cfg.task.primary_metric!r}) must be one of `task.metrics` {cfg.task.metrics}"
         )
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # `name` or `org/name`
+
+
+def _check_hub_model(name_or_path: str | None) -> None:
+    if not name_or_path:
+        raise ConfigError("`model.name_or_path` is required with `model.loader=hub` (a Hub id or a local folder)")
+    if not Path(name_or_path).expanduser().is_dir() and not HUB_ID.fullmatch(name_or_path):
+        raise ConfigError(f"`model.name_or_path` ({name_or_path!r}) is neither a folder nor a Hub id (org/name)")
+
+
+def name_from_path(where, default: str) -> str:
+    """What to call a model or data set given by path or Hub id when the config names it not (`model.name`,
+    `task.name` interpolate this): a folder's name, a file's stem, the folder that several files share, else the
+    last part of a Hub id; `default` when nothing is given. Paths stay out of names (and in the config)."""
+    leaves = where.values() if hasattr(where, "values") else [where] if isinstance(where, str) else where or []
+    paths = [Path(str(leaf)).expanduser() for leaf in leaves if leaf]
+    if not paths:
+        return default
+    if len(paths) == 1:
+        path = paths[0]
+        return path.stem if path.is_file() else path.resolve().name if path.is_dir() else path.name
+    folders = {path.resolve().parent for path in paths}
+    return folders.pop().name if len(folders) == 1 else paths[0].stem
+
+
 SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodConfig, "train": TrainConfig}
 
 
-def register_schemas() -> None:
-    """Each group's dataclass as its Hydra schema (`defaults: [/schema/<group>@_here_, _self_]` in every group
-    YAML), so every key exists with its default and can be overridden on the command line without a `+`.
-    Stored outside the groups themselves, so `method=glob(*)` sees only real methods."""
+def register() -> None:
+    """What composing conf/ needs from Python: each group's dataclass as its Hydra schema (`defaults:
+    [/schema/<group>@_here_, _self_]` in every group YAML) and each method's params dataclass as the schema of
+    `method.params` (`/schema/params/<method>@params`), so every key exists with its default, in one place, and can
+    be overridden without a `+`; and the `name_from_path` resolver. Stored outside the groups themselves, so
+    `method=glob(*)` sees only real methods."""
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    from bench import methods
 
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group="schema", name=group, node=cls)
+    for name, method in methods.registry().items():
+        store.store(group="schema/params", name=name, node=method.config_cls)
+    OmegaConf.register_new_resolver("name_from_path", name_from_path, replace=True)
+
+
+def pop_run_options(raw: dict) -> dict:
+    """Take RUN_KEYS out of a composed config (in place): what is left builds the TrialConfig."""
+    return {key: raw.pop(key, None) for key in RUN_KEYS}
+
+
+def compose_raw(*overrides: str) -> dict:
+    """The resolved config `peft-bench OVERRIDES` would run, as a plain dict, without RUN_KEYS."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    register()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            raw = OmegaConf.to_container(hydra_compose(config_name="config", overrides=list(overrides)), resolve=True)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(explain(error)) from error
+    pop_run_options(raw)
+    return raw
+
+
+def compose(*overrides: str) -> TrialConfig:
+    """The typed, validated TrialConfig of `peft-bench OVERRIDES` (a single run; no sweep syntax)."""
+    return from_dict(compose_raw(*overrides))
+
+
+def explain(error: Exception) -> str:
+    """One line naming the key and the value, for an error Hydra or OmegaConf raised while composing."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
+
+    cause = error
+    while cause.__cause__ is not None and not getattr(cause, "full_key", None):
+        cause = cause.__cause__
+    key = getattr(cause, "full_key", None)
+    if not key:
+        return str(error).strip().splitlines()[0]
+    if isinstance(cause, MissingMandatoryValue):
+        return f"`{key}` has no value: give one, e.g. {key}=..."
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        parent = getattr(cause, "parent_node", None)
+        known = [str(k) for k in parent.keys()] if hasattr(parent, "keys") else []
+        return f"`{key}` is not a known key" + (closest(str(cause.key), known) if known else "")
+    if isinstance(cause, ValidationError):
+        message = str(cause.msg).strip().splitlines()[0]
+        wanted = next((text for word, text in WANTED.items() if word in message), message)
+        return f"`{key}` ({cause.value!r}) must be {wanted}"
+    return f"`{key}`: {str(cause.msg).strip().splitlines()[0]}"
+
+
+WANTED = {"Integer": "an integer", "Float": "a number", "bool": "true or false", "Enum": "one of its choices"}
+
+
+def check_group_choices(argv: list[str]) -> None:
+    """Unknown `method=`/`model=`/... names fail with one line naming the closest valid ones (not Hydra's page)."""
+    dirs = _config_dirs(argv)
+    for arg in argv:
+        match = re.fullmatch(rf"\+?({'|'.join(GROUPS)})=(.+)", arg)
+        if not match or match.group(2).startswith(("glob(", "range(")):
+            continue
+        group, value = match.groups()
+        inner = re.fullmatch(r"choice\((.*)\)", value)
+        values = (inner.group(1) if inner else value).split(",")
+        available = {p.stem for d in dirs for p in (d / group).glob("*.yaml")}
+        for name in (v.strip().strip("'\"") for v in values):
+            if name not in available:
+                raise ConfigError(f"`{group}` ({name!r}) is not in conf/{group}/{closest(name, available)}")
+
+
+def _config_dirs(argv: list[str]) -> list[Path]:
+    dirs = [CONF_DIR]
+    for flag, value in zip(argv, argv[1:] + [""]):
+        if flag in ("--config-dir", "-cd"):
+            dirs.append(Path(value))
+        elif flag.startswith("--config-dir="):
+            dirs.append(Path(flag.split("=", 1)[1]))
+    return dirs

@@ -8,8 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import trial  # noqa: E402
-from tests.conftest import trial_config  # noqa: E402
+from bench import config, trial  # noqa: E402
 
 # Per-model sizes that keep a repetition short on 2 CPU cores; batches are full (articles exceed max_length).
 SIZES = {
@@ -25,7 +24,7 @@ def configure(model: str, method: str, steps: int, warmup: int, device: str, ext
                  *SIZES.get(model, []), *extra]
     if device == "cuda":
         overrides.append("train.precision=bf16")
-    return trial_config(*overrides, fast=False)
+    return config.compose(*overrides)
 
 
 def build(cfg):

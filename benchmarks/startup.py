@@ -3,7 +3,7 @@ carries it as `startup_seconds` (measured from the trial process's creation time
 smollm2-135m <= 5 s. One warm-up run fills the caches first. Two figures per model:
 
 - in a sweep: each trial is a process forked from the sweep process, which imported torch, transformers, peft
-  and datasets once (bench/isolation.py); this is what every trial of every sweep pays, and what the targets are
+  and datasets once (bench/sweep/isolation.py); this is what every trial of every sweep pays, and what the targets are
   checked against;
 - single run: one `peft-bench` command, which has to import those libraries itself (about 4 s of the figure on
   2 CPU cores; shown for reference).

@@ -1,4 +1,4 @@
-"""Shared fixtures: compose real configs from conf/ with overrides, sized for fast CPU tests.
+"""Shared fixtures: configs composed from conf/ the way `peft-bench` composes them, sized for fast CPU tests.
 
 pytest tests/            (fast suite; slow and GPU tests: pytest -m slow / -m gpu)
 """
@@ -9,10 +9,9 @@ import os
 import warnings
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from bench import config
-from bench.cli import CONF_DIR
+from bench.config import compose_raw  # noqa: F401 (tests compose raw configs through here)
 
 # Small enough that a tiny-model trial takes a few seconds on 2 cores.
 FAST = [
@@ -22,20 +21,9 @@ FAST = [
 ]
 
 
-def compose_raw(*overrides: str) -> dict:
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        composed = compose(config_name="config", overrides=list(overrides))
-    raw = OmegaConf.to_container(composed, resolve=True)
-    for key in ("force", "results_dir", "trial_timeout"):
-        raw.pop(key, None)
-    return raw
-
-
 def trial_config(*overrides: str, fast: bool = True) -> config.TrialConfig:
     """TrialConfig composed from conf/ like the CLI does, with FAST sizes first so overrides win."""
-    return config.from_dict(compose_raw(*((FAST if fast else []) + list(overrides))))
+    return config.compose(*((FAST if fast else []) + list(overrides)))
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import trial
-from bench.cli import CONF_DIR, check_group_choices
-from bench.config import ConfigError, from_dict
+from bench.config import CONF_DIR, ConfigError, check_group_choices, from_dict
 from tests.conftest import compose_raw, trial_config
 
 OPTIONAL_GROUPS = {"sweep", "hydra"}
@@ -112,7 +111,7 @@ def test_missing_dataset_column(tmp_path: Path):
     data.write_text("sentence,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(40)))
     record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files={data}"), progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
-    assert record.error["message"] == "`task.text_column` ('text') is not a column of split 'train'; valid: label, sentence"
+    assert record.error["message"] == f"`task.text_column` ('text') is not a column of {str(data)!r}; valid: label, sentence"
 
 
 @pytest.mark.parametrize("args", [["method=lorra"], ["method.params.r=0"], ["model.package='nothere-pkg==1.0'"]])

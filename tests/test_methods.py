@@ -9,6 +9,7 @@ Adding a method: one row in TABLE (the test fails until every registered method 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import types
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from peft.tuners.tuners_utils import BaseTunerLayer
 
 from bench import methods, models
-from bench.config import Unsupported
+from bench.config import CONF_DIR, Unsupported, compose_raw
 from bench.methods import prefix_tuning
 from bench.methods.cli import markdown_table, ordered
 from bench.models.arch import inspect
@@ -119,6 +121,19 @@ def forward(model, batch, loss: bool = True):
     with torch.no_grad():
         out = model(**(batch if loss else {k: v for k, v in batch.items() if k != "labels"}))
     return out.logits.float(), float(out.loss) if loss else None
+
+
+@pytest.mark.parametrize("path", sorted((CONF_DIR / "method").glob("*.yaml")), ids=lambda p: p.stem)
+def test_method_yaml_keeps_only_what_its_dataclass_does_not_say(path):
+    """Defaults live in the method's dataclass, which is the schema of `method.params`: the YAML repeats none of
+    them, and composing it gives every field with its default."""
+    values = yaml.safe_load(path.read_text())
+    config_cls = methods.get(values["name"]).config_cls
+    defaults = config_cls()
+    repeated = {k: v for k, v in (values.get("params") or {}).items() if getattr(defaults, k, object()) == v}
+    assert not repeated, f"{path.name} repeats its dataclass's defaults: {repeated}"
+    assert f"/schema/params/{values['name']}@params" in values["defaults"]
+    assert compose_raw(f"method={path.stem}")["method"]["params"] == dataclasses.asdict(defaults) | values.get("params", {})
 
 
 def test_registry_has_every_family_and_a_test_row_per_method():

@@ -149,7 +149,7 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
 
 WATCHER = """
 import time
-from bench import worker
+from bench.sweep import worker
 worker.die_with_sweep()
 time.sleep(30)
 """
@@ -159,7 +159,7 @@ time.sleep(30)
 def test_a_trial_ends_with_its_sweep_only_where_the_sweep_is_the_same_process(same_slurm_job):
     """The watch ends a trial whose sweep is gone (exit 1 within a few seconds), but never one whose sweep lives in
     another SLURM job (or boot, or pid namespace): there the scheduler decides."""
-    from bench.worker import SWEEP_ENV, process_identity
+    from bench.sweep.worker import SWEEP_ENV, process_identity
 
     sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     identity = process_identity(sweep.pid)
@@ -203,7 +203,7 @@ def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
 def test_forked_trials_match_fresh_interpreter_trials(tmp_path, monkeypatch):
     """Trials forked from the sweep process (libraries imported once) and trials in a fresh interpreter each
     (PEFT_BENCH_NO_FORK) give the same table: same fates, same trained parameters, same quality."""
-    from bench.isolation import NO_FORK_ENV
+    from bench.sweep.isolation import NO_FORK_ENV
 
     methods = f"method={OK},{KILL}"
     peft_bench(tmp_path, methods, faults=FAULTS, name="forked")
@@ -226,7 +226,7 @@ def test_ray_launcher_runs_a_sweep(tmp_path):
 
 
 def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path, monkeypatch):
-    from bench.isolation import run_isolated
+    from bench.sweep.isolation import run_isolated
     from tests.conftest import trial_config
 
     monkeypatch.setenv(FAULT_ENV, f"{OK}=hang")  # the trial sleeps at its first training step

@@ -11,7 +11,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bench.config import ConfigError, closest
+from bench import ConfigError, closest
 
 FAMILIES = ("full", "selective", "reparameterization", "adapter", "soft-prompt")
 
@@ -79,3 +79,11 @@ def check(condition: bool, key: str, value, requirement: str) -> None:
     """One-line validation used by method dataclasses: check(r >= 1, 'r', r, 'must be >= 1')."""
     if not condition:
         raise ConfigError(f"`method.params.{key}` ({value!r}) {requirement}")
+
+
+def check_counts(cfg, *names: str) -> None:
+    """Each named field of a method's dataclass is a whole count >= 1 (a rank, a width, a number of tokens)."""
+    for name in names:
+        value = getattr(cfg, name)
+        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, value,
+              "must be an integer >= 1")

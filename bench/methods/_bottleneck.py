@@ -26,32 +26,24 @@ class Bottleneck(nn.Module):
         return self.up(self.act(self.down(hidden)))
 
 
-class Serial(nn.Module):
-    """module(x) followed by an adapter with its own residual: h + adapter(h)."""
+class Adapted(nn.Module):
+    """A module with a bottleneck adapter beside it (`module`, `adapter`: the names a checkpoint stores)."""
 
     def __init__(self, module: nn.Module, width: int, bottleneck: int, activation: str):
         super().__init__()
         self.module = module
         self.adapter = Bottleneck(width, bottleneck, activation).to(next(module.parameters()).dtype)
+
+
+class Serial(Adapted):
+    """module(x) followed by an adapter with its own residual: h + adapter(h)."""
 
     def forward(self, *args, **kwargs):
         hidden = self.module(*args, **kwargs)
         return hidden + self.adapter(hidden)
 
 
-class Parallel(nn.Module):
-    """module(x) + adapter(x): the adapter reads the module's input, beside it."""
-
-    def __init__(self, module: nn.Module, width: int, bottleneck: int, activation: str):
-        super().__init__()
-        self.module = module
-        self.adapter = Bottleneck(width, bottleneck, activation).to(next(module.parameters()).dtype)
-
-    def forward(self, hidden, *args, **kwargs):
-        return self.module(hidden, *args, **kwargs) + self.adapter(hidden)
-
-
-class BesideFeedForward(nn.Module):
+class BesideFeedForward(Adapted):
     """Parallel adapter (He et al., 2022) beside a feed-forward block that has no module of its own (Bert).
 
     Wraps the block's output projection and adds s·adapter(x), where x is the feed-forward *input*, captured by a
@@ -60,10 +52,8 @@ class BesideFeedForward(nn.Module):
     """
 
     def __init__(self, module: nn.Module, width: int, bottleneck: int, activation: str, scale: float = 1.0):
-        super().__init__()
-        self.module = module
+        super().__init__(module, width, bottleneck, activation)
         self.scale = scale
-        self.adapter = Bottleneck(width, bottleneck, activation).to(next(module.parameters()).dtype)
         self._input = None
 
     def capture(self, module, args):

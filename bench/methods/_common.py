@@ -3,13 +3,41 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch.nn as nn
+from bench import ConfigError
+from bench.methods import check, check_counts
 
-from bench.config import ConfigError
-from bench.models.arch import Arch
+if TYPE_CHECKING:  # annotations only: registering a method must not import torch (the CLI composes configs first)
+    import torch.nn as nn
+
+    from bench.models.arch import Arch
 
 TARGET_PRESETS = ("qv", "attention", "mlp", "all-linear")
+
+
+@dataclass
+class LowRankConfig:
+    """What the low-rank update methods (LoRA and its variants, LoHa, LoKr) share: rank, scale, where."""
+
+    r: int = 8  # rank of the update (of each factor, for LoHa and LoKr)
+    alpha: float = 8  # the update is scaled by alpha / r
+    target_modules: Any = "qv"  # qv (LoRA paper) | attention | mlp | all-linear | list of layer names or regexes
+
+    def __post_init__(self):
+        check_counts(self, "r")
+        check(self.alpha > 0, "alpha", self.alpha, "must be > 0")
+
+
+@dataclass
+class SoftPromptConfig:
+    """What the soft-prompt methods share: how many virtual tokens."""
+
+    num_virtual_tokens: int = 20  # length of the soft prompt (per layer, for prefix tuning)
+
+    def __post_init__(self):
+        check_counts(self, "num_virtual_tokens")
 
 
 def freeze_all_but(model: nn.Module, trainable) -> nn.Module:

@@ -8,7 +8,7 @@ optimizer step, while gradients (the importance scores' input) still exist, befo
 from dataclasses import dataclass
 from typing import Any
 
-from bench.methods import check, register
+from bench.methods import check, check_counts, register
 from bench.methods._common import peft_wrap, resolve_targets
 
 
@@ -25,7 +25,7 @@ class AdaLoraConfig:
     orth_reg_weight: float = 0.5  # weight of the orthogonality penalty on P and Q
 
     def __post_init__(self):
-        check(isinstance(self.init_r, int) and self.init_r >= 1, "init_r", self.init_r, "must be an integer >= 1")
+        check_counts(self, "init_r")
         check(isinstance(self.target_r, int) and 1 <= self.target_r <= self.init_r, "target_r", self.target_r,
               f"must be an integer in [1, init_r={self.init_r}]")
         check(0 <= self.tinit < 1, "tinit", self.tinit, "must be a fraction of training in [0, 1)")

@@ -11,7 +11,6 @@ feed-forward output does; no module spans exactly the feed-forward in Bert, henc
 from dataclasses import dataclass
 
 from bench.methods import check, register
-from bench.methods._bottleneck import BesideFeedForward, train_adapters_and_head
 from bench.methods._common import linear_shape
 from bench.methods.adapter_houlsby import HoulsbyConfig
 
@@ -28,6 +27,8 @@ class ParallelConfig(HoulsbyConfig):
 @register("adapter-parallel", family="adapter", config=ParallelConfig,
           summary="bottleneck adapter beside each feed-forward block, reading its input")
 def apply(model, cfg: ParallelConfig, arch):
+    from bench.methods._bottleneck import BesideFeedForward, train_adapters_and_head  # torch: only when applied
+
     for out_name in arch.mlp_out:
         block = arch.blocks[arch.block_of(out_name)]
         first = next(n for n in arch.mlp if n.startswith(block + ".") and n != out_name)

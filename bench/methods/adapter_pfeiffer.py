@@ -5,12 +5,13 @@ Pfeiffer et al. found the attention-side adapter adds little, so this is Houlsby
 """
 
 from bench.methods import register
-from bench.methods._bottleneck import Serial, insert, train_adapters_and_head
 from bench.methods.adapter_houlsby import HoulsbyConfig
 
 
 @register("adapter-pfeiffer", family="adapter", config=HoulsbyConfig,
           summary="one serial bottleneck adapter per block, after the feed-forward output")
 def apply(model, cfg: HoulsbyConfig, arch):
+    from bench.methods._bottleneck import Serial, insert, train_adapters_and_head  # torch: only when applied
+
     insert(model, arch.mlp_out, Serial, cfg.bottleneck, cfg.activation)
     return train_adapters_and_head(model, arch)

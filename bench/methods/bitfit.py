@@ -5,7 +5,7 @@ Models without bias terms (Llama, Mistral, ...) are refused: BitFit there would 
 
 from dataclasses import dataclass
 
-from bench.config import Unsupported
+from bench import Unsupported
 from bench.methods import register
 from bench.methods._common import freeze_all_but, in_modules
 

@@ -8,8 +8,8 @@ it falls back to a single factor, i.e. block-diagonal OFT with this block size, 
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import ConfigError
-from bench.methods import check, register
+from bench import ConfigError
+from bench.methods import check, check_counts, register
 from bench.methods._common import linear_shape, peft_wrap, resolve_targets
 
 
@@ -23,8 +23,7 @@ class BoftConfig:
     def __post_init__(self):
         check(isinstance(self.block_size, int) and self.block_size >= 2 and self.block_size % 2 == 0,
               "block_size", self.block_size, "must be an even integer >= 2")
-        check(isinstance(self.butterfly_factors, int) and self.butterfly_factors >= 1, "butterfly_factors",
-              self.butterfly_factors, "must be an integer >= 1")
+        check_counts(self, "butterfly_factors")
 
 
 def check_widths(cfg: BoftConfig, widths: set[int]) -> None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+import warnings
 from pathlib import Path
 
-from bench import methods
+from bench import config, methods
 from bench.config import ConfigError, Unsupported
 
 FAMILY_ORDER = {family: i for i, family in enumerate(methods.FAMILIES)}
@@ -42,8 +43,6 @@ def trainable(names: list[str], model_name: str, task_name: str) -> dict[str, di
     from bench.models.arch import inspect
     from bench.trackers import params
 
-    import warnings
-
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore")  # peft and transformers warn per method; the table is the output here
@@ -66,19 +65,7 @@ def trainable(names: list[str], model_name: str, task_name: str) -> dict[str, di
 
 
 def compose(model_name: str, task_name: str, method_name: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from bench import config
-    from bench.cli import CONF_DIR
-
-    overrides = [f"model={model_name}", f"task={task_name}", f"method={method_name}"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        raw = OmegaConf.to_container(hydra_compose(config_name="config", overrides=overrides), resolve=True)
-    for key in ("force", "results_dir"):
-        raw.pop(key, None)
-    return config.from_dict(raw)
+    return config.compose(f"model={model_name}", f"task={task_name}", f"method={method_name}")
 
 
 def fraction(count, with_params: bool = True) -> str:
@@ -126,9 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = ordered()
     try:
         if args.model:
-            from bench.cli import check_group_choices
-
-            check_group_choices([f"model={args.model}", f"task={args.task}"])
+            config.check_group_choices([f"model={args.model}", f"task={args.task}"])
         counts = trainable([m.name for m in rows], args.model, args.task) if args.model else None
     except ConfigError as error:
         sys.exit(f"peft-bench-methods: {error}")

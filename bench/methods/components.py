@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from bench.config import ConfigError
+from bench import ConfigError
 from bench.methods import check, register
 from bench.methods._common import freeze_all_but, in_modules
 

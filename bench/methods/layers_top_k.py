@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from bench.config import ConfigError
-from bench.methods import check, register
+from bench import ConfigError
+from bench.methods import check_counts, register
 from bench.methods._common import train_blocks
 
 
@@ -12,7 +12,7 @@ class LayersConfig:
     k: int = 2  # how many transformer blocks train
 
     def __post_init__(self):
-        check(isinstance(self.k, int) and self.k >= 1, "k", self.k, "must be an integer >= 1")
+        check_counts(self, "k")
 
     def blocks(self, arch, top: bool) -> list[str]:
         if self.k > len(arch.blocks):

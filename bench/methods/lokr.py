@@ -1,25 +1,17 @@
 """LoKr (Edalati et al., 2022, KronA; LyCORIS) through peft: the update is a Kronecker product W1 ⊗ (B·A)."""
 
 from dataclasses import dataclass
-from typing import Any
 
-from bench.methods import check, register
-from bench.methods._common import peft_wrap, resolve_targets
+from bench.methods import register
+from bench.methods._common import LowRankConfig, peft_wrap, resolve_targets
 
 
 @dataclass
-class LokrConfig:
-    r: int = 8  # rank of the low-rank Kronecker factor
-    alpha: float = 8  # the update is scaled by alpha / r
-    target_modules: Any = "qv"  # qv | attention | mlp | all-linear | list of layer names or regexes
+class LokrConfig(LowRankConfig):  # r (of the low-rank Kronecker factor), alpha 8 (peft's defaults), target_modules
     decompose_factor: int = -1  # split of each dimension into the two factors; -1: as square as possible
     decompose_both: bool = False  # low-rank decompose the small factor too
     rank_dropout: float = 0.0
     module_dropout: float = 0.0
-
-    def __post_init__(self):
-        check(isinstance(self.r, int) and self.r >= 1, "r", self.r, "must be an integer >= 1")
-        check(self.alpha > 0, "alpha", self.alpha, "must be > 0")
 
 
 @register("lokr", family="reparameterization", config=LokrConfig, merges=True,

@@ -4,22 +4,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.methods import check, register
-from bench.methods._common import peft_wrap, resolve_targets
+from bench.methods._common import LowRankConfig, peft_wrap, resolve_targets
 
 
 @dataclass
-class LoraConfig:
-    r: int = 8  # rank of the update
+class LoraConfig(LowRankConfig):
     alpha: float = 16  # the update is scaled by alpha / r (alpha / sqrt(r) with rslora)
     dropout: float = 0.05  # dropout on the adapter's input
-    target_modules: Any = "qv"  # qv (LoRA paper) | attention | mlp | all-linear | list of layer names or regexes
     use_rslora: bool = False  # rank-stabilised scaling alpha / sqrt(r)
     use_dora: bool = False  # weight-decomposed LoRA: magnitude and direction trained apart
     init: Any = True  # peft init_lora_weights: true (B = 0), gaussian, pissa, olora
 
     def __post_init__(self):
-        check(isinstance(self.r, int) and self.r >= 1, "r", self.r, "must be an integer >= 1")
-        check(self.alpha > 0, "alpha", self.alpha, "must be > 0")
+        super().__post_init__()
         check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
 
 

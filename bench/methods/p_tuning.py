@@ -4,18 +4,16 @@ prompt encoder (MLP or LSTM) and prepended to the input embeddings."""
 from dataclasses import dataclass
 
 from bench.methods import check, register
-from bench.methods._common import peft_wrap
+from bench.methods._common import SoftPromptConfig, peft_wrap
 
 
 @dataclass
-class PTuningConfig:
-    num_virtual_tokens: int = 20  # length of the soft prompt
+class PTuningConfig(SoftPromptConfig):
     encoder: str = "MLP"  # MLP | LSTM: the prompt encoder's reparameterisation
     encoder_hidden: int = 128  # hidden width of the prompt encoder
 
     def __post_init__(self):
-        check(isinstance(self.num_virtual_tokens, int) and self.num_virtual_tokens >= 1,
-              "num_virtual_tokens", self.num_virtual_tokens, "must be an integer >= 1")
+        super().__post_init__()
         check(self.encoder in ("MLP", "LSTM"), "encoder", self.encoder, "must be MLP or LSTM")
 
 

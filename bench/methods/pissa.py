@@ -14,6 +14,7 @@ from bench.methods.lora import LoraConfig, apply_lora
 
 @dataclass
 class PissaConfig(LoraConfig):
+    alpha: float = 8  # scale alpha / r = 1: the adapter starts as the weight's principal part at its own size
     init: str = "pissa"  # pissa (full SVD) | pissa_niter_N (fast randomised SVD, N iterations) | olora
     dropout: float = 0.0  # PiSSA trains the principal components directly; the paper uses no dropout
 

@@ -9,19 +9,14 @@ import inspect
 import types
 from dataclasses import dataclass
 
-from bench.methods import check, register
-from bench.methods._common import peft_wrap
+from bench.methods import register
+from bench.methods._common import SoftPromptConfig, peft_wrap
 
 
 @dataclass
-class PrefixTuningConfig:
-    num_virtual_tokens: int = 20  # prefix length per layer
+class PrefixTuningConfig(SoftPromptConfig):
     projection: bool = False  # reparameterise the prefix through an MLP (the paper's trick for stability)
     projection_hidden: int = 512  # hidden width of that MLP
-
-    def __post_init__(self):
-        check(isinstance(self.num_virtual_tokens, int) and self.num_virtual_tokens >= 1,
-              "num_virtual_tokens", self.num_virtual_tokens, "must be an integer >= 1")
 
 
 @register("prefix-tuning", family="soft-prompt", config=PrefixTuningConfig,

@@ -3,18 +3,16 @@
 from dataclasses import dataclass
 
 from bench.methods import check, register
-from bench.methods._common import peft_wrap
+from bench.methods._common import SoftPromptConfig, peft_wrap
 
 
 @dataclass
-class PromptTuningConfig:
-    num_virtual_tokens: int = 20  # length of the soft prompt
+class PromptTuningConfig(SoftPromptConfig):
     init: str = "random"  # random | text (embeddings of `init_text`'s tokens, Lester et al.'s better start)
     init_text: str = "Classify the topic of this news article:"
 
     def __post_init__(self):
-        check(isinstance(self.num_virtual_tokens, int) and self.num_virtual_tokens >= 1,
-              "num_virtual_tokens", self.num_virtual_tokens, "must be an integer >= 1")
+        super().__post_init__()
         check(self.init in ("random", "text"), "init", self.init, "must be random or text")
 
 

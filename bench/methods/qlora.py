@@ -10,7 +10,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from bench.config import Unsupported
+from bench import Unsupported
 from bench.methods import check, register
 from bench.methods._common import peft_wrap, resolve_targets
 from bench.methods.lora import LoraConfig

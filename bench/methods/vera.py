@@ -8,7 +8,7 @@ generator), so the per-task checkpoint holds the scaling vectors and the head on
 from dataclasses import dataclass
 from typing import Any
 
-from bench.methods import check, register
+from bench.methods import check, check_counts, register
 from bench.methods._common import peft_wrap, resolve_targets
 
 
@@ -22,7 +22,7 @@ class VeraConfig:
     save_projection: bool = False  # true: store the projections in each checkpoint (safer across torch versions)
 
     def __post_init__(self):
-        check(isinstance(self.r, int) and self.r >= 1, "r", self.r, "must be an integer >= 1")
+        check_counts(self, "r")
         check(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)")
 
 

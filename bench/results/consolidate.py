@@ -6,11 +6,9 @@ Safe on a sweep still running or killed: partial or unreadable files are skipped
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from bench.results.record import RECORD_NAME, read
+from bench.results.record import RECORD_NAME, read, replace_atomic
 
 IDENTITY = ["method", "family", "model", "task", "seed", "status"]
 
@@ -45,24 +43,11 @@ def load_table(folder: Path):
     return pd.DataFrame(rows)
 
 
-def _replace_atomic(path: Path, write) -> None:
-    """Write through a temp file in the same folder, then rename: readers see the old table or the new one."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temp)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; a results table is for everyone who can read the folder
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write(table, folder: Path) -> Path:
     """trials.csv and trials.parquet in the folder, each replaced atomically; returns the csv path."""
     folder = Path(folder)
-    _replace_atomic(folder / "trials.csv", lambda temp: table.to_csv(temp, index=False))
-    _replace_atomic(folder / "trials.parquet", lambda temp: table.to_parquet(temp, index=False))
+    replace_atomic(folder / "trials.csv", lambda temp: table.to_csv(temp, index=False))
+    replace_atomic(folder / "trials.parquet", lambda temp: table.to_parquet(temp, index=False))
     return folder / "trials.csv"
 
 

@@ -1,7 +1,7 @@
 """The trial record: schema, atomic writes, provenance.
 
 A record is the one file a trial leaves: status (ok | failed | skipped), the error when it failed (type, message,
-phase), the resolved config, provenance, and the metrics (the columns listed in shared/DESIGN.md).
+phase), the resolved config, provenance, and the metrics (the columns of bench/results/metrics.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -18,12 +19,19 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"
+ITEMS_NAME = "items.json"  # per-item scores beside the record: {"quality": [...], "probe_before": [...], ...}
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"  # a record's status
+STATUSES = (OK, FAILED, SKIPPED)
+# `skipped`: the trial refused a combination it cannot run here (a generation task on an encoder, QLoRA without a
+# GPU): running it again gives the same answer, so it counts as finished like `ok`. `failed` trials run again.
+FINISHED = (OK, SKIPPED)
+TRACEBACK_CHARS = 4000  # tail of the traceback kept in a failed record
 PACKAGES = ("torch", "transformers", "peft", "datasets", "accelerate", "hydra-core", "peft-bench")
 
 
 @dataclass
 class TrialRecord:
-    status: str  # ok | failed | skipped
+    status: str  # OK | FAILED | SKIPPED
     config: dict
     key: str  # hash of the config: resume matches finished trials by it
     identity: dict  # method, family, model, task, seed
@@ -32,19 +40,22 @@ class TrialRecord:
     provenance: dict = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
     finished_at: str = ""
+    items: dict = field(default_factory=dict)  # per-item score lists, written to ITEMS_NAME, not into the record
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "items"}
 
 
-def write_atomic(path: Path, payload: dict) -> None:
-    """Temp file in the same folder, fsync, rename: a reader sees the old record or the new one, never half."""
+def replace_atomic(path: Path, write) -> None:
+    """`write(temp_path)` fills a temp file in the same folder; fsync, then rename over `path`: a reader (or a
+    machine that lost power) sees the old file or the new one, never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False, default=str)
-            handle.flush()
+        write(temp)
+        with open(temp, "rb") as handle:
             os.fsync(handle.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes owner-only files; results are shared (clusters, teams)
         os.replace(temp, path)
@@ -53,8 +64,22 @@ def write_atomic(path: Path, payload: dict) -> None:
         raise
 
 
+def write_atomic(path: Path, payload, indent: int | None = 2) -> None:
+    """JSON through replace_atomic."""
+    def dump(temp: str) -> None:
+        with open(temp, "w") as handle:
+            json.dump(payload, handle, indent=indent, separators=None if indent else (",", ":"), default=str)
+
+    replace_atomic(path, dump)
+
+
 def write(record: TrialRecord, folder: Path) -> Path:
     record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    items_path = Path(folder) / ITEMS_NAME
+    if record.items:  # before the record: a finished record always has its items beside it
+        write_atomic(items_path, record.items, indent=None)
+    else:
+        items_path.unlink(missing_ok=True)  # none from an earlier run of the same folder either
     path = Path(folder) / RECORD_NAME
     write_atomic(path, record.to_dict())
     return path
@@ -72,6 +97,27 @@ def read(path: Path) -> dict | None:
     """A record, or None when the file is missing or not a complete record."""
     payload = read_json(path)
     return payload if isinstance(payload, dict) and "status" in payload else None
+
+
+def identity(config: dict) -> dict:
+    """method / family / model / task / seed of a trial, from its config as a dict (a TrialConfig's to_dict(), or the
+    raw values of a config that did not validate: then whatever can be read, None for the rest)."""
+    from bench import methods
+
+    name = {part: (config.get(part) or {}).get("name") if isinstance(config.get(part), dict) else None
+            for part in ("method", "model", "task")}
+    method = methods.registry().get(name["method"]) if isinstance(name["method"], str) else None
+    return {"method": name["method"], "family": method.family if method else None, "model": name["model"],
+            "task": name["task"], "seed": config.get("seed")}
+
+
+def error_info(error: BaseException, phase: str, with_traceback: bool = True) -> dict:
+    """The record's `error`: type, first line of the message, phase, and the traceback's tail."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    info = {"type": type(error).__name__, "message": message, "phase": phase}
+    if with_traceback:
+        info["traceback"] = "".join(traceback.format_exception(error))[-TRACEBACK_CHARS:]
+    return info
 
 
 def _git(*args: str) -> str | None:

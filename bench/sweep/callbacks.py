@@ -23,6 +23,9 @@ class SweepEnd(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time()
+        from bench.sweep.progress import sweep_started
+
+        sweep_started(config)  # each trial's line shows i/N and an ETA
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)  # e.g. for an Optuna study's sqlite file
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
@@ -37,21 +40,22 @@ def _int(value):
 def summarise(folder: Path, started: float | None = None, seconds: float | None = None) -> str:
     """Consolidate the sweep folder and describe it: counts by status, how many ran now, each failure."""
     from bench.results import consolidate
+    from bench.results.record import FAILED, STATUSES
 
     table = consolidate.load_table(folder)
     if table.empty:
         return f"peft-bench: sweep {folder}: no trial record"
     csv = consolidate.write(table, folder)
     counts = table["status"].value_counts()
-    line = (f"peft-bench: sweep {folder.name}: {len(table)} trials: {counts.get('ok', 0)} ok, "
-            f"{counts.get('failed', 0)} failed, {counts.get('skipped', 0)} skipped")
+    line = f"peft-bench: sweep {folder.name}: {len(table)} trials: " + ", ".join(
+        f"{counts.get(status, 0)} {status}" for status in STATUSES)
     if started is not None:
         since = datetime.fromtimestamp(int(started) - 1, timezone.utc).isoformat(timespec="seconds")
         ran = int((table["finished_at"].fillna("") >= since).sum())
         line += f" ({ran} run now, {len(table) - ran} from earlier runs"
         line += f", {seconds / 60:.1f} min)" if seconds is not None else ")"
     lines = [line, f"  table: {csv}"]
-    failed = table[table["status"] == "failed"]
+    failed = table[table["status"] == FAILED]
     for _, row in failed.head(MAX_FAILURES_SHOWN).iterrows():
         parts = Path(str(row["trial_dir"])).name.split("__", 4)
         extra = f" ({parts[4][:60]})" if len(parts) == 5 else ""  # the overrides that tell apart trials of one method

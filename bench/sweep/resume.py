@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.results.record import RECORD_NAME, read
-
-# `skipped` means the trial refused a combination it cannot run here (a generation task on an encoder, QLoRA without
-# a GPU): running it again gives the same answer, so resume treats it like `ok`. `failed` trials always run again.
-FINISHED = ("ok", "skipped")
+from bench.results.record import FINISHED, RECORD_NAME, read
 
 
 def place(trial_dir: Path, key: str, force: bool = False) -> tuple[Path, dict | None]:

@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.config import ConfigError, TaskConfig, TrainConfig
+from bench.config import ConfigError, TaskConfig, TrainConfig, closest
 from bench.tasks import bbc, generic
 
 SPLIT_SEED = 0  # the split is fixed across trials and seeds: seeds vary training, not the data
+# task.source -> rows(cfg): {"train": [...], "test": [...], ...} as given, or one list of rows to split here
+SOURCES = {"bbc": bbc.rows, "files": generic.file_rows, "hub": generic.hub_rows}
 
 
 @dataclass
@@ -33,10 +35,10 @@ class TaskData:
 def raw_splits(cfg: TaskConfig, cache_dir: Path | None = None) -> dict[str, list[dict]]:
     """{"train", "validation", "test"} rows; split deterministically, stratified, where the source has no splits
     (the split's row indices cached under cache_dir/splits when given)."""
-    if cfg.source == "bbc":
-        rows = bbc.rows(cfg.name, cfg.kind)
-    else:
-        rows = generic.rows(cfg)
+    if cfg.source not in SOURCES:
+        raise ConfigError(f"`task.source` ({cfg.source!r}) must be one of {', '.join(SOURCES)}"
+                          f"{closest(str(cfg.source), SOURCES)}")
+    rows = SOURCES[cfg.source](cfg)
     if isinstance(rows, dict):
         test = rows.get("test") or rows.get("validation")
         if test is None:
@@ -62,11 +64,16 @@ def _stratified_indices(rows: list[dict], cfg: TaskConfig) -> dict[str, list[int
     from sklearn.model_selection import train_test_split
 
     groups = [r["group"] for r in rows]
-    rest, test = train_test_split(list(range(len(rows))), test_size=cfg.test_fraction, random_state=SPLIT_SEED,
-                                  stratify=groups)
-    fraction = cfg.validation_fraction / (1 - cfg.test_fraction)
-    train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED,
-                                         stratify=[groups[i] for i in rest])
+    try:
+        rest, test = train_test_split(list(range(len(rows))), test_size=cfg.test_fraction, random_state=SPLIT_SEED,
+                                      stratify=groups)
+        fraction = cfg.validation_fraction / (1 - cfg.test_fraction)
+        train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED,
+                                             stratify=[groups[i] for i in rest])
+    except ValueError as error:  # a class too small to have rows in each split, or too few rows at all
+        raise ConfigError(f"`task.test_fraction` ({cfg.test_fraction}) and `task.validation_fraction` "
+                          f"({cfg.validation_fraction}) cannot split {len(rows)} rows of `task` ({cfg.name!r}) "
+                          f"stratified by class: {str(error).splitlines()[0]}") from None
     return {"train": [int(i) for i in train], "validation": [int(i) for i in validation], "test": [int(i) for i in test]}
 
 

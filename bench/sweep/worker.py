@@ -1,4 +1,4 @@
-"""Child process of a sweep: `python -m bench.worker TRIAL_DIR` runs the trial in TRIAL_DIR/trial_config.json.
+"""Child process of a sweep: `python -m bench.sweep.worker TRIAL_DIR` runs the trial in TRIAL_DIR/trial_config.json.
 
 Run it by hand to redo one trial of a sweep in place (its record is replaced).
 """
@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+CONFIG_NAME = "trial_config.json"  # the trial's config, written by the sweep process (bench.sweep.isolation)
+PARENT_ENV = "PEFT_BENCH_PARENT_PID"  # the process that started this trial: the trial dies with it
 SWEEP_ENV = "PEFT_BENCH_SWEEP"  # identity of the `peft-bench` process that started the sweep (bench.cli)
 SWEEP_POLL_SECONDS = 2.0
 
@@ -45,7 +47,7 @@ def _pid_namespace() -> str | None:
 def die_with_parent() -> None:
     """Linux: when the sweep process that started this trial dies (even by SIGKILL), the trial dies too,
     so a killed sweep leaves no orphan still training and writing a record behind a resumed sweep's back."""
-    parent = os.environ.get("PEFT_BENCH_PARENT_PID")
+    parent = os.environ.get(PARENT_ENV)
     if not parent or not sys.platform.startswith("linux"):
         return
     try:
@@ -92,9 +94,8 @@ def main(trial_dir: str) -> None:
     die_with_parent()
     die_with_sweep()
     from bench import config, trial
-    from bench.cli import summary
-    from bench.isolation import CONFIG_NAME
     from bench.results import record as records
+    from bench.results.console import summary
     from bench.sweep import faults
 
     folder = Path(trial_dir)

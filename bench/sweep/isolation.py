@@ -1,21 +1,19 @@
 """Each trial of a sweep in its own process, so memory peaks are the trial's own and a crash ends only it.
 
-The parent writes the trial's config, starts the worker (bench.worker) on it, and, if the child died without a
+The parent writes the trial's config, starts the worker (bench.sweep.worker) on it, and, if the child died without a
 record (killed, segfault, out of host memory, timed out), records the trial as failed with the cause, the last
 lines the child wrote to stderr, and the peak memory (RSS) the child had reached.
 Config errors found in the parent are recorded the same way (phase `config`): nothing a trial does ends the sweep.
 
 On Linux the sweep process imports torch, transformers, peft and datasets once and forks each trial from itself:
-the child starts with them loaded instead of spending ~4 s of every trial importing them again (issue 6's fixed
-per-trial cost), and is still a process of its own. Elsewhere, or where the parent already holds torch state a
-forked child could not use, the child is a fresh `python -m bench.worker DIR`.
+the child starts with them loaded instead of spending ~4 s of every trial importing them again (a fixed cost that
+would otherwise be a large share of a short trial), and is still a process of its own. Elsewhere, or where the
+parent already holds torch state a forked child could not use, the child is a fresh `python -m bench.sweep.worker DIR`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import os
 import re
 import signal
@@ -27,9 +25,8 @@ from pathlib import Path
 
 from bench.config import TrialConfig
 from bench.results import record as records
-
-CONFIG_NAME = "trial_config.json"
-PARENT_ENV = "PEFT_BENCH_PARENT_PID"  # the worker dies with the process that started it (bench.worker)
+from bench.results.failures import record_failure
+from bench.sweep import worker
 STDERR_TAIL = 4000  # characters of the child's stderr kept for the failure record
 NO_FORK_ENV = "PEFT_BENCH_NO_FORK"  # set: every trial starts a fresh interpreter (for debugging the worker)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "peft", "datasets", "evaluate")
@@ -79,7 +76,7 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     trial_dir.mkdir(parents=True, exist_ok=True)
     record_path = trial_dir / records.RECORD_NAME
     record_path.unlink(missing_ok=True)  # only unfinished records (or force=true) reach here: they are redone
-    records.write_atomic(trial_dir / CONFIG_NAME, cfg.to_dict())
+    records.write_atomic(trial_dir / worker.CONFIG_NAME, cfg.to_dict())
     pid, stderr_fd = _start_worker(trial_dir)
     tee = _Tee(stderr_fd)
     tee.start()
@@ -106,14 +103,15 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     written = records.read(record_path)
     if written is not None and written.get("key") == cfg.key():
         return written
-    metrics = {"peak_mem_bytes": usage.ru_maxrss * 1024, "mem_source": "process_rss (at death)"} if usage.ru_maxrss else {}
+    metrics = ({"peak_mem_bytes": usage.ru_maxrss * 1024, "mem_source": "process_rss (at death)"}
+               if usage.ru_maxrss else {})
     error = {"type": "TrialTimeout" if timed_out.is_set() else "ProcessDied",
              "message": _cause(returncode, timeout, timed_out.is_set()), "phase": "process",
              "stderr_tail": tee.tail.decode(errors="replace")}
     if last := _last_error_line(tee.tail):
         error["message"] += f"; stderr: {last[:300]}"
-    return record_failure(cfg.to_dict() | {"learning_rate": cfg.learning_rate}, cfg.key(), _identity(cfg), error,
-                          trial_dir, cfg.seed, metrics)
+    return record_failure(cfg.to_dict() | {"learning_rate": cfg.learning_rate}, cfg.key(),
+                          records.identity(cfg.to_dict()), error, trial_dir, cfg.seed, metrics)
 
 
 def prepare() -> None:
@@ -143,18 +141,18 @@ def _start_worker(trial_dir: Path) -> tuple[int, int]:
 
 
 def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
-    """(pid, read end of its stderr) of a fresh `python -m bench.worker DIR`."""
+    """(pid, read end of its stderr) of a fresh `python -m bench.sweep.worker DIR`."""
     read_fd, write_fd = os.pipe()
-    env = {**os.environ, PARENT_ENV: str(os.getpid())}
+    env = {**os.environ, worker.PARENT_ENV: str(os.getpid())}
     actions = [(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)]
-    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", "bench.worker", str(trial_dir)], env,
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-m", worker.__name__, str(trial_dir)], env,
                          file_actions=actions)
     os.close(write_fd)
     return pid, read_fd
 
 
 def _fork_worker(trial_dir: Path) -> tuple[int, int]:
-    """(pid, read end of its stderr) of a fork of this process running bench.worker on trial_dir."""
+    """(pid, read end of its stderr) of a fork of this process running the worker on trial_dir."""
     read_fd, write_fd = os.pipe()
     parent_pid = os.getpid()
     sys.stdout.flush()
@@ -184,9 +182,7 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         # A launcher or test runner may have replaced sys.stdout/stderr with objects of its own: write to the fds.
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        os.environ[PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
-        from bench import worker
-
+        os.environ[worker.PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
         worker.main(str(trial_dir))
         code = 0
     except SystemExit as error:
@@ -217,50 +213,3 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def _identity(cfg: TrialConfig) -> dict:
-    from bench.trial import identity
-
-    return identity(cfg)
-
-
-def raw_key(raw: dict) -> str:
-    """Key of a config that did not validate: a hash of the raw values (such a record is always run again)."""
-    identity = {k: v for k, v in raw.items() if k not in ("hydra", "sweep_name", "cache_dir")}
-    return "raw-" + hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def raw_identity(raw: dict) -> dict:
-    """method / family / model / task / seed read from a raw config, for a trial whose config did not validate."""
-    from bench import methods
-    from bench.config import ConfigError
-
-    name = lambda section: (raw.get(section) or {}).get("name") if isinstance(raw.get(section), dict) else None
-    try:
-        family = methods.get(name("method")).family
-    except (ConfigError, TypeError):
-        family = None
-    return {"method": name("method"), "family": family, "model": name("model"), "task": name("task"),
-            "seed": raw.get("seed")}
-
-
-def record_config_failure(raw: dict, error: Exception, trial_dir: Path, phase: str = "config"):
-    """A multirun trial the parent could not even start (bad config): a failed record, and the sweep goes on."""
-    from bench.sweep import resume
-
-    key = raw_key(raw)
-    folder, _ = resume.place(trial_dir, key, force=True)
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    config = {k: v for k, v in raw.items() if k != "hydra"}
-    return record_failure(config, key, raw_identity(raw), {"type": type(error).__name__, "message": message,
-                                                           "phase": phase}, folder, raw.get("seed"))
-
-
-def record_failure(config: dict, key: str, identity: dict, error: dict, trial_dir: Path, seed, metrics=None) -> dict:
-    failed = records.TrialRecord(status="failed", config=config, key=key, identity=identity, metrics=metrics or {},
-                                 error=error, provenance=records.provenance(seed if isinstance(seed, int) else 0, "unknown"))
-    records.write(failed, trial_dir)
-    print(f"peft-bench: {identity['method']} on {identity['model']}/{identity['task']}, seed {identity['seed']}: "
-          f"FAILED [{error['phase']}] {error['type']}: {error['message']}", flush=True)
-    return failed.to_dict()
