@@ -1,4 +1,4 @@
-"""Mean ± std over seeds, with the seed count, and the best value per column.
+"""Mean ± std over seeds, with the seed count, and the rows best per column within the noise.
 
 Only finished (`ok`) trials are aggregated; failed and skipped ones are listed by the report, not averaged in.
 std is the sample standard deviation (ddof=1): NaN with one seed, which prints as the mean alone.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.metrics import FAMILIES, METRICS, QUALITY_METRICS
+from bench.methods import FAMILIES
+from bench.results import stats
+from bench.results.metrics import METRICS, QUALITY_METRICS
 
 KEYS = ["model", "task", "family", "method", "label"]
 
@@ -41,13 +43,28 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
 
 
 def best_marks(agg: pd.DataFrame, columns: list[str], by: tuple[str, ...] = ("model", "task")) -> pd.DataFrame:
-    """True where a row holds the best mean of its column within its group (ties all marked; NaN never best)."""
+    """True where a row is among the best of its column within its group, never by a difference below the noise:
+    - the top tie set where the aggregate carries one (`<column>_tied`, from uncertainty.annotate: quality and
+      forgetting, tested over items); a group whose tie set is undecided (no interval) gets no mark;
+    - else the rows not significantly worse than the best mean over seeds (z test with std / sqrt(seeds),
+      Holm-corrected); where one seed gives no spread, the best value (equal values all marked). NaN never best."""
     marks = pd.DataFrame(False, index=agg.index, columns=columns)
     for column in columns:
         better = METRICS[column].better if column in METRICS else "max"
-        values = agg[f"{column}_mean"]
-        if better is None or values.isna().all():
+        if better is None or agg[f"{column}_mean"].isna().all():
             continue
-        target = values.groupby([agg[k] for k in by]).transform("max" if better == "max" else "min")
-        marks[column] = values.notna() & (values == target)
+        if f"{column}_tied" in agg:
+            marks[column] = agg[f"{column}_tied"].eq(True)
+            continue
+        for _, group in agg.groupby(list(by), sort=False):
+            marks.loc[group.index, column] = seed_ties(group, column, better == "max")
     return marks
+
+
+def seed_ties(group: pd.DataFrame, column: str, higher_is_better: bool) -> pd.Series:
+    means = group[f"{column}_mean"]
+    std, n = group[f"{column}_std"], group[f"{column}_n"]
+    variance = (std ** 2 / n).where((n > 1) & std.notna(), 0.0)  # one seed: no spread known, the value decides
+    ties = stats.tie_set_from_intervals(dict(zip(group.index, means)), dict(zip(group.index, variance)),
+                                        higher_is_better=higher_is_better)
+    return group.index.to_series().isin(ties.tied)

@@ -11,15 +11,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import page
-from bench.report.aggregate import aggregate
+from bench.report import answer, explorer, page, uncertainty
+from bench.report.aggregate import aggregate, best_marks
 from bench.report.load import load_trials
-from bench.report.metrics import METRICS, QUALITY_METRICS, human_bytes, human_params, is_na, number
 from bench.report.page import Block
 from bench.report.plots import draw_all
 from bench.report.recommend import Budget, recommend, recommendation_table, summary
 from bench.report.render import write_table
-from bench.report.tables import STORAGE_N, cost_table, failures_table, paper_table, storage_frame, storage_table
+from bench.report.tables import (
+    STORAGE_N,
+    cost_table,
+    failures_table,
+    paper_table,
+    storage_frame,
+    storage_table,
+)
+from bench.results.metrics import (
+    METRICS,
+    QUALITY_METRICS,
+    human_bytes,
+    human_params,
+    is_na,
+    number,
+)
 
 
 def sweep_name(source: Path) -> str:
@@ -36,8 +50,8 @@ def _clear(folder: Path, patterns) -> None:
 
 def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, ns) -> list[str]:
     counts = trials["status"].value_counts()
-    lines = [f"{len(trials)} trials: {counts.get('ok', 0)} finished, {counts.get('failed', 0)} failed, "
-             f"{counts.get('skipped', 0)} skipped (failed and skipped ones are listed at the end)."]
+    lines = [(f"{len(trials)} trials: {counts.get('ok', 0)} finished, {counts.get('failed', 0)} failed, "
+             f"{counts.get('skipped', 0)} skipped (failed and skipped ones are listed at the end).")]
     if agg.empty:
         return lines + ["No finished trial yet: nothing to compare."]
     sizes = agg.groupby("model", sort=False)["total_params_mean"].min()
@@ -46,25 +60,24 @@ def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, 
                  f"{', '.join(dict.fromkeys(agg['task']))}; {agg['label'].nunique()} methods in "
                  f"{agg['family'].nunique()} families; seeds per method: "
                  f"{seeds.min() if seeds.min() == seeds.max() else f'{seeds.min()}–{seeds.max()}'}.")
+    shown = {"trainable_fraction": ("fewest trainable parameters", lambda v: f"{100 * v:.3g}%"),
+             "peak_mem_bytes": ("lowest peak memory", human_bytes),
+             "train_tokens_per_s": ("fastest training", lambda v: f"{v:,.0f} tokens/s")}
+    marks = best_marks(agg, list(shown))
     for (model, task), rows in agg.groupby(["model", "task"], sort=False):
         parts = []
-        full = rows[rows["family"] == "full"]
-        full_mem = full["peak_mem_bytes_mean"].min() if len(full) else float("nan")
-
-        def top(column, better):
-            values = rows[f"{column}_mean"].dropna()
-            return None if values.empty else rows.loc[values.idxmax() if better == "max" else values.idxmin()]
-
-        if (r := top("quality", "max")) is not None:
-            score = number("quality", r["quality_mean"])
-            parts.append(f"best quality {r['label']} ({r['quality_metric'] or 'quality'} {score})")
-        if (r := top("trainable_fraction", "min")) is not None:
-            parts.append(f"fewest trainable parameters {r['label']} ({100 * r['trainable_fraction_mean']:.3g}%)")
-        if (r := top("peak_mem_bytes", "min")) is not None:
-            versus = f", full fine-tuning {human_bytes(full_mem)}" if not is_na(full_mem) else ""
-            parts.append(f"lowest peak memory {r['label']} ({human_bytes(r['peak_mem_bytes_mean'])}{versus})")
-        if (r := top("train_tokens_per_s", "max")) is not None:
-            parts.append(f"fastest training {r['label']} ({r['train_tokens_per_s_mean']:,.0f} tokens/s)")
+        tied = rows[rows["quality_tied"].eq(True)] if "quality_tied" in rows else rows.iloc[:0]
+        if len(tied):
+            top = tied["quality_mean"].max()
+            parts.append(("top quality, tied: " if len(tied) > 1 else "top quality: ") + ", ".join(tied["label"]) +
+                         f" ({rows['quality_metric'].iloc[0] or 'quality'} up to {number('quality', top)})")
+        elif rows["quality_mean"].notna().any():
+            parts.append("top quality: n/a (no interval)")
+        for column, (text, show) in shown.items():
+            best = rows[marks.loc[rows.index, column]]
+            if len(best):
+                value = best[f"{column}_mean"].min() if METRICS[column].better == "min" else best[f"{column}_mean"].max()
+                parts.append(f"{text} {', '.join(best['label'])} ({show(value)})")
         lines.append(f"{model} / {task}: " + "; ".join(parts) + ".")
     if not storage.empty:
         n = ns[-1]
@@ -81,12 +94,13 @@ def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, 
 
 
 def definitions() -> list[str]:
-    shown = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "mem_weights_bytes", "mem_other_bytes",
-             "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "train_tokens_per_s",
-             "latency_ms_p50", "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
-    return [f"{METRICS[c].axis_label}: {METRICS[c].help}" for c in shown] + [
-        "mean ± std: over seeds, sample std (ddof=1); one seed prints the mean alone. n/a: not measured or not "
-        "applicable; never counted as zero. MiB = 2^20 bytes, GiB = 2^30 bytes."]
+    return [f"{m.axis_label}: {m.help}" for m in METRICS.values() if m.cost] + [
+        ("mean ± std: over seeds, sample std (ddof=1); one seed prints the mean alone. quality 95% CI: the interval "
+        "of the mean over the evaluated items (n items) and seeds. n/a: not measured or not applicable; never "
+        "counted as zero. MiB = 2^20 bytes, GiB = 2^30 bytes.")]
+
+
+MAIN_PLOT = "quality_vs_peak_memory"
 
 
 def build_report(source: Path, out: Path | None = None, budget: Budget | None = None, storage_n=STORAGE_N) -> Path:
@@ -99,47 +113,73 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
         folder.mkdir(parents=True, exist_ok=True)
         _clear(folder, patterns)
 
-    trials = load_trials(source)
+    trials = uncertainty.fill_trial_intervals(load_trials(source))
+    found = uncertainty.decisions(trials)
     agg = aggregate(trials)
-    blocks: list[Block] = []
+    agg = uncertainty.annotate(agg, found) if not agg.empty else agg
     storage = storage_frame(agg, storage_n) if not agg.empty else pd.DataFrame()
-
-    blocks += [Block("heading", "Key figures"), Block("list", key_figures(trials, agg, storage, storage_n))]
+    plots, left_out = draw_all(agg, trials, plots_dir)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks: list[Block] = [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")]
 
     def add_table(table):
         paths = write_table(table, tables_dir)
         rel = [(ext.upper() if ext != "tex" else "LaTeX", p.relative_to(out)) for ext, p in paths.items()]
         blocks.append(Block("table", table, tuple(rel)))
 
+    scripts: tuple[str, ...] = ()
     if not agg.empty:
-        picks = recommend(agg, budget)
-        blocks += [Block("heading", "Recommendation"), Block("text", f"Budget: {budget.describe()}."),
-                   Block("list", summary(picks, budget))]
+        blocks += [Block("heading", "The answer", anchor="answer"), Block("cards", answer.cards(agg)),
+                   Block("sub", answer.LEGEND)]
+        main = next((p for p in plots if p.name == MAIN_PLOT), plots[0] if plots else None)
+        if main is not None:
+            blocks.append(Block("main-plot", main, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in main.files)))
+        blocks.append(Block("heading", "Explore", anchor="explore"))
+        try:
+            body, explorer_scripts = explorer.fragment(agg, trials)
+        except ImportError as missing:  # plotly is a dependency; a broken install still gets the rest of the report
+            blocks.append(Block("text", f"The interactive explorer needs plotly ({missing}): pip install plotly."))
+        else:
+            scripts = (explorer_scripts,)
+            blocks += [Block("text", "Pick the two metrics, the models, tasks, families and methods; hover a point "
+                             "for its figures and config. The Pareto front is recomputed for what is shown "
+                             "(report.html only; it works offline, opened from disk)."), Block("html", body)]
+        picks = recommend(agg, budget, trials)
+        blocks += [Block("heading", "Recommendation", anchor="recommendation"),
+                   Block("text", f"Budget: {budget.describe()}."), Block("list", summary(picks, budget))]
         add_table(recommendation_table(picks))
-        blocks.append(Block("heading", "Tables"))
+    blocks += [Block("heading", "Key figures", anchor="key-figures"),
+               Block("list", key_figures(trials, agg, storage, storage_n))]
+    if not agg.empty:
+        blocks.append(Block("heading", "Tables", anchor="tables"))
         for table in (cost_table(agg), paper_table(agg), storage_table(agg, storage_n)):
             add_table(table)
 
-    plots, left_out = draw_all(agg, trials, plots_dir)
-    blocks.append(Block("heading", "Plots"))
+    blocks.append(Block("heading", "Plots", anchor="plots"))
     for plot in plots:
         blocks.append(Block("plot", plot, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in plot.files)))
     if left_out:
         blocks.append(Block("text", "Plots left out:"))
         blocks.append(Block("list", [f"{plot}: {why}" for plot, why in left_out.items()]))
 
-    blocks.append(Block("heading", "Failed and skipped trials"))
+    blocks += [Block("heading", "Uncertainty", anchor="uncertainty"),
+               Block("list", [TIE_TEXT, *uncertainty.evidence(trials, found)])]
+    blocks.append(Block("heading", "Failed and skipped trials", anchor="failures"))
     failures = failures_table(trials)
     if failures.rows:
         add_table(failures)
     else:
         blocks.append(Block("text", "None: every trial finished."))
 
-    blocks += [Block("heading", "Metric definitions"), Block("list", definitions())]
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    blocks.insert(0, Block("text", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report."))
-    _, html_path = page.write(out, f"peft-bench report: {name}", blocks)
+    blocks += [Block("heading", "Metric definitions", anchor="definitions"), Block("list", definitions())]
+    _, html_path = page.write(out, f"peft-bench report: {name}", blocks, scripts)
     return html_path
 
 
-__all__ = ["build_report", "Budget", "QUALITY_METRICS"]
+TIE_TEXT = ("Tied: the methods not significantly worse than the top one (one-sided paired bootstrap over the same "
+            "items and seeds where per-item scores exist, else a z test on the per-trial intervals; Holm correction "
+            f"over the comparisons with the top; alpha {uncertainty.ALPHA:g}). Differences inside a tie set are "
+            "noise at this sample size: they are not ranked.")
+
+
+__all__ = ["QUALITY_METRICS", "Budget", "build_report"]

@@ -7,17 +7,23 @@ finished so far), a folder holding only trials.csv / trials.parquet, or one of t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from bench.report.metrics import METRICS, QUALITY_METRICS
+from bench.results.metrics import METRICS, QUALITY_METRICS
 
 IDENTITY = ["model", "task", "family", "method", "label", "seed"]
 TEXT_COLUMNS = ["method", "family", "model", "task", "status", "quality_metric", "mem_source", "forgetting_probe",
                 "error_type", "error_phase", "error_message", "method_params", "trial_dir", "finished_at", "key"]
-NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, "seed", "mem_baseline_bytes", "latency_ms_p90",
+# the uncertainty of each figure (a 95% interval over items and the item count) and the majority-class share
+UNCERTAINTY = ["quality_ci_low", "quality_ci_high", "n_eval", "forgetting_ci_low", "forgetting_ci_high", "n_probe",
+               "majority_share"]
+NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, *UNCERTAINTY, "seed", "mem_baseline_bytes", "latency_ms_p90",
                           "probe_before", "probe_after", "learning_rate", "max_steps"})
+ITEMS_NAME = "items.json"  # per-item scores beside record.json: {"quality": [...], "probe_before": [...], ...}
 STATUSES = ("ok", "failed", "skipped")
 
 
@@ -94,7 +100,7 @@ def variant_labels(table: pd.DataFrame) -> pd.Series:
     labels = table["method"].copy()
     for method, rows in table.groupby("method").groups.items():
         varying = set()
-        for _, group in table.loc[rows].groupby(["model", "task"]).groups.items():
+        for group in table.loc[rows].groupby(["model", "task"]).groups.values():
             values = pd.DataFrame(list(params.loc[group]))
             varying |= {k for k in values if values[k].dropna().astype(str).nunique() > 1}
         if varying:
@@ -118,7 +124,7 @@ def _overrides(trial_dir) -> str | None:
 
 def _short(value) -> str:
     if isinstance(value, float):
-        return "n/a" if value != value else f"{value:g}"
+        return "n/a" if math.isnan(value) else f"{value:g}"
     return str(value)
 
 
@@ -132,5 +138,31 @@ def dedupe(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return table.sort_index().reset_index(drop=True)
 
 
+def _items_file(trial_dir, source: Path) -> Path | None:
+    """items.json of a trial: in its folder as recorded, or in a folder of that name beside the table (a sweep
+    folder moved or read from elsewhere)."""
+    if not trial_dir:
+        return None
+    folder = source if source.is_dir() else source.parent
+    for candidate in (Path(trial_dir), folder / Path(trial_dir).name):
+        if (candidate / ITEMS_NAME).is_file():
+            return candidate / ITEMS_NAME
+    return None
+
+
+def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """`quality_items`: the trial's per-item quality scores (a float array) where its folder has them, else None.
+    A plain list in the file is read as the quality scores."""
+    from bench.results.record import read_json
+
+    items = []
+    for trial_dir, status in zip(table["trial_dir"], table["status"]):
+        path = _items_file(trial_dir, Path(source)) if status == "ok" else None
+        payload = read_json(path) if path else None
+        scores = payload.get("quality") if isinstance(payload, dict) else payload
+        items.append(np.asarray(scores, dtype=float) if isinstance(scores, list) and scores else None)
+    return table.assign(quality_items=pd.Series(items, index=table.index, dtype=object))
+
+
 def load_trials(source: Path) -> pd.DataFrame:
-    return normalize(read_table(source))
+    return attach_items(normalize(read_table(source)), Path(source))

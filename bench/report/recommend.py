@@ -1,31 +1,38 @@
-"""Which method, for this model, task and budget: the best quality within budget, and the Pareto-optimal set.
+"""Which methods, for this model, task and budget: those tied at the top of quality within budget, and the
+Pareto-optimal set, never a single winner picked from a difference smaller than the noise.
 
 Budgets are on the aggregated means: peak training memory, checkpoint bytes per task, quality, serving latency
 (the merged latency where the method merges, else the unmerged one), throughput, forgetting, trainable fraction.
 A method whose budgeted metric is n/a does not fit (it cannot be shown to). Without a budget, every method fits.
-The Pareto set is over quality (max), peak memory, checkpoint size and serving latency (min), among the methods
-within budget.
+The top of quality within budget is a tie set (uncertainty.decide over the finished trials: paired over items where
+per-item scores exist, else on the intervals, Holm-corrected); a method not distinguishable from the
+majority-class baseline is never recommended. The Pareto set is over quality (max), peak memory, checkpoint size
+and serving latency (min), among the methods within budget, with the quality of every method tied at the top
+levelled to the top's: a tied method is only beaten on cost, never on a quality gap the data cannot show.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import pandas as pd
 
-from bench.report.metrics import NA, human_bytes, is_na, number
+from bench.report import uncertainty
+from bench.report.aggregate import seed_ties
 from bench.report.pareto import pareto_mask
 from bench.report.render import Cell, Table
+from bench.results.metrics import NA, human_bytes, is_na, number
 
 UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,
          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
          "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
-PARETO_OBJECTIVES = {"quality_mean": "max", "peak_mem_bytes_mean": "min", "checkpoint_bytes_mean": "min",
+PARETO_OBJECTIVES = {"quality_level": "max", "peak_mem_bytes_mean": "min", "checkpoint_bytes_mean": "min",
                      "serving_latency_ms": "min"}
 
 
-def parse_size(text: str | float | int) -> float:
+def parse_size(text: str | float) -> float:
     """'8GiB', '50MB', '512M' (bare K/M/G are binary, like `free -h`), or a plain number of bytes."""
     if isinstance(text, (int, float)):
         return float(text)
@@ -46,7 +53,7 @@ class Budget:
     max_forgetting: float | None = None  # relative loss of the forgetting probe
     max_trainable_fraction: float | None = None  # 0.01 = 1%
 
-    LIMITS = {  # field -> (column, bound, label, how to print the limit)
+    LIMITS: ClassVar[dict] = {  # field -> (column, bound, label, how to print the limit)
         "max_memory": ("peak_mem_bytes_mean", "max", "peak memory", lambda v: human_bytes(v, 2)),
         "max_storage": ("checkpoint_bytes_mean", "max", "checkpoint", lambda v: human_bytes(v, 2)),
         "min_quality": ("quality_mean", "min", "quality", lambda v: f"{v:.3f}"),
@@ -85,36 +92,86 @@ def violations(row: pd.Series, budget: Budget) -> list[str]:
     return out
 
 
-def recommend(agg: pd.DataFrame, budget: Budget) -> pd.DataFrame:
-    """Per model × task: fits, why not, Pareto-optimal within budget, and the recommended (best-quality) method."""
+def _top(group: pd.DataFrame, trials: pd.DataFrame | None) -> tuple[list[str], list[str], str]:
+    """(labels tied at the top of quality, labels at the majority baseline, how it was decided) among `group`."""
+    if trials is not None:
+        rows = trials[trials["status"].eq("ok") & trials["model"].eq(group["model"].iloc[0])
+                      & trials["task"].eq(group["task"].iloc[0]) & trials["label"].isin(group["label"])
+                      & trials["quality"].notna()]
+        if rows.empty:
+            return [], [], ""
+        decision = uncertainty.decide(rows, "quality", True, "quality_items")
+        if decision.ties is None:
+            return [], decision.at_baseline, "undecided"
+        return decision.ties.tied, decision.at_baseline, decision.ties.how
+    quality = group[group["quality_mean"].notna()]
+    if quality.empty:
+        return [], [], ""
+    tied = quality.loc[seed_ties(quality, "quality", True), "label"]
+    return list(tied), [], "spread over seeds"
+
+
+def recommend(agg: pd.DataFrame, budget: Budget, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per model × task: fits, why not, tied at the top within budget (`recommended`, the top first), not
+    distinguishable from the majority baseline, Pareto-optimal within budget. `trials` gives the paired tests over
+    items; without it the spread over seeds decides."""
     frame = agg.assign(serving_latency_ms=serving_latency(agg))
     frame["why_not"] = [violations(r, budget) for _, r in frame.iterrows()]
     frame["fits"] = frame["why_not"].map(len) == 0
     frame["pareto"] = False
     frame["recommended"] = False
+    frame["at_baseline"] = False
+    frame["quality_level"] = frame["quality_mean"]
+    frame["decided_by"] = ""
     for _, group in frame.groupby(["model", "task"], sort=False):
         fitting = group[group["fits"]]
-        frame.loc[fitting.index, "pareto"] = pareto_mask(fitting, PARETO_OBJECTIVES)
-        quality = fitting["quality_mean"].dropna()
-        if len(quality):
-            frame.loc[quality.index[quality == quality.max()], "recommended"] = True
+        if fitting.empty:
+            continue
+        tied, at_baseline, how = _top(fitting, trials)
+        frame.loc[fitting.index, "decided_by"] = how
+        frame.loc[fitting.index, "at_baseline"] = fitting["label"].isin(at_baseline)
+        chosen = fitting["label"].isin(tied) & ~fitting["label"].isin(at_baseline)
+        frame.loc[fitting.index, "recommended"] = chosen
+        if chosen.any():
+            frame.loc[fitting.index[fitting["label"].isin(tied)], "quality_level"] = fitting["quality_mean"].max()
+        frame.loc[fitting.index, "pareto"] = pareto_mask(frame.loc[fitting.index], PARETO_OBJECTIVES)
     return frame
+
+
+def _names(rows: pd.DataFrame) -> str:
+    return ", ".join(rows.sort_values("quality_mean", ascending=False)["label"])
 
 
 def summary(frame: pd.DataFrame, budget: Budget) -> list[str]:
     """One sentence per model × task."""
     lines = []
     for (model, task), group in frame.groupby(["model", "task"], sort=False):
+        fitting = group[group["fits"]]
         best = group[group["recommended"]]
         pareto = ", ".join(group.loc[group["pareto"], "label"]) or "none"
-        if best.empty:
+        at_baseline = group[group["at_baseline"].eq(True)]
+        if fitting.empty:
             lines.append(f"{model} / {task}: no method fits the budget ({budget.describe()}).")
             continue
-        r = best.iloc[0]
-        metric = r["quality_metric"] or "quality"
-        lines.append(f"{model} / {task}: best quality within budget: {' = '.join(best['label'])} ({metric} "
-                     f"{number('quality', r['quality_mean'])}, peak memory {human_bytes(r['peak_mem_bytes_mean'])}, "
-                     f"checkpoint {human_bytes(r['checkpoint_bytes_mean'])}). Pareto-optimal within budget: {pareto}.")
+        metric = best["quality_metric"].iloc[0] if len(best) else fitting["quality_metric"].iloc[0] or "quality"
+        if best.empty:
+            top = ("quality cannot be ranked: no interval over items" if fitting["decided_by"].eq("undecided").any()
+                   else "no method within budget is distinguishable from the majority-class baseline")
+        else:
+            low, high = best["quality_mean"].min(), best["quality_mean"].max()
+            spread = number("quality", high) if len(best) == 1 else f"{number('quality', low)}–{number('quality', high)}"
+            name = f"tied: {_names(best)}" if len(best) > 1 else best["label"].iloc[0]
+            cheapest = best.loc[best["peak_mem_bytes_mean"].idxmin()] if best["peak_mem_bytes_mean"].notna().any() else None
+            top = f"top quality within budget, {name} ({metric} {spread})"
+            if cheapest is not None and len(best) > 1:
+                top += (f"; of these the least peak memory: {cheapest['label']} "
+                        f"({human_bytes(cheapest['peak_mem_bytes_mean'])})")
+        line = f"{model} / {task}: {top}. Pareto-optimal within budget: {pareto}."
+        if len(at_baseline):
+            base = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
+            share = f" ({number('quality', base.iloc[0])})" if len(base) else ""
+            line += f" Not distinguishable from the majority-class baseline{share}: {_names(at_baseline)}."
+        lines.append(line)
     return lines
 
 
@@ -122,18 +179,21 @@ def recommendation_table(frame: pd.DataFrame) -> Table:
     rows = []
     for _, r in frame.iterrows():
         latency = r["serving_latency_ms"]
-        rows.append([Cell(r["model"]), Cell(r["task"]), Cell(r["label"]), Cell(r["family"]),
-                     Cell(number("quality", r["quality_mean"]), best=bool(r["recommended"])),
+        quality = Cell(number("quality", r["quality_mean"]), best=bool(r["recommended"]),
+                       note=" ≈" if r["at_baseline"] is True else "")
+        rows.append([Cell(r["model"]), Cell(r["task"]), Cell(r["label"]), Cell(r["family"]), quality,
                      Cell(human_bytes(r["peak_mem_bytes_mean"])), Cell(human_bytes(r["checkpoint_bytes_mean"])),
                      Cell(NA if is_na(latency) else f"{latency:,.1f}"),
                      Cell("yes" if r["fits"] else "no: " + "; ".join(r["why_not"])),
-                     Cell("yes" if r["pareto"] else ""), Cell("best" if r["recommended"] else "")])
+                     Cell("yes" if r["pareto"] else ""), Cell("tied at top" if r["recommended"] else "")])
     keep = ["model", "task", "family", "method", "label", "quality_mean", "peak_mem_bytes_mean", "checkpoint_bytes_mean",
-            "serving_latency_ms", "fits", "pareto", "recommended"]
+            "serving_latency_ms", "fits", "pareto", "recommended", "at_baseline", "decided_by"]
     raw = frame[keep].assign(why_not=frame["why_not"].map("; ".join))
-    return Table("recommendation", "Recommendation: methods within budget, Pareto-optimal set, best quality",
+    return Table("recommendation", "Recommendation: methods within budget, tied at the top, Pareto-optimal set",
                  ["model", "task", "method", "family", "quality", "peak memory", "checkpoint", "latency (ms)",
                   "within budget", "Pareto-optimal", "recommended"], rows, raw, group_columns=2, text_columns=4,
-                 notes=["Pareto-optimal: no other method within budget is at least as good on quality, peak memory, "
-                        "checkpoint size and serving latency and better on one. Serving latency: merged where the "
-                        "method merges, else unmerged."])
+                 notes=[("recommended: the methods within budget not significantly worse than the best quality within "
+                        "budget (bold), never one not distinguishable from the majority-class baseline (≈). "
+                        "Pareto-optimal: no other method within budget is at least as good on quality (tied methods "
+                        "count as equal), peak memory, checkpoint size and serving latency and better on one. Serving "
+                        "latency: merged where the method merges, else unmerged.")])

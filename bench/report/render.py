@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.metrics import NA
-
+from bench.results.metrics import NA
 
 NUMBER = re.compile(r"^[-+]?[0-9][0-9,.]*(e[-+]?[0-9]+)?\s*(%|×|[KMB]|[KMGT]iB|B)?$")
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.aggregate import best_marks, family_rank
-from bench.report.metrics import METRICS, NA, QUALITY_NAMES, human_bytes, human_params, is_na, number
 from bench.report.render import Cell, Table
+from bench.results.metrics import (
+    METRICS,
+    NA,
+    QUALITY_NAMES,
+    human_bytes,
+    human_params,
+    is_na,
+    number,
+)
 
-COST_COLUMNS = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "mem_weights_bytes", "mem_other_bytes",
-                "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes", "train_tokens_per_s", "mfu",
-                "latency_ms_p50", "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
-OPTIONAL = ["mem_other_bytes", "mfu"]  # dropped when no row has them: runtime/other is CPU-only, MFU needs a known peak
-COST_BEST = ["trainable_params", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "mfu", "latency_ms_p50",
-             "latency_ms_p50_merged", "checkpoint_bytes", "forgetting", "quality"]
+COST_COLUMNS = [c for c, m in METRICS.items() if m.cost]  # the catalogue's cost columns, in its order
+OPTIONAL = [c for c in COST_COLUMNS if not METRICS[c].required]  # dropped when no row has them (e.g. MFU, CPU-only parts)
+COST_BEST = [c for c in COST_COLUMNS if METRICS[c].better]
 STORAGE_N = (1, 10, 100)
 FULL_FAMILY = "full"
 
@@ -38,6 +43,30 @@ def _raw_frame(agg: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.Dat
     return agg[keys + stats].copy()
 
 
+def interval_cell(row: pd.Series, metric: str = "quality", scale: float = 1.0, digits: int = 3) -> Cell:
+    """The 95% interval of the mean over seeds, `[low, high]`; n/a where none could be computed."""
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if is_na(low) or is_na(high):
+        return Cell(NA)
+    return Cell(f"[{scale * low:.{digits}f}, {scale * high:.{digits}f}]")
+
+
+def items_cell(row: pd.Series) -> Cell:
+    return Cell(NA if is_na(row.get("n_eval")) else f"{int(row['n_eval'])}")
+
+
+def baseline_note(row: pd.Series) -> str:
+    """`≈` after a quality the data cannot tell from the majority-class baseline."""
+    return " ≈" if row.get("at_baseline") is True else ""
+
+
+BASELINE_NOTE = ("≈: not distinguishable from the majority-class baseline (predicting the most frequent label; "
+                 "one-sided z test at alpha 0.05, Holm over the methods of the model × task).")
+TIE_NOTE = ("bold: best in its model × task within the noise: for quality and forgetting the methods not significantly "
+            "worse than the top one (see Uncertainty), for the other columns the methods within the spread over seeds "
+            "(one seed: the best value).")
+
+
 def cost_table(agg: pd.DataFrame) -> Table:
     columns = [c for c in COST_COLUMNS if f"{c}_mean" in agg]
     columns = [c for c in columns if c not in OPTIONAL or agg[f"{c}_mean"].notna().any()]
@@ -46,13 +75,21 @@ def cost_table(agg: pd.DataFrame) -> Table:
     for i, row in agg.iterrows():
         cells = [Cell(row["model"]), Cell(row["task"]), Cell(row["label"]), Cell(row["family"]), Cell(str(row["n_seeds"]))]
         cells += [metric_cell(row, c, bool(marks.at[i, c]) if c in marks else False) for c in columns]
-        cells.append(Cell(row["quality_metric"] or NA))
+        cells[-1].note = baseline_note(row) if columns[-1] == "quality" else ""
+        cells += [interval_cell(row), items_cell(row), Cell(row["quality_metric"] or NA)]
         rows.append(cells)
-    headers = ["model", "task", "method", "family", "seeds"] + [METRICS[c].axis_label for c in columns] + ["metric"]
+    headers = (["model", "task", "method", "family", "seeds"] + [METRICS[c].axis_label for c in columns] +
+               ["quality 95% CI", "n items", "metric"])
     frame = _raw_frame(agg, ["model", "task", "family", "method", "label", "n_seeds", "quality_metric"], columns)
+    for extra in ("quality_ci_low", "quality_ci_high", "n_eval", "quality_tied", "at_baseline", "baseline"):
+        if extra in agg:
+            frame[extra] = agg[extra]
     frame["best"] = [", ".join(c for c in marks.columns if marks.at[i, c]) for i in agg.index]
-    notes = ["Mean ± std (sample, ddof=1) over the seeds of each row; bold: best in its model × task; n/a: not measured "
-             "or not applicable (e.g. merged latency for a method that cannot merge). Memory in MiB (2^20 bytes)."]
+    notes = ["Mean ± std (sample, ddof=1) over the seeds of each row (seeds column); quality 95% CI: interval of the "
+             "mean over the n evaluated items (and seeds). " + TIE_NOTE + " n/a: not measured or not applicable (e.g. "
+             "merged latency for a method that cannot merge). Memory in MiB (2^20 bytes)."]
+    if any(c.note for r in rows for c in r):
+        notes.append(BASELINE_NOTE)
     if "mem_other_bytes" in columns:
         notes.append("runtime/other (CPU): process RSS before training minus the weights; weights + runtime/other + "
                      "gradients + optimizer + activations = peak.")
@@ -69,7 +106,9 @@ def paper_table(agg: pd.DataFrame) -> Table:
     """Rows grouped by model, then method; trainable params, each task's primary metric ×100, average."""
     tasks = sorted(set(agg["task"]))
     metric_of = agg.groupby("task")["quality_metric"].first()
-    task_headers = [f"{t} ({QUALITY_NAMES.get(metric_of[t], metric_of[t] or 'quality')})" for t in tasks]
+    items = agg.groupby("task")["n_eval"].max() if "n_eval" in agg else pd.Series(dtype=float)
+    task_headers = [f"{t} ({QUALITY_NAMES.get(metric_of[t], metric_of[t] or 'quality')}"
+                    + ("" if is_na(items.get(t)) else f", n = {int(items[t])}") + ")" for t in tasks]
     marks = best_marks(agg, ["quality"])
     rows, records, seeds = [], [], set()
     for (model, label), group in agg.groupby(["model", "label"], sort=False):
@@ -86,6 +125,7 @@ def paper_table(agg: pd.DataFrame) -> Table:
             row = by_task.loc[task]
             best = bool(marks.at[group.index[list(group["task"]).index(task)], "quality"])
             cells.append(metric_cell(row, "quality", best, scale=100, digits=1))
+            cells[-1].note = baseline_note(row)
             means.append(row["quality_mean"])
             seeds.add(int(row["quality_n"]))
             record.update({f"{task}_mean": row["quality_mean"], f"{task}_std": row["quality_std"],
@@ -97,16 +137,14 @@ def paper_table(agg: pd.DataFrame) -> Table:
         rows.append(cells)
         records.append(record)
     frame = pd.DataFrame(records)
-    # best average per model, among rows that cover every task
-    if not frame.empty:
-        complete = frame["average_tasks"] == len(tasks)
-        top = frame[complete].groupby("model")["average"].transform("max")
-        for i in frame.index[complete]:
-            rows[i][-1].best = frame.at[i, "average"] == top[i]
     span = (f"{min(seeds)}" if len(seeds) == 1 else f"{min(seeds)}–{max(seeds)}") if seeds else "0"
-    notes = [f"Primary metric ×100, mean ± std over {span} seed(s); bold: best per model and task. "
-             "Trainable parameters as counted by the harness (a range where tasks differ, e.g. by label count)."]
-    if any(c.note for r in rows for c in r):
+    notes = [(f"Primary metric ×100, mean ± std over {span} seed(s); bold: tied at the top of its model and task "
+             "(not significantly worse than the best, see Uncertainty); avg. is never bold: no test stands behind it. "
+             "Trainable parameters as counted by the harness (a range where tasks differ, e.g. by label "
+             "count).")]
+    if any(c.note.strip() == "≈" for r in rows for c in r):
+        notes.append(BASELINE_NOTE)
+    if any(c.note == "†" for r in rows for c in r):
         notes.append("† average over the tasks this method finished, not all tasks.")
     return Table("paper", "Paper-style results (LoRA-paper layout): trainable parameters and task quality",
                  ["model", "method", "# trainable params", *task_headers, "avg."], rows, frame,
@@ -159,9 +197,9 @@ def storage_table(agg: pd.DataFrame, ns=STORAGE_N) -> Table:
         rows.append([Cell(r["model"]), Cell(r["label"]), Cell(r["family"]), Cell(human_bytes(r["per_task_bytes"])),
                      *[Cell(human_bytes(r[f"n{n}_bytes"])) for n in ns],
                      Cell(NA if is_na(saving) else f"{saving:,.1f}×")])
-    notes = ["Convention: full fine-tuning stores one full model copy per task (N × checkpoint); every other method "
+    notes = [("Convention: full fine-tuning stores one full model copy per task (N × checkpoint); every other method "
              "stores one shared base-model copy plus one checkpoint per task (base + N × checkpoint). "
-             f"Last column: bytes of full fine-tuning / bytes of the method, at N = {ns[-1]}."]
+             f"Last column: bytes of full fine-tuning / bytes of the method, at N = {ns[-1]}.")]
     if frame.get("estimated", pd.Series(dtype=bool)).any():
         notes.append("full fine-tuning (estimated): the sweep has no full fine-tuning trial for this model; one copy "
                      "is estimated as the smallest weights-in-memory figure among its trials.")

@@ -16,7 +16,11 @@ from bench.report.plots.latency import latency
 from bench.report.plots.memory import memory_breakdown
 from bench.report.plots.scaling import scaling
 from bench.report.plots.style import NotApplicable, Plot, theme
-from bench.report.plots.tradeoffs import quality_vs_memory, quality_vs_throughput, quality_vs_trainable
+from bench.report.plots.tradeoffs import (
+    quality_vs_memory,
+    quality_vs_throughput,
+    quality_vs_trainable,
+)
 
 PLOTS = {
     "quality vs trainable fraction": quality_vs_trainable,
@@ -46,4 +50,4 @@ def draw_all(agg: pd.DataFrame, trials: pd.DataFrame, folder: Path) -> tuple[lis
     return drawn, left_out
 
 
-__all__ = ["PLOTS", "Plot", "NotApplicable", "draw_all"]
+__all__ = ["PLOTS", "NotApplicable", "Plot", "draw_all"]

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from bench.report.plots.style import NotApplicable, Plot, family_legend, grid, panels, save
-from bench.report.plots.tradeoffs import FRONT, quality_label, scatter
+from bench.report.plots.style import (
+    NotApplicable,
+    Plot,
+    family_legend,
+    grid,
+    panels,
+    save,
+)
+from bench.report.plots.tradeoffs import ERRORS, FRONT, TIED, quality_label, scatter
 
 
 def forgetting_vs_quality(agg, trials, folder) -> Plot:
@@ -19,9 +26,9 @@ def forgetting_vs_quality(agg, trials, folder) -> Plot:
         ax.set_title(panel)
         ax.set_xlabel(quality_label(rows) + " (learned)")
         ax.set_ylabel("forgetting (relative probe loss" + (f", {probe})" if probe else ")"))
-    family_legend(fig, agg["family"], [FRONT])
+    family_legend(fig, agg["family"], [FRONT, TIED])
     title = "Forgetting vs quality"
     return Plot("forgetting_vs_quality", title,
                 "What the model learned (task quality, right is better) against what it forgot (relative loss of a "
-                "probe the task never trained on, lower is better; 0: nothing forgotten). Dashed: Pareto front.",
+                "probe the task never trained on, lower is better; 0: nothing forgotten). Dashed: Pareto front." + ERRORS,
                 save(fig, folder, "forgetting_vs_quality", title))

@@ -10,17 +10,17 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.report.metrics import MEMORY_PARTS, METRICS
-from bench.report.plots.style import (NotApplicable, Plot, bar_grid, bytes_unit, colour, family_legend, na_note, panels,
-                                      rotate_ticks, save)
+from bench.report.plots.style import (
+    NotApplicable,
+    Plot,
+    bar_panels,
+    bytes_unit,
+    family_legend,
+    save,
+)
+from bench.results.metrics import MEMORY_PARTS, METRICS
 
 PART_COLOURS = ["#4c72b0", "#b0b0b0", "#dd8452", "#c44e52", "#8172b3"]
-
-
-def colour_ticks(ax, rows) -> None:
-    for tick, family in zip(ax.get_xticklabels(), rows["family"]):
-        tick.set_color(colour(family))
-        tick.set_fontweight("bold")
 
 
 def memory_breakdown(agg, trials, folder) -> Plot:
@@ -28,25 +28,19 @@ def memory_breakdown(agg, trials, folder) -> Plot:
         raise NotApplicable("no trial recorded its peak memory")
     scale, unit = bytes_unit(agg["peak_mem_bytes_mean"])
     parts = [p for p in MEMORY_PARTS if agg[f"{p}_mean"].notna().any()]
-    groups = list(panels(agg))
-    fig, axes = bar_grid(agg)
-    for ax, (panel, rows) in zip(axes, groups):
-        shown = rows[rows["peak_mem_bytes_mean"].notna()]
-        stack = shown[[f"{p}_mean" for p in parts]].fillna(0.0).to_numpy() / scale  # a part not measured adds nothing
-        x = np.arange(len(shown))
-        bottom = np.zeros(len(shown))
+
+    def stacked(ax, rows, x):
+        stack = rows[[f"{p}_mean" for p in parts]].fillna(0.0).to_numpy() / scale  # a part not measured adds nothing
+        bottom = np.zeros(len(rows))
         for i, part in enumerate(parts):
             ax.bar(x, stack[:, i], bottom=bottom, color=PART_COLOURS[MEMORY_PARTS.index(part)], width=0.65,
                    edgecolor="white", linewidth=0.5)
             bottom += stack[:, i]
-        peak, std = shown["peak_mem_bytes_mean"] / scale, shown["peak_mem_bytes_std"] / scale
-        ax.errorbar(x, peak, yerr=std.to_numpy() if std.notna().any() else None, fmt="_", color="black", markersize=28,
-                    capsize=4, zorder=3)
-        rotate_ticks(ax, x, list(shown["label"]))
-        colour_ticks(ax, shown)
-        ax.set_title(panel)
-        ax.set_ylabel(f"peak training memory ({unit})")
-        na_note(ax, rows.loc[rows["peak_mem_bytes_mean"].isna(), "label"])
+        peak, std = rows["peak_mem_bytes_mean"] / scale, rows["peak_mem_bytes_std"] / scale
+        ax.errorbar(x, peak, yerr=std.to_numpy() if std.notna().any() else None, fmt="_", color="black",
+                    markersize=28, capsize=4, zorder=3)
+
+    fig = bar_panels(agg, "peak_mem_bytes_mean", f"peak training memory ({unit})", stacked)
     legend = [Patch(color=PART_COLOURS[MEMORY_PARTS.index(p)], label=METRICS[p].label) for p in reversed(parts)]
     legend.append(Line2D([], [], marker="_", linestyle="", color="black", markersize=14, label="measured peak ± std"))
     fig.legend(handles=legend, title="memory part", loc="upper left", bbox_to_anchor=(1.0, 0.55), frameon=False)

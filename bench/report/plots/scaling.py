@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 
 import seaborn as sns
-
 from matplotlib.ticker import NullLocator
 
-from bench.report.metrics import METRICS, human_params
 from bench.report.plots.style import NotApplicable, Plot, bytes_unit, colour, grid, save
+from bench.results.metrics import METRICS, human_params
 
 PANELS = ["quality", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "latency_ms_p50",
           "checkpoint_bytes", "forgetting"]

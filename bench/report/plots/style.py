@@ -14,12 +14,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display: safe on servers and in tests
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 
-from bench.report.metrics import FAMILIES  # noqa: E402
+from bench.methods import FAMILIES
 
 _COLOURS = sns.color_palette("colorblind", 10)
 PALETTE = {family: _COLOURS[i] for i, family in enumerate(FAMILIES)}
@@ -55,7 +56,7 @@ def panels(agg: pd.DataFrame):
 
 
 def grid(n: int, width: float = 5.2, height: float = 4.2, ncols: int = 3):
-    ncols = max(1, min(n, ncols, math.ceil(math.sqrt(n)) if n <= 4 else ncols))  # 4 panels: 2 × 2
+    ncols = max(1, min(n, 2 if n == 4 else ncols))  # up to 3 panels in one row (a page-wide strip), 4 as 2 × 2
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained")
     axes = axes.ravel()
@@ -74,6 +75,30 @@ def bar_grid(agg: pd.DataFrame, per_bar: float = 0.55):
 
 def rotate_ticks(ax, x, labels) -> None:
     ax.set_xticks(x, labels, rotation=30 if len(labels) <= 10 else 55, ha="right", rotation_mode="anchor")
+
+
+def colour_ticks(ax, rows) -> None:
+    """Method names under bars in their family's colour: the family legend then reads for the ticks too."""
+    for tick, family in zip(ax.get_xticklabels(), rows["family"]):
+        tick.set_color(colour(family))
+        tick.set_fontweight("bold")
+
+
+def bar_panels(agg: pd.DataFrame, column: str, ylabel: str, draw):
+    """One bar panel per model × task over the methods that have `column` (a `<metric>_mean`): `draw(ax, rows, x)`
+    draws the bars; the method ticks (coloured by family), title, y label and the n/a note are the same for every
+    bar plot. Returns the figure."""
+    fig, axes = bar_grid(agg)
+    for ax, (panel, rows) in zip(axes, panels(agg)):
+        shown = rows[rows[column].notna()]
+        x = np.arange(len(shown))
+        draw(ax, shown, x)
+        rotate_ticks(ax, x, list(shown["label"]))
+        colour_ticks(ax, shown)
+        ax.set_title(panel)
+        ax.set_ylabel(ylabel)
+        na_note(ax, rows.loc[rows[column].isna(), "label"])
+    return fig
 
 
 def family_legend(fig, families, extra: list | None = None, title: str = "family") -> None:
@@ -141,7 +166,7 @@ def place_labels(ax, xs, ys, labels, fontsize: float = 8) -> None:
         far = abs(dy) > 5
         ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, zorder=4,
                     ha="right" if dx < 0 else "center" if dx == 0 else "left", va="top" if dy < 0 else "bottom",
-                    arrowprops=dict(arrowstyle="-", color="0.6", linewidth=0.6, shrinkA=0, shrinkB=3) if far else None)
+                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3} if far else None)
 
 
 def _overlap(a, b) -> bool:
