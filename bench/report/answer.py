@@ -44,6 +44,20 @@ def _quality_cell(row: pd.Series) -> Cell:
     return Cell(number("quality", row["quality_mean"]) + ("" if ci.na else f" {ci.value}"))
 
 
+def baseline_notes(group: pd.DataFrame) -> list[str]:
+    """Classification: the majority-class share and the methods the data cannot tell from it; n/a where the
+    trials did not record the share. Other tasks have no such baseline: nothing said."""
+    if not group["quality_metric"].isin(["accuracy", "f1_macro"]).any():
+        return []
+    share = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
+    if share.empty:
+        return ["Majority-class baseline: n/a (these trials did not record the majority share of the test split)."]
+    at_baseline = group[group["at_baseline"].eq(True)]
+    text = f"Majority-class baseline {number('quality', share.iloc[0])}: "
+    return [text + ("not distinguishable from it: " + ", ".join(at_baseline["label"]) + "." if len(at_baseline)
+                    else "every method is above it.")]
+
+
 def card(group: pd.DataFrame) -> Card:
     """One model × task: its tie set as a small table of ratios against full fine-tuning."""
     group = group.assign(serving_latency_ms=serving_latency(group))
@@ -62,15 +76,10 @@ def card(group: pd.DataFrame) -> Card:
     if tied.empty:
         lines.append("Top of quality: n/a: no interval over items, so no method can be called best "
                      "(see Uncertainty).")
-        return Card(title, lines, None)
+        return Card(title, lines, None, baseline_notes(group))
     lines.append(("Tied at the top: " if len(tied) > 1 else "Best, clear of the rest: ")
                  + ", ".join(tied["label"]) + ".")
-    at_baseline = group[group.get("at_baseline", pd.Series(False, index=group.index)).eq(True)]
-    if len(at_baseline):
-        share = group["baseline"].dropna()
-        notes.append("Not distinguishable from the majority-class baseline"
-                     + (f" ({number('quality', share.iloc[0])})" if len(share) else "") + ": "
-                     + ", ".join(at_baseline["label"]) + ".")
+    notes += baseline_notes(group)
     rows = []
     for _, row in tied.head(MAX_ROWS).iterrows():
         cells = [Cell(row["label"]), _quality_cell(row)]

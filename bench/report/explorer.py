@@ -10,17 +10,15 @@ Plotly.react but a chain of transforms in Vega-Lite. The cost is size: plotly.mi
 
 from __future__ import annotations
 
-import html
 import json
 import math
 
 import pandas as pd
 
 from bench.methods import FAMILIES
-from bench.report.plots.style import bytes_unit, colour
+from bench.report.plots.style import LOG_SCALE, bytes_unit, colour
 from bench.results.metrics import METRICS, QUALITY_LONG, QUALITY_METRICS
 
-LOG_AXES = {"trainable_params", "trainable_fraction", "checkpoint_bytes", "train_flops"}
 DEFAULT_X, DEFAULT_Y = "peak_mem_bytes", "quality"
 PLOT_ID = "explorer-plot"
 
@@ -31,7 +29,7 @@ def _axis(column: str, values: pd.Series) -> dict:
     scale, unit = (bytes_unit(values) if metric.kind == "bytes" else
                    (0.01, "%") if metric.kind == "fraction" else (1.0, metric.unit))
     return {"column": column, "label": f"{metric.label} ({unit})" if unit else metric.label, "scale": scale,
-            "better": metric.better, "log": column in LOG_AXES, "help": metric.help}
+            "better": metric.better, "log": column in LOG_SCALE, "help": metric.help}
 
 
 def _number(value, scale: float = 1.0):
@@ -68,11 +66,15 @@ def data(agg: pd.DataFrame, trials: pd.DataFrame) -> dict:
                 errors[column] = [max(0.0, mean - low / scale), max(0.0, high / scale - mean)]  # the 95% interval
             elif _number(row.get(f"{column}_std")) is not None and row.get(f"{column}_n", 0) > 1:
                 errors[column] = [row[f"{column}_std"] / scale] * 2  # ± std over seeds
+        tied = row.get("quality_tied") is True
+        top = agg.loc[(agg["model"] == row["model"]) & (agg["task"] == row["task"]), "quality_mean"].max()
         metric = row["quality_metric"]
         points.append({"model": row["model"], "task": row["task"], "family": row["family"], "method": row["method"],
                        "label": row["label"], "seeds": int(row["n_seeds"]),
                        "items": _number(row.get("n_eval")), "metric": QUALITY_LONG.get(metric, metric or "quality"),
-                       "tied": row.get("quality_tied") is True, "baseline": row.get("at_baseline") is True,
+                       "tied": tied, "baseline": row.get("at_baseline") is True,
+                       # the front counts every method tied at the top as equal in quality: the top's
+                       "level": _number(top, axes["quality"]["scale"]) if tied and "quality" in axes else None,
                        "config": _config(trials, row), "v": values, "e": errors})
     families = [f for f in FAMILIES if f in set(agg["family"])] + sorted(set(agg["family"]) - set(FAMILIES))
     palette = {f: "#{:02x}{:02x}{:02x}".format(*tuple(round(255 * c) for c in colour(f))) for f in families}
@@ -162,9 +164,12 @@ APP_JS = r"""
     var a = Math.abs(v);
     return a >= 1000 ? v.toLocaleString("en", {maximumFractionDigits: 0}) : a >= 1 ? v.toFixed(2) : v.toPrecision(3);
   }
+  function level(p, c) {  // quality of a method tied at the top counts as the top's: ties are not ranked
+    return c === "quality" && p.level !== null && p.level !== undefined ? p.level : p.v[c];
+  }
   function dominated(p, q, x, y) {  // q at least as good on both axes and better on one
     var bx = D.axes[x].better === "min" ? -1 : 1, by = D.axes[y].better === "min" ? -1 : 1;
-    var dx = bx * (q.v[x] - p.v[x]), dy = by * (q.v[y] - p.v[y]);
+    var dx = bx * (level(q, x) - level(p, x)), dy = by * (level(q, y) - level(p, y));
     return dx >= 0 && dy >= 0 && (dx > 0 || dy > 0);
   }
   function front(points, x, y) {
@@ -219,13 +224,14 @@ APP_JS = r"""
         x: f.map(function (p) { return p.v[x]; }), y: f.map(function (p) { return p.v[y]; }),
         line: {dash: "dash", color: "#333", width: 1, shape: "hv"}});
     });
-    var layout = {margin: {l: 60, r: 10, t: 10, b: 50}, hovermode: "closest", legend: {orientation: "v"},
+    var layout = {margin: {l: 60, r: 10, t: 36, b: 50}, hovermode: "closest", legend: {orientation: "v"},
       xaxis: {title: {text: D.axes[x].label}, type: document.getElementById("explorer-x-log").checked ? "log" : "linear"},
       yaxis: {title: {text: D.axes[y].label}, type: document.getElementById("explorer-y-log").checked ? "log" : "linear"}};
     Plotly.react(plot, traces, layout, {displaylogo: false, responsive: true});
     plot.setAttribute("data-points", String(shown.length));
     status.textContent = shown.length + " of " + D.points.length + " method variants shown; " + fronts +
-      " on a Pareto front (per model × task; dashed). Ringed: tied at the top of quality. Error bars: 95% interval " +
+      " on a Pareto front (per model × task, dashed; methods tied at the top of quality count as equal in quality). " +
+      "Ringed: tied at the top of quality. Error bars: 95% interval " +
       "for quality and forgetting, ± std over seeds otherwise.";
   }
   window.peftExplorer = {draw: draw};
@@ -244,6 +250,3 @@ def fragment(agg: pd.DataFrame, trials: pd.DataFrame) -> tuple[str, str]:
     scripts = f"<script>{get_plotlyjs()}</script>\n<script>{APP_JS.replace('__PLOT__', PLOT_ID)}</script>"
     return body, scripts
 
-
-def describe() -> str:
-    return html.escape("Choose the axes and filters; hover a point for its figures and config.")

@@ -16,13 +16,14 @@ import pandas as pd
 from bench.results.metrics import METRICS, QUALITY_METRICS
 
 IDENTITY = ["model", "task", "family", "method", "label", "seed"]
-TEXT_COLUMNS = ["method", "family", "model", "task", "status", "quality_metric", "mem_source", "forgetting_probe",
-                "error_type", "error_phase", "error_message", "method_params", "trial_dir", "finished_at", "key"]
+CONTEXTS = list(dict.fromkeys(m.context for m in METRICS.values() if m.context))  # quality_metric, mem_source, ...
+TEXT_COLUMNS = ["method", "family", "model", "task", "status", *CONTEXTS, "error_type", "error_phase", "error_message",
+                "method_params", "trial_dir", "finished_at", "key"]
 # the uncertainty of each figure (a 95% interval over items and the item count) and the majority-class share
 UNCERTAINTY = ["quality_ci_low", "quality_ci_high", "n_eval", "forgetting_ci_low", "forgetting_ci_high", "n_probe",
                "majority_share"]
-NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, *UNCERTAINTY, "seed", "mem_baseline_bytes", "latency_ms_p90",
-                          "probe_before", "probe_after", "learning_rate", "max_steps"})
+NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, *UNCERTAINTY, "seed", "mem_baseline_bytes", "learning_rate",
+                          "max_steps"})
 ITEMS_NAME = "items.json"  # per-item scores beside record.json: {"quality": [...], "probe_before": [...], ...}
 STATUSES = ("ok", "failed", "skipped")
 

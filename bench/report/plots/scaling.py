@@ -11,15 +11,21 @@ import re
 import seaborn as sns
 from matplotlib.ticker import NullLocator
 
-from bench.report.plots.style import NotApplicable, Plot, bytes_unit, colour, grid, save
+from bench.report.plots.style import (
+    LOG_SCALE,
+    NotApplicable,
+    Plot,
+    bytes_unit,
+    colour,
+    grid,
+    save,
+)
 from bench.results.metrics import METRICS, human_params
 
-PANELS = ["quality", "trainable_fraction", "peak_mem_bytes", "train_tokens_per_s", "latency_ms_p50",
-          "checkpoint_bytes", "forgetting"]
-LOG_Y = {"trainable_fraction", "checkpoint_bytes"}
-TITLES = {"quality": "quality", "trainable_fraction": "trainable parameters", "peak_mem_bytes": "peak training memory",
-          "train_tokens_per_s": "training throughput", "latency_ms_p50": "inference latency p50",
-          "checkpoint_bytes": "checkpoint per task", "forgetting": "forgetting"}
+# Quality first, then every cost with a direction that every trial carries (parameter counts: the fraction stands
+# for them); all from the catalogue, so a new cost metric gets its panel.
+PANELS = ["quality", *[c for c, m in METRICS.items()
+                       if m.cost and m.required and m.better and m.kind != "params" and c != "quality"]]
 
 
 def scaling(agg, trials, folder) -> list[Plot]:
@@ -50,11 +56,11 @@ def scaling(agg, trials, folder) -> list[Plot]:
             ax.set_xticks(sizes, [human_params(s * 1e6) for s in sizes])
             ax.xaxis.set_minor_locator(NullLocator())
             ax.margins(x=0.1)
-            if metric in LOG_Y:
+            if metric in LOG_SCALE:
                 ax.set_yscale("log")
             names = rows["quality_metric"].dropna()
             metric_name = names.iloc[0] if metric == "quality" and len(names) else None
-            ax.set_title(TITLES[metric] + (f" ({metric_name})" if metric_name else ""))
+            ax.set_title(info.label + (f" ({metric_name})" if metric_name else ""))
             ax.set_xlabel("model size (parameters, log scale)")
             ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
         if axes and axes[0].get_legend():

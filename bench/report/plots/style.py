@@ -25,6 +25,8 @@ from bench.methods import FAMILIES
 _COLOURS = sns.color_palette("colorblind", 10)
 PALETTE = {family: _COLOURS[i] for i, family in enumerate(FAMILIES)}
 OTHER = (0.5, 0.5, 0.5)
+# metrics spread over orders of magnitude between methods (a bias-only method vs a full copy): log axes
+LOG_SCALE = {"trainable_params", "trainable_fraction", "checkpoint_bytes", "train_flops"}
 DPI = 150
 
 
