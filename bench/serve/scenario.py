@@ -1,0 +1,100 @@
+"""One serving trial: base -> K adapters -> load -> output checks -> swap -> traffic -> K full copies -> record.
+
+The record follows the trial schema (status ok | failed | skipped, error with phase, config, key, provenance), so
+resume, consolidation and the report read it like any trial's; its figures are the columns bench/serve/ documents.
+Phases are timed like a training trial's (`seconds_<phase>`); a failure records the phase it happened in.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+from bench import methods, models
+from bench.config import ConfigError, Unsupported
+from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, identity, provenance
+from bench.serve import adapters, full_copies, load, storage, swap, traffic
+from bench.serve import host as hosts
+from bench.serve.config import FRESH, ServeTrial
+from bench.trial import Phases, autocast, compute_dtype, load_base
+
+
+def run(cfg: ServeTrial) -> TrialRecord:
+    """Run the serving trial; never raises for a trial failure: the record says ok, failed (with phase) or skipped."""
+    phases, metrics = Phases(), {"serve_k": cfg.serve.k}
+    values = cfg.to_dict()
+    record = TrialRecord(status=OK, config=values, key=cfg.key(), identity=identity(values), metrics=metrics)
+    try:
+        _run(cfg, phases, metrics)
+    except Unsupported as error:
+        record.status, record.error = SKIPPED, error_info(error, "config", with_traceback=False)
+    except ConfigError as error:
+        record.status, record.error = FAILED, error_info(error, "config")
+    except Exception as error:  # noqa: BLE001 - any failure ends this trial only; a sweep goes on
+        record.status, record.error = FAILED, error_info(error, phases.current)
+    metrics.update(phases.metrics())
+    record.provenance = provenance(cfg.trial.seed, metrics.get("device", "cpu"))
+    return record
+
+
+def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
+    trial, serve = cfg.trial, cfg.serve
+    with phases("config"):
+        method = methods.get(trial.method.name)
+        method_cfg = method.build_config(trial.method.params)
+    base = load_base(trial, phases, metrics)
+    device, names = base.device, adapters.names(serve.k)
+    amp = functools.partial(autocast, trial, device)
+    with tempfile.TemporaryDirectory(prefix="peft-bench-serve-", dir=serve.work_dir) as work:
+        with phases("adapters"):
+            paths, kind = _adapters(cfg, base, method, method_cfg, Path(work))
+            metrics.update(storage.adapters(paths), serve_host=kind, adapters_source=serve.adapters)
+        pool = traffic.requests([row["text"] for row in base.data.test_rows], base.tokenizer, serve, device)
+        with phases("base"):
+            metrics.update(traffic.measure_base(base.model, pool, serve, device, amp))
+        copies = _keep_full_copy(cfg, base.model, Path(work), phases)
+        with phases("adapters_load"):
+            host = hosts.make(kind, base.model, method, method_cfg, base.arch)
+            metrics.update(_load(cfg, host, paths, names, device))
+        with phases("check"):
+            metrics.update(traffic.check_outputs(host, pool, serve.batch_size, compute_dtype(trial, device), amp))
+        with phases("swap"):
+            metrics.update(swap.measure(host, serve.swap_repeats, device))
+        with phases("traffic"):
+            metrics.update(traffic.measure(host, pool, serve, trial.seed, device, amp, metrics.get("mixed_na")))
+        with phases("copies"):
+            metrics.update(copies() if copies else {"copies_source": "n/a: serve.copies=false"})
+
+
+def _adapters(cfg: ServeTrial, base, method, method_cfg, work: Path) -> tuple[list[Path], str]:
+    """The K adapter folders (fresh ones written under `work`) and the kind of host that serves them."""
+    kind, tuned = adapters.host_kind(cfg, base.model, method, method_cfg, base.arch)
+    if cfg.serve.adapters == FRESH:
+        return adapters.fresh(tuned, cfg.serve.k, cfg.trial.seed, cfg.serve.fresh_noise, work / "adapters"), kind
+    del tuned
+    source = models.source(cfg.trial.model, Path(cfg.trial.cache_dir).expanduser())
+    return adapters.from_sweep(cfg, source), kind
+
+
+def _keep_full_copy(cfg: ServeTrial, model, work: Path, phases: Phases):
+    """Save the task model as full fine-tuning stores a task, before adapters attach to it; the returned callable
+    measures the K copies at the end (None with serve.copies=false)."""
+    if not cfg.serve.copies:
+        return None
+    with phases("copies_save"):
+        first = full_copies.save_first(model, work / "copies")
+        weights = full_copies.weights(model)
+    return functools.partial(full_copies.measure, type(model), first, weights, cfg.serve.k, next(model.parameters()).device,
+                             cfg.serve.copies_memory_fraction)
+
+
+def _load(cfg: ServeTrial, host, paths: list[Path], names: list[str], device) -> dict:
+    """Load figures; a saved adapter whose tensors do not fit this base is bad input, named by its key."""
+    try:
+        return load.load_all(host, paths, names, device)
+    except RuntimeError as error:
+        if cfg.serve.adapters == FRESH or "size mismatch" not in str(error):
+            raise
+        raise ConfigError(f"`serve.adapters` ({cfg.serve.adapters!r}) holds adapters of another base model: "
+                          f"{str(error).strip().splitlines()[-1].strip()}") from error

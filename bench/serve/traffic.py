@@ -1,0 +1,216 @@
+"""Request streams over K adapters, served four ways: throughput and per-request latency (p50, p90).
+
+Streams (which adapter each of `serve.requests` requests asks for): uniform, Zipf (adapter of popularity rank r
+asked with probability ~ 1 / r^serve.zipf_exponent) and round-robin (every request another adapter: the worst case
+for swapping). Requests arrive in windows of `serve.batch_size` and each window is answered before the next:
+  mixed    one forward of the whole window, each row with its own adapter (peft's `adapter_names=`, LoRA family)
+  single   the window split into one batch per adapter, in order of arrival, switching (set_adapter) between them
+  merged   as single, but the adapter is merged into the base weights: a switch is unmerge + merge
+  base     the base model alone, one forward per window (what serving no task costs)
+A request's latency runs from the start of its window to the end of the forward that answers it; throughput is
+requests over the seconds all windows took. Every stream x mode runs `serve.repeats` rounds, interleaved so that
+noise from other processes falls on all of them alike; throughput is the median over rounds, latency percentiles
+are over all requests of all rounds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from bench.serve.config import ServeConfig
+from bench.serve.host import NotAvailable
+from bench.serve.load import synchronize
+
+ZIPF_SEED_OFFSET = 7  # streams draw from the trial seed plus a fixed offset per stream, so each is reproducible
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """(p50, p90) of the values, the p90 interpolated (a single value is both)."""
+    if len(values) == 1:
+        return values[0], values[0]
+    return statistics.median(values), statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+def stream(kind: str, n: int, k: int, exponent: float, seed: int) -> list[int]:
+    """The adapter index each of n requests asks for."""
+    if kind == "round-robin":
+        return [index % k for index in range(n)]
+    rng = np.random.default_rng(seed + ZIPF_SEED_OFFSET * (kind == "zipf"))
+    if kind == "uniform":
+        return rng.integers(0, k, size=n).tolist()
+    weights = 1.0 / np.arange(1, k + 1) ** exponent
+    return rng.choice(k, size=n, p=weights / weights.sum()).tolist()
+
+
+def requests(texts: list[str], tokenizer, serve: ServeConfig, device) -> dict:
+    """`serve.requests` tokenized requests, each padded to `serve.max_length`: rows of one tensor per input."""
+    texts = [texts[index % len(texts)] for index in range(serve.requests)]
+    batch = tokenizer(texts, truncation=True, max_length=serve.max_length, padding="max_length", return_tensors="pt")
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def rows(pool: dict, indices: list[int]) -> dict:
+    index = torch.tensor(indices, device=next(iter(pool.values())).device)
+    return {key: value.index_select(0, index) for key, value in pool.items()}
+
+
+def _groups(ids: list[int]) -> list[tuple[int, list[int]]]:
+    """(adapter, positions in the window) in order of first arrival."""
+    order: dict[int, list[int]] = {}
+    for position, adapter in enumerate(ids):
+        order.setdefault(adapter, []).append(position)
+    return list(order.items())
+
+
+class Server:
+    """Serves windows of requests one way (a mode), keeping which adapter is active or merged between windows."""
+
+    def __init__(self, host, mode: str, device):
+        self.host, self.mode, self.device = host, mode, device
+        self.merged = None
+        if mode == "mixed":
+            host.check_mixed()
+        if mode == "merged":
+            host.check_merge()
+
+    def window(self, batch: dict, ids: list[int]) -> list[float]:
+        """Answer one window; seconds from its start to each request's answer."""
+        names = self.host.names
+        started = time.perf_counter()
+        if self.mode == "mixed":
+            self.host.forward(batch, [names[i] for i in ids])
+            synchronize(self.device)
+            return [time.perf_counter() - started] * len(ids)
+        done = [0.0] * len(ids)
+        for adapter, positions in _groups(ids):
+            self._switch(names[adapter])
+            self.host.forward(rows(batch, positions))
+            synchronize(self.device)
+            for position in positions:
+                done[position] = time.perf_counter() - started
+        return done
+
+    def _switch(self, name: str) -> None:
+        if self.mode == "single":
+            if self.host.active != name:
+                self.host.activate(name)
+        elif self.merged != name:
+            if self.merged is not None:
+                self.host.unmerge()
+            self.host.merge(name)
+            self.merged = name
+
+    def close(self) -> None:
+        if self.merged is not None:
+            self.host.unmerge()
+            self.merged = None
+
+
+def _serve(answer, pool: dict, ids: list[int], batch_size: int) -> tuple[list[float], float]:
+    """(each request's latency in seconds, the seconds all windows took) for one pass over a stream."""
+    latencies, total = [], 0.0
+    for start in range(0, len(ids), batch_size):
+        window = list(range(start, min(start + batch_size, len(ids))))
+        answered = answer(rows(pool, window), [ids[i] for i in window])
+        latencies += answered
+        total += max(answered)
+    return latencies, total
+
+
+def _figures(prefix: str, latencies: list[float], rates: list[float]) -> dict:
+    p50, p90 = percentiles([s * 1000 for s in latencies])
+    return {f"{prefix}_ms_p50": p50, f"{prefix}_ms_p90": p90, f"{prefix}_rps": statistics.median(rates)}
+
+
+def measure_base(model, pool: dict, serve: ServeConfig, device, autocast) -> dict:
+    """The base model alone (before any adapter is attached): one forward per window."""
+    def answer(batch, ids):
+        started = time.perf_counter()
+        model(**batch)
+        synchronize(device)
+        return [time.perf_counter() - started] * len(ids)
+
+    ids = [0] * serve.requests
+    latencies, rates = [], []
+    with torch.inference_mode(), autocast():
+        model.eval()
+        _serve(answer, pool, ids[: serve.warmup * serve.batch_size], serve.batch_size)
+        for _ in range(serve.repeats):
+            answered, seconds = _serve(answer, pool, ids, serve.batch_size)
+            latencies += answered
+            rates.append(len(ids) / seconds)
+    return _figures("base", latencies, rates)
+
+
+def column(mode: str, kind: str) -> str:
+    return f"{mode}_{kind.replace('-', '_')}"
+
+
+def measure(host, pool: dict, serve: ServeConfig, seed: int, device, autocast, mixed_na: str | None = None) -> dict:
+    """Every stream served every available mode, `serve.repeats` interleaved rounds; n/a modes say why (`mixed_na`:
+    the output check found mixed batches wrong or refused)."""
+    metrics, servers = {}, {}
+    k = len(host.names)
+    streams = {kind: stream(kind, serve.requests, k, serve.zipf_exponent, seed) for kind in serve.streams}
+    with torch.inference_mode(), autocast():
+        for mode in ("mixed", "single", "merged"):
+            try:
+                if mode == "mixed" and mixed_na:
+                    raise NotAvailable(mixed_na)
+                servers[mode] = Server(host, mode, device)
+            except NotAvailable as reason:
+                metrics[f"{mode}_na"] = str(reason)
+                metrics.update({f"{column(mode, kind)}_{figure}": None for kind in streams
+                                for figure in ("ms_p50", "ms_p90", "rps")})
+        for server in servers.values():  # first windows allocate buffers: not timed
+            warm = next(iter(streams.values()))[: serve.warmup * serve.batch_size]
+            _serve(server.window, pool, warm, serve.batch_size)
+            server.close()
+        collected = {(mode, kind): ([], []) for mode in servers for kind in streams}
+        for _ in range(serve.repeats):
+            for kind, ids in streams.items():
+                for mode, server in servers.items():
+                    answered, seconds = _serve(server.window, pool, ids, serve.batch_size)
+                    server.close()  # the next mode starts from unmerged weights; this one re-merges in its timed pass
+                    collected[mode, kind][0].extend(answered)
+                    collected[mode, kind][1].append(len(ids) / seconds)
+    for (mode, kind), (latencies, rates) in collected.items():
+        metrics.update(_figures(column(mode, kind), latencies, rates))
+    return metrics
+
+
+def check_outputs(host, pool: dict, batch_size: int, compute_dtype, autocast) -> dict:
+    """Measured, not assumed: a mixed batch must give each row what its own adapter gives it alone, and switching
+    adapters must change the outputs (else the K adapters, or the switch, are not what is being timed)."""
+    from bench.trackers.merge import tolerance
+
+    names = host.names
+    window = list(range(min(batch_size, len(next(iter(pool.values()))))))
+    batch = rows(pool, window)
+    ids = [position % len(names) for position in window]
+    with torch.inference_mode(), autocast():
+        alone = {}
+        for name in names[: len(window)]:
+            host.activate(name)
+            alone[name] = host.forward(batch).logits.float()
+        host.activate(names[0])
+        allowed = tolerance(compute_dtype) * max(1.0, float(alone[names[0]].abs().max()))
+        figures = {}
+        if len(alone) > 1:
+            difference = float((alone[names[0]] - alone[names[1]]).abs().max())
+            figures.update(swap_output_diff=difference, swap_changes_output=difference > allowed)
+        try:
+            host.check_mixed()
+            mixed = host.forward(batch, [names[i] for i in ids]).logits.float()
+        except NotAvailable as reason:  # an error peft raises mid-forward is not caught: it leaves its hooks behind
+            return {**figures, "mixed_na": str(reason)}
+        expected = torch.stack([alone[names[i]][position] for position, i in enumerate(ids)])
+        difference = float((mixed - expected).abs().max())
+    figures.update(mixed_max_abs_diff=difference, mixed_ok=difference <= allowed)
+    if difference > allowed:
+        figures["mixed_na"] = f"rows did not get their own adapter's outputs (max difference {difference:.3g})"
+    return figures
