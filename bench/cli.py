@@ -168,7 +168,7 @@ def hydra_main(cfg: DictConfig):
         return None
     try:
         result = run_job(raw, trial_dir, force, isolated=True, timeout=timeout)
-    except Exception as error:  # a sweep never dies for one trial; record what the parent hit and go on
+    except Exception as error:  # noqa: BLE001 - a sweep never dies for one trial: record what the parent hit, go on
         import traceback
 
         traceback.print_exc()

@@ -78,9 +78,11 @@ class TrainConfig:
     latency_repeats: int = 20
     latency_warmup: int = 3
     probe_samples: int = 256  # forgetting probe size (text windows or retrieval pairs; fewer where the text runs out)
+    probe_max_length: int = 64  # tokens per probe text: 256 x 64 tokens keep SmolLM2's probe near a minute on a core
     measure_flops: bool = True
     eval_every: int | None = None  # steps between validation + probe checkpoints (the last step is one); null: none
     lr_scale: float = 1.0  # multiplies the learning rate (given or the method's): searches relative to each method
+    save_checkpoint: bool = False  # keep the tuned adapter (or model) in the trial folder's checkpoint/ (for serving)
 
 
 @dataclass
@@ -196,6 +198,19 @@ def validate(cfg: TrialConfig) -> None:
         raise ConfigError(
             f"`task.primary_metric` ({cfg.task.primary_metric!r}) must be one of `task.metrics` {cfg.task.metrics}"
         )
+
+
+POSITION_LIMITS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def check_max_length(train: TrainConfig, model_config, model_name: str) -> None:
+    """`train.max_length` within the positions the model has (past them a position table runs out mid-training);
+    call it with the model's transformers config before anything loads."""
+    limit = next((getattr(model_config, name) for name in POSITION_LIMITS
+                  if isinstance(getattr(model_config, name, None), int)), None)
+    if limit is not None and train.max_length > limit:
+        raise ConfigError(f"`train.max_length` ({train.max_length}) is above the {limit} positions of "
+                          f"`model` ({model_name!r}): use {limit} or less")
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # `name` or `org/name`

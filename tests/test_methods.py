@@ -106,12 +106,14 @@ def bases():
             cache = Path(cfg.cache_dir).expanduser()
             kind = models.kind(models.load_config(cfg.model, cache))
             torch.manual_seed(0)
-            model, tokenizer = models.load(cfg.model, cfg.task.kind, 5 if cfg.task.kind == "classification" else None, cache)
+            labels = 5 if cfg.task.kind == "classification" else None
+            model, tokenizer = models.load(cfg.model, cfg.task.kind, labels, cache)
             arch = inspect(model, kind, cfg.task.kind, tokenizer)
             generator = torch.Generator().manual_seed(0)
             ids = torch.randint(1000, 5000, (8, 12), generator=generator)  # no special or pad tokens
             labels = torch.arange(8) % 5 if cfg.task.kind == "classification" else ids.clone()
-            loaded[setup] = (model.eval(), arch, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels})
+            batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+            loaded[setup] = (model.eval(), arch, batch)
         return loaded[setup]
 
     return get
@@ -133,7 +135,8 @@ def test_method_yaml_keeps_only_what_its_dataclass_does_not_say(path):
     repeated = {k: v for k, v in (values.get("params") or {}).items() if getattr(defaults, k, object()) == v}
     assert not repeated, f"{path.name} repeats its dataclass's defaults: {repeated}"
     assert f"/schema/params/{values['name']}@params" in values["defaults"]
-    assert compose_raw(f"method={path.stem}")["method"]["params"] == dataclasses.asdict(defaults) | values.get("params", {})
+    composed = compose_raw(f"method={path.stem}")["method"]["params"]
+    assert composed == dataclasses.asdict(defaults) | values.get("params", {})
 
 
 def test_registry_has_every_family_and_a_test_row_per_method():
@@ -246,7 +249,8 @@ def test_qlora_on_gpu(bases):
     batch = {k: v.cuda() for k, v in batch.items()}
     assert all(isinstance(model.base_model.model.get_submodule(n).base_layer, bnb.nn.Linear4bit)
                for n in arch.attention + arch.mlp)
-    trainable = [p for n, p in model.named_parameters() if p.requires_grad and re.search(r"lora_[AB]\.default\.weight$", n)]
+    trainable = [p for n, p in model.named_parameters()
+                 if p.requires_grad and re.search(r"lora_[AB]\.default\.weight$", n)]
     assert trainable and len(trainable) == sum(p.requires_grad for p in model.parameters())
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     _, loss_before = forward(model.eval(), batch)

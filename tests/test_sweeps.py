@@ -133,7 +133,9 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
             if line.startswith("peft-bench: running "):
                 break
         # sweep -> loky worker -> trial (forked: same command line as the worker), so: the grandchildren
-        grandchildren = lambda: [p for p in psutil.Process(sweep.pid).children(recursive=True) if p.ppid() != sweep.pid]
+        def grandchildren():
+            return [p for p in psutil.Process(sweep.pid).children(recursive=True) if p.ppid() != sweep.pid]
+
         deadline = time.monotonic() + 60  # the worker imports torch & co. before it forks the trial
         while not (trials := grandchildren()) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -231,7 +233,8 @@ def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path, monkeypatch):
 
     monkeypatch.setenv(FAULT_ENV, f"{OK}=hang")  # the trial sleeps at its first training step
     result = run_isolated(trial_config("model=tiny-bert", f"method={OK}"), tmp_path / "trial", timeout=20)
-    assert (result["status"], result["error"]["type"], result["error"]["phase"]) == ("failed", "TrialTimeout", "process")
+    error = result["error"]
+    assert (result["status"], error["type"], error["phase"]) == ("failed", "TrialTimeout", "process")
     assert record.read(tmp_path / "trial" / record.RECORD_NAME)["error"]["type"] == "TrialTimeout"
 
 
@@ -285,6 +288,12 @@ def test_trial_names_are_one_legal_folder():
     assert trial_name("m", "t", "lora", 0, "") == "m__t__lora__seed0"
     assert trial_name("m", "t", "lora", 1, "++train.x=1,+a.b=2") == "m__t__lora__seed1__train.x=1,a.b=2"
     assert "/" not in trial_name("org/model", "t", "lora", 0, "model.name_or_path=org/model")
+    files = "task.dataset.data_files.test=/tmp/x/test.csv,task.dataset.data_files.train=/tmp/x/train.csv"
+    assert trial_name("minilm-l6", "reviews", "lora", 0, files + ",task.name=reviews") == "minilm-l6__reviews__lora__seed0"
+    assert trial_name("gemma", "t", "lora", 0, "model.name_or_path=/data/gemma,train.max_steps=5") == \
+        "gemma__t__lora__seed0__train.max_steps=5"  # paths stay in the config and its key, never in a name
+    assert trial_name("m", "t", "lora", 0, "method.params.target_modules=[query,value],train.x=1") == \
+        "m__t__lora__seed0__method.params.target_modules=[query,value],train.x=1"
     long = ",".join(f"train.key_{i}=value" for i in range(40))
     names = {trial_name("m", "t", "lora", 0, long), trial_name("m", "t", "lora", 0, long + "x")}
     assert len(names) == 2 and all(len(n.encode()) < 200 for n in names)

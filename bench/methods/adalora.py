@@ -34,7 +34,8 @@ class AdaLoraConfig:
     def schedule(self, total_step: int) -> dict:
         """peft's step counts for a run of `total_step` steps, leaving at least one budgeting step."""
         tinit, tfinal = int(self.tinit * total_step), int(self.tfinal * total_step)
-        return dict(total_step=total_step, tinit=min(tinit, total_step - 1), tfinal=max(0, min(tfinal, total_step - 1 - tinit)))
+        return dict(total_step=total_step, tinit=min(tinit, total_step - 1),
+                    tfinal=max(0, min(tfinal, total_step - 1 - tinit)))
 
 
 def rank_schedule(model, cfg: AdaLoraConfig, max_steps: int) -> list:

@@ -31,7 +31,8 @@ def check_widths(cfg: BoftConfig, widths: set[int]) -> None:
     group = cfg.block_size * 2 ** (cfg.butterfly_factors - 1)
     bad = sorted(w for w in widths if w % group or (cfg.butterfly_factors > 1 and (w // cfg.block_size) % 2))
     if bad:
-        raise ConfigError(f"`method.params.block_size` ({cfg.block_size}) with butterfly_factors={cfg.butterfly_factors} "
+        raise ConfigError(f"`method.params.block_size` ({cfg.block_size}) with "
+                          f"butterfly_factors={cfg.butterfly_factors} "
                           f"needs input widths divisible by {group}; this model's target layers have {bad}")
 
 

@@ -75,7 +75,8 @@ def fraction(count, with_params: bool = True) -> str:
 
 
 def refusals(counts: dict | None) -> list[str]:
-    return [f"{name}: {reason.removeprefix('refused: ')}" for name, reason in (counts or {}).items() if isinstance(reason, str)]
+    return [f"{name}: {reason.removeprefix('refused: ')}" for name, reason in (counts or {}).items()
+            if isinstance(reason, str)]
 
 
 def text_table(rows: list[methods.Method], counts: dict | None) -> str:

@@ -29,7 +29,8 @@ def apply(model, cfg: ComponentsConfig, arch):
     if cfg.part == "pattern":
         matches = re.compile(cfg.pattern).search
         if not any(matches(name) and not in_head(name) for name, _ in model.named_parameters()):
-            raise ConfigError(f"`method.params.pattern` ({cfg.pattern!r}) matches no parameter of {type(model).__name__}")
+            raise ConfigError(f"`method.params.pattern` ({cfg.pattern!r}) matches no parameter of "
+                              f"{type(model).__name__}")
     else:
         matches = in_modules(arch.attention if cfg.part == "attention" else arch.mlp)
     return freeze_all_but(model, lambda name: matches(name) or in_head(name))

@@ -18,6 +18,7 @@ class LohaConfig(LowRankConfig):  # r, alpha 8 (peft's defaults: scale 1), targe
 def apply(model, cfg: LohaConfig, arch):
     import peft
 
-    peft_config = peft.LoHaConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.rank_dropout, module_dropout=cfg.module_dropout,
+    peft_config = peft.LoHaConfig(r=cfg.r, alpha=cfg.alpha, rank_dropout=cfg.rank_dropout,
+                                  module_dropout=cfg.module_dropout,
                                   target_modules=resolve_targets(cfg.target_modules, arch, model))
     return peft_wrap(model, peft_config, arch)

@@ -22,6 +22,7 @@ class PTuningConfig(SoftPromptConfig):
 def apply(model, cfg: PTuningConfig, arch):
     import peft
 
-    peft_config = peft.PromptEncoderConfig(num_virtual_tokens=cfg.num_virtual_tokens, encoder_hidden_size=cfg.encoder_hidden,
+    peft_config = peft.PromptEncoderConfig(num_virtual_tokens=cfg.num_virtual_tokens,
+                                           encoder_hidden_size=cfg.encoder_hidden,
                                            encoder_reparameterization_type=cfg.encoder)
     return peft_wrap(model, peft_config, arch)

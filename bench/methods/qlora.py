@@ -49,8 +49,9 @@ def quantize(model, names: list[str], cfg: QloraConfig):
                                       compute_dtype=compute_dtype, compress_statistics=cfg.double_quant,
                                       quant_type=cfg.quant_type, device="meta")
         # Params4bit quantizes when moved to the GPU; `module` lets bitsandbytes find the quant state again
-        quantized.weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False, quant_type=cfg.quant_type,
-                                             compress_statistics=cfg.double_quant, module=quantized).to(linear.weight.device)
+        weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False, quant_type=cfg.quant_type,
+                                   compress_statistics=cfg.double_quant, module=quantized)
+        quantized.weight = weight.to(linear.weight.device)
         if linear.bias is not None:
             quantized.bias = linear.bias
         setattr(parent, child, quantized)

@@ -25,7 +25,7 @@ def summary(record, path: Path | None = None) -> str:
     if error:
         lines.append(f"  {error['phase']}: {error['type']}: {error['message']}")
     for column, metric in METRICS.items():
-        if metric.cost and column in metrics:  # absent: not applicable here (merged latency of a method that cannot merge)
+        if metric.cost and column in metrics:  # absent: not applicable (merged latency where nothing merges)
             value = number(metric, metrics[column])
             unit = f" {metric.unit}" if metric.unit and value != NA else ""
             of = f" ({metrics[metric.context]})" if metrics.get(metric.context) else ""

@@ -85,7 +85,8 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
 ]}
 
 QUALITY_METRICS = ("accuracy", "f1_macro", "rouge1", "rouge2", "rougeL")
-QUALITY_NAMES = {"accuracy": "acc", "f1_macro": "macro-F1", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+QUALITY_NAMES = {"accuracy": "acc", "f1_macro": "macro-F1", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+                 "rougeL": "ROUGE-L"}
 QUALITY_LONG = {**QUALITY_NAMES, "accuracy": "accuracy"}
 for _name in QUALITY_METRICS:
     METRICS[_name] = Metric(_name, QUALITY_NAMES[_name], "", "score", "max", f"{_name} on held-out data")

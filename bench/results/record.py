@@ -123,7 +123,8 @@ def error_info(error: BaseException, phase: str, with_traceback: bool = True) ->
 def _git(*args: str) -> str | None:
     try:
         here = Path(__file__).resolve().parent
-        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5, check=True)
+        return done.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -145,7 +146,8 @@ def provenance(seed: int, device: str) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or platform.machine()),
+        "device_name": (torch.cuda.get_device_name() if device.startswith("cuda")
+                        else platform.processor() or platform.machine()),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "seed": seed,

@@ -187,7 +187,7 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         code = 0
     except SystemExit as error:
         code = error.code if isinstance(error.code, int) else 1
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the forked child reports anything on its stderr, then always _exits
         traceback.print_exc()
     finally:
         try:

@@ -42,7 +42,8 @@ def raw_splits(cfg: TaskConfig, cache_dir: Path | None = None) -> dict[str, list
     if isinstance(rows, dict):
         test = rows.get("test") or rows.get("validation")
         if test is None:
-            raise ConfigError(f"`task.dataset` ({cfg.dataset}) has splits {sorted(rows)} but no test or validation split")
+            raise ConfigError(f"`task.dataset` ({cfg.dataset}) has splits {sorted(rows)} "
+                              "but no test or validation split")
         return {"train": rows["train"], "validation": rows.get("validation", test), "test": test}
     return _split(rows, cfg, cache_dir)
 
@@ -74,7 +75,8 @@ def _stratified_indices(rows: list[dict], cfg: TaskConfig) -> dict[str, list[int
         raise ConfigError(f"`task.test_fraction` ({cfg.test_fraction}) and `task.validation_fraction` "
                           f"({cfg.validation_fraction}) cannot split {len(rows)} rows of `task` ({cfg.name!r}) "
                           f"stratified by class: {str(error).splitlines()[0]}") from None
-    return {"train": [int(i) for i in train], "validation": [int(i) for i in validation], "test": [int(i) for i in test]}
+    parts = {"train": train, "validation": validation, "test": test}
+    return {name: [int(i) for i in part] for name, part in parts.items()}
 
 
 def _split_key(rows: list[dict], cfg: TaskConfig) -> str:
@@ -99,13 +101,15 @@ def label_names(cfg: TaskConfig, splits: dict) -> list[str]:
     return sorted({str(r["label"]) for r in train_rows(cfg, splits)}) if cfg.kind == "classification" else []
 
 
-def load(cfg: TaskConfig, splits: dict, tokenizer, model_kind: str, train_cfg: TrainConfig, cache_dir: Path) -> TaskData:
+def load(cfg: TaskConfig, splits: dict, tokenizer, model_kind: str, train_cfg: TrainConfig,
+         cache_dir: Path) -> TaskData:
     """Tokenized (and cached) training set, held-out rows and probe pairs, from `raw_splits(cfg)`."""
     rows = train_rows(cfg, splits)
     names = label_names(cfg, splits)
     module = _module(cfg.kind)
     key = _cache_key(cfg, tokenizer, model_kind, train_cfg.max_length, rows)
-    train = _cached(cache_dir / "data" / key, lambda: module.tokenize(rows, tokenizer, cfg, model_kind, train_cfg.max_length, names))
+    train = _cached(cache_dir / "data" / key,
+                    lambda: module.tokenize(rows, tokenizer, cfg, model_kind, train_cfg.max_length, names))
     test_rows = splits["test"][: cfg.max_eval_samples]
     pairs = [r["pair"] for r in splits["test"] if "pair" in r]
     return TaskData(cfg, train, test_rows, names, pairs)
@@ -113,7 +117,8 @@ def load(cfg: TaskConfig, splits: dict, tokenizer, model_kind: str, train_cfg: T
 
 def _cache_key(cfg: TaskConfig, tokenizer, model_kind: str, max_length: int, rows: list[dict]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([cfg.name, cfg.kind, cfg.prompt_template, cfg.max_new_tokens, model_kind, max_length]).encode())
+    shape = [cfg.name, cfg.kind, cfg.prompt_template, cfg.max_new_tokens, model_kind, max_length]
+    digest.update(json.dumps(shape).encode())
     digest.update(tokenizer.name_or_path.encode() + str(len(tokenizer)).encode())
     for row in rows:
         digest.update(json.dumps([row["text"], str(row["label"])]).encode())
@@ -139,7 +144,8 @@ def _cached(folder: Path, build):
     return datasets.load_from_disk(str(folder))
 
 
-def evaluate(data: TaskData, model, tokenizer, model_kind: str, batch_size: int, max_length: int, device) -> dict[str, float]:
+def evaluate(data: TaskData, model, tokenizer, model_kind: str, batch_size: int, max_length: int,
+             device) -> dict[str, float]:
     """Quality on the held-out rows: {metric name: value}."""
     return _module(data.cfg.kind).evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
 

@@ -123,7 +123,8 @@ def _load_file(key: str, path: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            return datasets.load_dataset(BUILDERS[suffix], data_files=str(path), split="train", **OPTIONS.get(suffix, {}))
+            return datasets.load_dataset(BUILDERS[suffix], data_files=str(path), split="train",
+                                         **OPTIONS.get(suffix, {}))
     except (DatasetGenerationError, ValueError, OSError) as error:
         if "corresponds to no data" in str(error):
             raise ConfigError(f"`{key}` ({str(path)!r}) has no rows") from None
