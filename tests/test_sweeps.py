@@ -289,7 +289,8 @@ def test_trial_names_are_one_legal_folder():
     assert trial_name("m", "t", "lora", 1, "++train.x=1,+a.b=2") == "m__t__lora__seed1__train.x=1,a.b=2"
     assert "/" not in trial_name("org/model", "t", "lora", 0, "model.name_or_path=org/model")
     files = "task.dataset.data_files.test=/tmp/x/test.csv,task.dataset.data_files.train=/tmp/x/train.csv"
-    assert trial_name("minilm-l6", "reviews", "lora", 0, files + ",task.name=reviews") == "minilm-l6__reviews__lora__seed0"
+    named = trial_name("minilm-l6", "reviews", "lora", 0, files + ",task.name=reviews")
+    assert named == "minilm-l6__reviews__lora__seed0"
     assert trial_name("gemma", "t", "lora", 0, "model.name_or_path=/data/gemma,train.max_steps=5") == \
         "gemma__t__lora__seed0__train.max_steps=5"  # paths stay in the config and its key, never in a name
     assert trial_name("m", "t", "lora", 0, "method.params.target_modules=[query,value],train.x=1") == \

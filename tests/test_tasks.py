@@ -68,7 +68,8 @@ def test_the_own_data_command_runs_and_names_the_trial_after_the_task(tmp_path: 
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [record] = list(tmp_path.rglob("record.json"))
-    assert record.parent.name == "tiny-bert__reviews__lora__seed0__train.max_steps=2,train.threads=1,train.warmup_steps=1"
+    overrides = "train.max_steps=2,train.threads=1,train.warmup_steps=1"
+    assert record.parent.name == f"tiny-bert__reviews__lora__seed0__{overrides}"
     saved = json.loads(record.read_text())
     assert saved["identity"]["task"] == "reviews" and saved["status"] == "ok", saved.get("error")
     assert saved["config"]["task"]["dataset"]["data_files"]["train"] == f"{OWN}/train.csv"  # paths: in the config
