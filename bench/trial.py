@@ -1,74 +1,75 @@
 """One trial: load -> apply method -> train -> evaluate -> latency, storage -> forgetting probe -> record.
 
 Trackers wrap or listen to each phase; the phase in progress is kept so a failure records where it happened.
+What trials share (the machine's peak FLOP/s, the base model's probe score) is measured before, in a process of its
+own (bench.trackers.prepare), so each trial measures only itself.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import tempfile
 import time
-import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import methods, models, probes, tasks
 from bench.config import ConfigError, TrialConfig, Unsupported
-from bench.results.record import TrialRecord, provenance
-
-MERGE_ATOL = 1e-3  # merged and unmerged logits agree to float32 rounding of the folded weights
+from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, identity, provenance
 
 
 class Phases:
-    """The phase in progress (for the failure record) and the wall seconds spent in each (for the sweep's
-    split of useful work against fixed per-trial cost)."""
+    """The phase in progress (for the failure record), the wall seconds spent in each (for the sweep's split of
+    useful work against fixed per-trial cost) and, where the hardware's counters are readable, the joules."""
 
     def __init__(self):
+        from bench.trackers.energy import EnergyMeter
+
         self.current = "config"
         self.seconds: dict[str, float] = {}
+        self.energy = EnergyMeter()  # no reader until the device is known (setup)
 
     @contextmanager
     def __call__(self, name: str):
         self.current = name
-        started = time.perf_counter()
+        started, joules = time.perf_counter(), self.energy.start()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        self.energy.stop(name, joules)
+
+    def metrics(self) -> dict:
+        figures = {f"seconds_{name}": round(value, 4) for name, value in self.seconds.items()}
+        figures.update({f"energy_joules_{name}": round(value, 3) for name, value in self.energy.joules.items()})
+        figures["energy_source"] = self.energy.source
+        return figures
 
 
-def identity(cfg: TrialConfig) -> dict:
-    try:
-        family = methods.get(cfg.method.name).family
-    except ConfigError:
-        family = None
-    return {"method": cfg.method.name, "family": family, "model": cfg.model.name, "task": cfg.task.name, "seed": cfg.seed}
-
-
-def run(cfg: TrialConfig, progress: bool = True) -> TrialRecord:
+def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None) -> TrialRecord:
     """Run the trial; never raises for a trial failure: the record says ok, failed (with phase) or skipped."""
     phases = Phases()
     metrics: dict = {}
-    record = TrialRecord(status="ok", config={**cfg.to_dict(), "learning_rate": cfg.learning_rate},
-                         key=cfg.key(), identity=identity(cfg), metrics=metrics)
+    record = TrialRecord(status=OK, config={**cfg.to_dict(), "learning_rate": cfg.learning_rate},
+                         key=cfg.key(), identity=identity(cfg.to_dict()), metrics=metrics)
     try:
-        _run(cfg, phases, metrics, progress)
+        from bench.trackers.prepare import prepare
+
+        metrics.update(prepare(cfg))  # a no-op when warm; else filled in a child, before this trial measures anything
+        _run(cfg, phases, metrics, progress, record.items, trial_dir)
     except Unsupported as error:
-        record.status, record.error = "skipped", _error(error, "config")
+        record.status, record.error = SKIPPED, error_info(error, "config")
     except ConfigError as error:
-        record.status, record.error = "failed", _error(error, "config")
-    except Exception as error:  # any failure ends this trial only; the sweep goes on
-        record.status, record.error = "failed", _error(error, phases.current)
+        record.status, record.error = FAILED, error_info(error, "config")
+    except Exception as error:  # noqa: BLE001 - any failure ends this trial only; the sweep goes on
+        record.status, record.error = FAILED, error_info(error, phases.current)
         _add_oom_memory(error, metrics)
-    metrics.update({f"seconds_{name}": round(value, 4) for name, value in phases.seconds.items()})
+    metrics.update(phases.metrics())
+    if metrics.get("startup_seconds") is not None and metrics.get("seconds_prepare"):
+        metrics["startup_seconds"] -= metrics["seconds_prepare"]  # the shared work is not this trial's start-up
+    if metrics.get("energy_joules_train") and metrics.get("train_tokens"):
+        metrics["train_tokens_per_joule"] = metrics["train_tokens"] / metrics["energy_joules_train"]
     record.provenance = provenance(cfg.seed, metrics.get("device", "cpu"))
     return record
-
-
-def _error(error: BaseException, phase: str) -> dict:
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return {"type": type(error).__name__, "message": message, "phase": phase,
-            "traceback": "".join(traceback.format_exception(error))[-4000:]}
 
 
 def _add_oom_memory(error: BaseException, metrics: dict) -> None:
@@ -85,16 +86,46 @@ def _device(cfg: TrialConfig):
     wanted = cfg.train.device
     if wanted == "cuda" and not torch.cuda.is_available():
         raise Unsupported("`train.device` ('cuda') was asked for but no CUDA device is available")
-    return torch.device("cuda" if wanted == "auto" and torch.cuda.is_available() else ("cpu" if wanted == "auto" else wanted))
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(wanted)
 
 
-def _dtype(cfg: TrialConfig, device):
+def precision(cfg: TrialConfig, device) -> str:
+    """fp32, or bf16/fp16 mixed precision: weights (and the optimizer's copy of them) stay float32 for every method
+    while matrix products run in the lower precision, as users train (autocast; the Trainer's bf16=/fp16=). `auto`:
+    bf16 on a CUDA device that supports it, fp32 elsewhere."""
     import torch
 
-    precision = cfg.train.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if cfg.train.precision != "auto":
+        return cfg.train.precision
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def compute_dtype(cfg: TrialConfig, device):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision(cfg, device)]
+
+
+def autocast(cfg: TrialConfig, device):
+    """The autocast of evaluation, latency and probes: the precision training ran in (none for fp32)."""
+    import torch
+
+    dtype = compute_dtype(cfg, device)
+    return nullcontext() if dtype == torch.float32 else torch.autocast(device.type, dtype=dtype)
+
+
+@dataclass
+class Base:
+    """The base model as the task loads it (task head, no method), with its data and device."""
+
+    model: object
+    tokenizer: object
+    data: tasks.TaskData
+    arch: object
+    model_kind: str
+    device: object
 
 
 @dataclass
@@ -110,74 +141,141 @@ class Setup:
     model_kind: str
     device: object
     probe: object = None
+    base_probe: dict | None = None  # {"score", "items", "weights"} of the probe on the base model
 
 
-def setup(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | None = None, with_probe: bool = True) -> Setup:
-    """config -> load model and data -> score the base model's probe -> apply the method."""
-    import datasets
+def load_base(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | None = None) -> Base:
+    """config -> model and data loaded, the weights resident in memory (what a trial starts from, and what the
+    base probe score is computed on)."""
     import torch
     import transformers
 
     phases = phases or Phases()
     metrics = {} if metrics is None else metrics
-    transformers.logging.set_verbosity_error()  # load reports and progress bars would bury the trial's own output
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    from bench.sweep.progress import quiet_libraries
+
+    quiet_libraries(cfg.verbose)  # library warnings, load reports and progress bars would bury the trial's own output
     cache_dir = Path(cfg.cache_dir).expanduser()
     with phases("config"):
-        method = methods.get(cfg.method.name)
-        method_cfg = method.build_config(cfg.method.params)
         model_kind = models.kind(models.load_config(cfg.model, cache_dir))
         models.check_task_fits(model_kind, cfg.task.kind, cfg.model, cfg.task.name)
         device = _device(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        from bench.trackers import energy
+
+        phases.energy.reader = energy.reader(device)
         metrics["device"] = str(device)
         metrics["torch_threads"] = torch.get_num_threads()
+        metrics["precision"] = precision(cfg, device)
         transformers.set_seed(cfg.seed)
     with phases("load"):
         splits = tasks.raw_splits(cfg.task, cache_dir)  # checks dataset columns before the model loads
         num_labels = len(tasks.label_names(cfg.task, splits)) or None
-        model, tokenizer = models.load(cfg.model, cfg.task.kind, num_labels, cache_dir, dtype=_dtype(cfg, device))
+        # float32 weights whatever the precision: bf16/fp16 are autocast over them (see precision()).
+        model, tokenizer = models.load(cfg.model, cfg.task.kind, num_labels, cache_dir, dtype=torch.float32)
         data = tasks.load(cfg.task, splits, tokenizer, model_kind, cfg.train, cache_dir)
         model.to(device)
+        models.make_resident(model)
         from bench.models.arch import inspect
 
         arch = inspect(model, model_kind, cfg.task.kind, tokenizer)
-    probe = None
+    return Base(model, tokenizer, data, arch, model_kind, device)
+
+
+def make_probe(cfg: TrialConfig, base: Base):
+    """The forgetting probe for this model, prepared on the base model (None where no probe fits)."""
+    lm_head = functools.partial(models.lm_head_weight, cfg.model, Path(cfg.cache_dir).expanduser())
+    probe = probes.make(base.arch, base.tokenizer, base.data, cfg.train, base.device, lm_head=lm_head,
+                        autocast=functools.partial(autocast, cfg, base.device))
+    if probe is not None:
+        probe.prepare(base.model)
+    return probe
+
+
+def setup(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | None = None,
+          with_probe: bool = True) -> Setup:
+    """config -> load model and data -> the probe and the base model's score (cached) -> apply the method."""
+    phases = phases or Phases()
+    metrics = {} if metrics is None else metrics
+    with phases("config"):
+        method = methods.get(cfg.method.name)
+        method_cfg = method.build_config(cfg.method.params)
+    base = load_base(cfg, phases, metrics)
+    probe, base_probe = None, None
     if with_probe:
         with phases("probe"):
-            probe = probes.make(arch, tokenizer, data, cfg.train, device)
-            if probe is not None:
-                if cfg.task.kind == "classification" and hasattr(probe, "keep_lm_head"):
-                    probe.keep_lm_head(model)
-                metrics["probe_before"] = _cached_base_score(probe, model, cfg, cache_dir)
+            probe = make_probe(cfg, base)
+            base_probe = _base_probe(cfg, base, probe)
     with phases("apply"):
-        model = method.apply(model, method_cfg, arch).to(device)
+        model = method.apply(base.model, method_cfg, base.arch).to(base.device)
         from bench.trackers import params
 
         metrics.update(params.count(model))
         if metrics["trainable_params"] == 0:
             raise ConfigError(f"`method` ({cfg.method.name!r}) leaves no trainable parameter in {cfg.model.name}")
-    return Setup(method, method_cfg, model, tokenizer, data, arch, model_kind, device, probe)
+    if probe is not None and models.is_quantized(model):
+        with phases("probe_base"):  # the base this method trains on is the quantized one: "before" is scored on it
+            base_probe = _quantized_base_probe(model, probe)
+    if probe is not None:
+        metrics["probe_before"] = base_probe["score"]
+        metrics["probe_before_source"] = base_probe.get("source", "base model (cached)")
+        if base_probe.get("error"):
+            metrics["probe_error"] = base_probe["error"]
+    return Setup(method, method_cfg, model, base.tokenizer, base.data, base.arch, base.model_kind, base.device, probe,
+                 base_probe)
 
 
-def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> None:
+def _base_probe(cfg: TrialConfig, base: Base, probe) -> dict:
+    """The base model's cached probe result ({"score", "items", "weights"}); score None (n/a) where the cache could
+    not be filled or was filled for other probe items. Never computed here: that is shared work."""
+    import json
+
+    from bench.probes import base as base_scores
+
+    if probe is None:
+        return {"score": None}
+    kept = base_scores.read(cfg, base.model_kind)
+    if kept is None:
+        return {"score": None, "error": "the base model's probe score was not in the cache (see the prepare step)"}
+    if kept.get("probe_identity") != json.loads(json.dumps(probe.cache_identity())):
+        return {"score": None, "error": "the cached base probe score was computed on other probe items"}
+    return kept
+
+
+def _quantized_base_probe(model, probe) -> dict:
+    """The probe on the quantized base (adapters off), so forgetting is not the quantization error."""
+    with model.disable_adapter():
+        scored = probe.measure(model)
+    return {"score": scored.value, "items": scored.items, "weights": scored.weights, "source": "quantized base"}
+
+
+def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool, items: dict, trial_dir=None) -> None:
     cache_dir = Path(cfg.cache_dir).expanduser()
     ready = setup(cfg, phases, metrics)
-    method, method_cfg, model, tokenizer, data = ready.method, ready.method_cfg, ready.model, ready.tokenizer, ready.data
+    method, method_cfg, model = ready.method, ready.method_cfg, ready.model
+    tokenizer, data = ready.tokenizer, ready.data
     model_kind, device, probe = ready.model_kind, ready.device, ready.probe
     with phases("train"):
-        trainer, memory, speed = _train(cfg, method, method_cfg, model, tokenizer, data, device, progress)
+        from bench.tasks import curve as curves
+
+        curve = curves.for_trial(cfg, data, tokenizer, model_kind, device, probe, metrics.get("probe_before"))
+        trainer, memory, speed = _train(cfg, method, method_cfg, model, tokenizer, data, device, progress,
+                                        [curve] if curve else [])
+        if curve:
+            metrics.update(curve.result())
+            items["curve"], items["val_quality"] = curve.points, curve.val_items
         metrics.update(memory.result(model, trainer.optimizer))
         metrics.update(speed.result())
         _add_mfu(metrics, device, cache_dir)
-    with phases("evaluate"):
-        quality = tasks.evaluate(data, model, tokenizer, model_kind, cfg.train.eval_batch_size, cfg.train.max_length, device)
+    with phases("evaluate"), autocast(cfg, device):
+        quality = tasks.evaluate(data, model, tokenizer, model_kind, cfg.train.eval_batch_size, cfg.train.max_length,
+                                 device)
+        items["quality"] = quality.pop("items")
         metrics.update(quality)
         metrics["quality_metric"] = cfg.task.primary_metric
         metrics["quality"] = quality[cfg.task.primary_metric]
-    with phases("latency"):
+    with phases("latency"), autocast(cfg, device):
         from bench.trackers import latency, storage
 
         batch = _latency_batch(data, tokenizer, cfg, device)
@@ -185,17 +283,48 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool) -> Non
     with phases("storage"):
         metrics["checkpoint_bytes"] = storage.checkpoint_bytes(model)
         metrics["can_merge"] = method.merges
+        if cfg.train.save_checkpoint:  # before merging: what is kept is the adapter that serving loads
+            if trial_dir is None:
+                raise ConfigError("`train.save_checkpoint` (true) needs the trial's folder: run through peft-bench")
+            storage.save(model, Path(trial_dir) / "checkpoint")
     if method.merges:
         with phases("merge"):
-            model = _merge_checked(model, batch, metrics)
-            merged = latency.measure(model, batch, cfg.train.latency_repeats, cfg.train.latency_warmup, device)
-            metrics["latency_ms_p50_merged"] = merged["latency_ms_p50"]
-            metrics["latency_ms_p90_merged"] = merged["latency_ms_p90"]
+            model = _merge(cfg, model, batch, device, metrics)
     if probe is not None:
         with phases("probe"):
-            metrics["probe_after"] = probe.score(model)
-            metrics["forgetting_probe"] = probe.name
-            metrics["forgetting"] = probes.relative_loss(metrics["probe_before"], metrics["probe_after"], probe.higher_is_better)
+            _forgetting(probe, ready.base_probe, model, metrics, items)
+
+
+def _merge(cfg: TrialConfig, model, batch: dict, device, metrics: dict):
+    """Merge (checked, never failing the trial) and time the merged model."""
+    from bench.trackers import latency
+    from bench.trackers.merge import merge_checked
+
+    merged, check = merge_checked(model, batch, compute_dtype(cfg, device), lambda: autocast(cfg, device))
+    metrics.update(check)
+    if check.get("merge_error") is None:
+        with autocast(cfg, device):
+            timed = latency.measure(merged, batch, cfg.train.latency_repeats, cfg.train.latency_warmup, device)
+        metrics["latency_ms_p50_merged"] = timed["latency_ms_p50"]
+        metrics["latency_ms_p90_merged"] = timed["latency_ms_p90"]
+    return merged
+
+
+def _forgetting(probe, base_probe: dict, model, metrics: dict, items: dict) -> None:
+    """The probe on the tuned model, as it serves; forgetting against the base with its interval, and both sides'
+    per-item scores (the same items, so methods compare paired)."""
+    from bench.probes import forgetting
+
+    after = probe.measure(model)
+    if base_probe.get("score") is None:
+        metrics.update({"probe_after": after.value, "forgetting_probe": probe.name, "forgetting": None,
+                        "n_probe": len(after.items)})
+    else:
+        metrics.update(forgetting.metrics(probe, base_probe, after))
+        items["probe_before"] = base_probe.get("items") or []
+    items["probe_after"] = after.items
+    if after.weights:
+        items["probe_weights"] = after.weights
 
 
 def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
@@ -208,12 +337,13 @@ def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
         max_grad_norm=cfg.train.max_grad_norm or 0.0, warmup_steps=cfg.train.lr_warmup_steps,
         lr_scheduler_type=cfg.train.lr_scheduler, logging_steps=cfg.train.log_every, save_strategy="no",
         eval_strategy="no", report_to=[], seed=cfg.seed, disable_tqdm=not progress, use_cpu=device.type == "cpu",
-        dataloader_num_workers=0, remove_unused_columns=False, fp16=cfg.train.precision == "fp16",
+        dataloader_num_workers=0, remove_unused_columns=False, bf16=precision(cfg, device) == "bf16",
+        fp16=precision(cfg, device) == "fp16",
         logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs; a NaN must fail the trial
     )
 
 
-def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress):
+def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=()):
     """Train with transformers' Trainer; the memory tracker wraps it, the throughput tracker listens to it."""
     from transformers import Trainer
 
@@ -223,21 +353,24 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress):
     counter = CountingCollator(tasks.collator(cfg.task.kind, tokenizer))
     speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
+    callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:
         args = training_args(cfg, device, output_dir, progress)
         trainer = Trainer(model=model, args=args, train_dataset=data.train, data_collator=counter, callbacks=callbacks)
+        from bench.sweep.progress import attach
+
+        attach(trainer, f"{cfg.method.name} on {cfg.model.name}", show_bar=progress, verbose=cfg.verbose)
         with MemoryTracker(device) as memory:
             trainer.train()
     return trainer, memory, speed
 
 
 def _add_mfu(metrics: dict, device, cache_dir: Path) -> None:
-    """Model FLOPs utilisation: measured training FLOP/s over the machine's peak."""
+    """Model FLOPs utilisation: measured training FLOP/s over the machine's peak (kept, never timed by a trial)."""
     from bench.trackers.peak_flops import peak
 
-    peak_flops, source = peak(device, cache_dir)
-    metrics["peak_flops_per_s"], metrics["peak_flops_source"] = peak_flops, source
-    rate = metrics.get("train_flops_per_s")
+    metrics.update(peak(device, cache_dir))
+    rate, peak_flops = metrics.get("train_flops_per_s"), metrics["peak_flops_per_s"]
     metrics["mfu"] = rate / peak_flops if rate and peak_flops else None
 
 
@@ -245,35 +378,6 @@ def _latency_batch(data, tokenizer, cfg, device) -> dict:
     """One fixed-size batch: the first held-out texts, padded to train.max_length."""
     texts = [r["text"] for r in data.test_rows[: cfg.train.latency_batch_size]]
     texts += texts[:1] * (cfg.train.latency_batch_size - len(texts))
-    batch = tokenizer(texts, truncation=True, max_length=cfg.train.max_length, padding="max_length", return_tensors="pt")
+    batch = tokenizer(texts, truncation=True, max_length=cfg.train.max_length, padding="max_length",
+                      return_tensors="pt")
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def _merge_checked(model, batch, metrics):
-    """Fold the update into the base weights and check the merged model gives the same outputs."""
-    import torch
-
-    with torch.inference_mode():
-        before = model(**batch).logits.float()
-        merged = model.merge_and_unload()
-        after = merged(**batch).logits.float()
-    difference = float((before - after).abs().max())
-    metrics["merge_max_abs_diff"] = difference
-    if difference > MERGE_ATOL * max(1.0, float(before.abs().max())):
-        raise RuntimeError(f"merged outputs differ from unmerged ones by {difference:.3g}")
-    return merged
-
-
-def _cached_base_score(probe, model, cfg: TrialConfig, cache_dir: Path) -> float:
-    """The base model's probe score, computed once per model, probe and probe size, then read from the cache."""
-    identity = json.dumps([cfg.model.name, models.source(cfg.model, cache_dir), cfg.task.name if probe.name != "perplexity" else "",
-                           cfg.task.kind, probe.name, cfg.train.probe_samples, cfg.train.max_length, str(model.dtype)])
-    path = cache_dir / "probes" / (hashlib.sha256(identity.encode()).hexdigest()[:16] + ".json")
-    try:
-        return json.loads(path.read_text())["score"]
-    except (OSError, ValueError, KeyError):
-        score = probe.score(model)
-        from bench.results.record import write_atomic
-
-        write_atomic(path, {"identity": identity, "score": score})
-        return score

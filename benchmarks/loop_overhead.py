@@ -4,7 +4,7 @@ sequence length, optimizer (AdamW), schedule (linear), clipping and threads. Pri
 
 python benchmarks/loop_overhead.py                                    # full + lora on minilm-l6 and smollm2-135m
 python benchmarks/loop_overhead.py --models minilm-l6 --repeats 5
-python benchmarks/loop_overhead.py --device cuda                      # on a GPU (bf16)
+python benchmarks/loop_overhead.py --device cuda                      # on a GPU (bf16 autocast, fp32 weights)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from _common import build, configure, median, spread
 
 from bench import tasks
-from bench.trial import training_args
+from bench.trial import autocast, precision, training_args
 
 
 def harness_tokens_per_s(cfg, ready) -> float:
@@ -46,7 +46,8 @@ def reference_tokens_per_s(cfg, ready) -> float:
     # slower than the harness on full fine-tuning, and the ratio flattering
     optimizer = torch.optim.AdamW(trainable, lr=cfg.learning_rate, weight_decay=train.weight_decay, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / train.max_steps)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and train.precision == "bf16")
+    # The trial's precision: float32 weights, bf16/fp16 autocast (fp16 with a gradient scaler, as the Trainer does)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision(cfg, device) == "fp16")
     model.train()
     seconds, tokens = 0.0, 0
     batches = iter(loader)
@@ -55,12 +56,14 @@ def reference_tokens_per_s(cfg, ready) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        with autocast:
+        with autocast(cfg, device):
             loss = model(**batch).loss
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         if train.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":

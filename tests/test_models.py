@@ -31,7 +31,8 @@ def test_local_folder_saved_by_save_pretrained_loads_like_a_hub_id(tmp_path: Pat
 
 
 def test_architectures_are_found_by_inspection():
-    for name, kind, qv in (("tiny-bert", "encoder", ["query", "value"]), ("tiny-llama", "decoder", ["q_proj", "v_proj"])):
+    cases = (("tiny-bert", "encoder", ["query", "value"]), ("tiny-llama", "decoder", ["q_proj", "v_proj"]))
+    for name, kind, qv in cases:
         cfg = trial_config(f"model={name}")
         model, tokenizer = models.load(cfg.model, "classification", 5, Path(cfg.cache_dir).expanduser())
         arch = inspect(model, models.kind(model.config), "classification", tokenizer)

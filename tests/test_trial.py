@@ -1,25 +1,35 @@
-"""End-to-end trials: the record has every column; full and LoRA differ the way they must.
+"""End-to-end trials: the record has every column; full and LoRA differ the way they must; the memory breakdown adds
+up to the peak; shared work stays out of the trial; the probe's "before" is the base the method trains on.
 
-pytest tests/test_trial.py
+pytest tests/test_trial.py                 (fast: tiny models and minilm-l6, FAST sizes)
+pytest -m slow tests/test_trial.py         (both embedded models through every launch path: ~10 min on 2 cores)
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
 
-from bench import trial
-from tests.conftest import trial_config
+from bench import methods, models, trial
+from bench.probes.perplexity import PerplexityProbe
+from bench.probes.retrieval import RetrievalProbe
+from bench.results.metrics import METRICS
+from bench.trackers import energy, peak_flops
+from tests.conftest import FAST, trial_config
 
-# Columns every ok trial fills (shared/DESIGN.md); merged latency only for methods that merge.
-REQUIRED = [
-    "total_params", "trainable_params", "trainable_fraction", "peak_mem_bytes", "mem_source",
-    "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_activations_bytes",
-    "train_seconds", "train_tokens_per_s", "train_samples_per_s", "train_flops", "final_loss",
-    "quality", "quality_metric", "latency_ms_p50", "latency_ms_p90", "checkpoint_bytes",
-    "forgetting", "forgetting_probe", "probe_before", "probe_after",
-]
+ROOT = Path(__file__).parent.parent
+# Columns every ok trial fills, from the metric catalogue; merged latency only for methods that merge.
+REQUIRED = [column for column, metric in METRICS.items() if metric.required]
+PARTS = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes")
+MIB = 2**20
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +46,7 @@ def test_lora_on_minilm_fills_every_column(minilm_trials):
     m = record.metrics
     assert m["quality_metric"] == "accuracy" and {"accuracy", "f1_macro"} <= set(m)
     assert m["forgetting_probe"] == "retrieval_recall@1" and 0 <= m["probe_before"] <= 1
-    assert m["merge_max_abs_diff"] < 1e-3
+    assert m["merge_ok"] is True and m["merge_max_abs_diff"] < 1e-3 and m["precision"] == "fp32"
     assert math.isfinite(m["final_loss"]) and m["train_flops"] > 0
     assert record.identity == {"method": "lora", "family": "reparameterization", "model": "minilm-l6",
                                "task": "bbc-topic", "seed": 0}
@@ -47,9 +57,40 @@ def test_full_trains_everything_and_costs_more_than_lora(minilm_trials):
     assert minilm_trials["full"].status == "ok"
     assert full["trainable_fraction"] == 1.0
     assert lora["trainable_fraction"] < 0.02
-    assert full["mem_grads_bytes"] + full["mem_optimizer_bytes"] > 10 * (lora["mem_grads_bytes"] + lora["mem_optimizer_bytes"])
+    trained_state = lambda m: m["mem_grads_bytes"] + m["mem_optimizer_bytes"]  # noqa: E731
+    assert trained_state(full) > 10 * trained_state(lora)
     assert full["checkpoint_bytes"] > 50 * lora["checkpoint_bytes"]
     assert full.get("latency_ms_p50_merged") is None  # full fine-tuning has nothing to merge
+
+
+def _assert_breakdown_adds_up(m: dict) -> None:
+    """The parts sum to the peak; runtime/other is the Python runtime and libraries: a few hundred MiB."""
+    assert sum(m[p] for p in PARTS) == m["peak_mem_bytes"]
+    assert 100 * MIB < m["mem_other_bytes"] < 2048 * MIB, m["mem_other_bytes"] / MIB
+    assert m["mem_activations_bytes"] > 0
+    assert m["mem_baseline_bytes"] > m["mem_weights_bytes"]  # the weights are resident before the baseline
+    if m.get("peak_mem_hwm_bytes"):  # the kernel's mark and the sampled RSS tell the same peak
+        assert m["peak_mem_sampled_bytes"] <= m["peak_mem_hwm_bytes"] * 1.01
+        assert m["peak_mem_sampled_bytes"] > 0.8 * m["peak_mem_hwm_bytes"]
+
+
+def test_the_memory_breakdown_adds_up_to_the_peak(minilm_trials):
+    for record in minilm_trials.values():
+        _assert_breakdown_adds_up(record.metrics)
+
+
+def test_loaded_weights_are_resident_before_training():
+    """from_pretrained maps the safetensors file: untouched weights are not in the RSS. After load_base, reading
+    every weight must not grow the process (it did by the weights' size: the baseline missed them)."""
+    import psutil
+
+    base = trial.load_base(trial_config("model=minilm-l6"))
+    weights = sum(p.numel() * p.element_size() for p in base.model.parameters())
+    before = psutil.Process().memory_info().rss
+    with torch.no_grad():
+        touched = sum(float(p.sum()) for p in base.model.parameters())
+    grown = psutil.Process().memory_info().rss - before
+    assert math.isfinite(touched) and grown < 0.1 * weights, (grown / MIB, weights / MIB)
 
 
 def test_generation_trial_scores_rouge_and_perplexity():
@@ -72,3 +113,152 @@ def test_nan_loss_fails_the_trial_in_the_train_phase():
     record = trial.run(trial_config("model=tiny-bert", "method=full", "train.learning_rate=1e30"), progress=False)
     assert record.status == "failed"
     assert record.error["phase"] == "train" and record.error["type"] == "NonFiniteLoss"
+
+
+def _fresh_cache(tmp_path: Path) -> Path:
+    """An empty cache that shares the built models (no conversion) and this machine's peak (no timing)."""
+    shared = trial_config().cache_dir
+    cache = tmp_path / "cache"
+    (cache / "peak_flops").mkdir(parents=True)
+    (cache / "models").symlink_to(Path(shared).expanduser() / "models")
+    threads = 1
+    kept = peak_flops.cache_path(cache, threads)
+    kept.write_text(json.dumps({"identity": peak_flops._identity(), "flops_per_s": 1e11, "threads": threads}))
+    return cache
+
+
+def _count_measures(monkeypatch) -> list:
+    calls = []
+    for cls in (PerplexityProbe, RetrievalProbe):
+        original = cls.measure
+        monkeypatch.setattr(cls, "measure", lambda self, model, _o=original: calls.append(1) or _o(self, model))
+    return calls
+
+
+def test_a_cold_probe_cache_is_filled_outside_the_trial(tmp_path, monkeypatch):
+    """The first trial of a model does not score the base model itself (a child process does, before the trial
+    measures anything): the same trial's baseline and peak agree within 5% whether the cache was cold or warm."""
+    cache = _fresh_cache(tmp_path)
+    cfg = trial_config("model=tiny-bert", "train.threads=1", f"cache_dir={cache}")
+    calls = _count_measures(monkeypatch)
+    cold = trial.run(cfg, progress=False)
+    assert cold.status == "ok", cold.error
+    assert len(calls) == 1  # the tuned model's probe only; the base score came from the child
+    warm = trial.run(cfg, progress=False)
+    assert len(calls) == 2
+    assert cold.metrics["seconds_prepare"] > 0 and "seconds_prepare" not in warm.metrics
+    assert cold.metrics["probe_before"] == warm.metrics["probe_before"]
+    for key in ("mem_baseline_bytes", "peak_mem_bytes"):
+        assert abs(cold.metrics[key] - warm.metrics[key]) < 0.05 * warm.metrics[key], key
+
+
+def test_forgetting_is_na_not_computed_when_the_base_score_is_missing(tmp_path, monkeypatch):
+    cache = _fresh_cache(tmp_path)
+    from bench.trackers import prepare
+
+    monkeypatch.setattr(prepare, "_run_child", lambda cfg, cold: None)  # the child failed to fill it
+    calls = _count_measures(monkeypatch)
+    record = trial.run(trial_config("model=tiny-bert", "train.threads=1", f"cache_dir={cache}"), progress=False)
+    assert record.status == "ok", record.error
+    assert record.metrics["probe_before"] is None and record.metrics["forgetting"] is None
+    assert "probe_error" in record.metrics and len(calls) == 1
+
+
+def test_a_quantized_base_is_probed_before_training(monkeypatch):
+    """QLoRA trains on a quantized base: "before" is that base (adapters off), not the float one, so forgetting
+    does not count the quantization error. Quantization is mimicked on CPU (weights rounded, the 4-bit flag)."""
+    import peft
+
+    lora = methods.get("lora")
+
+    def quantize_then_lora(model, cfg, arch):
+        with torch.no_grad():
+            for module_name in arch.attention + arch.mlp:
+                weight = model.get_submodule(module_name).weight
+                weight.copy_((weight * 8).round() / 8)  # coarse rounding: what 4-bit storage does to weights
+        model.is_loaded_in_4bit = True
+        return peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=arch.query_value))
+
+    fake = methods.Method("lora", "reparameterization", lora.config_cls, quantize_then_lora, "test")
+    monkeypatch.setattr(trial.methods, "get", lambda name: fake)
+    metrics = {}
+    ready = trial.setup(trial_config("model=tiny-llama", "task=bbc-headline"), metrics=metrics)
+    assert models.is_quantized(ready.model)
+    cached = trial._base_probe(trial_config("model=tiny-llama", "task=bbc-headline"),
+                               trial.load_base(trial_config("model=tiny-llama", "task=bbc-headline")), ready.probe)
+    assert metrics["probe_before_source"] == "quantized base"
+    assert metrics["probe_before"] != cached["score"]
+    with ready.model.disable_adapter():
+        assert metrics["probe_before"] == ready.probe.score(ready.model)
+
+
+def test_mixed_precision_keeps_float32_weights_for_every_method(monkeypatch):
+    """bf16 is autocast over float32 weights (the Trainer's bf16=True), as users train; the weights were loaded in
+    bf16 before, so full fine-tuning trained bf16 weights without float32 master copies."""
+    cfg = trial_config("model=tiny-bert", "method=full", "train.precision=bf16")
+    ready = trial.setup(cfg, with_probe=False)
+    assert {p.dtype for p in ready.model.parameters()} == {torch.float32}
+    assert trial.precision(cfg, ready.device) == "bf16"
+    assert trial.training_args(cfg, ready.device, "/tmp/unused", False).bf16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert trial.precision(trial_config(), torch.device("cuda", 0)) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert trial.precision(trial_config(), torch.device("cuda", 0)) == "fp32"
+    assert trial.precision(trial_config(), torch.device("cpu")) == "fp32"
+
+
+def test_bf16_trial_on_cpu_records_its_precision():
+    record = trial.run(trial_config("model=tiny-bert", "train.precision=bf16"), progress=False)
+    assert record.status == "ok", record.error
+    assert record.metrics["precision"] == "bf16" and record.metrics["merge_ok"] is True
+
+
+class _Counter:
+    source = "fake counter"
+
+    def __init__(self):
+        self.joules = 0.0
+
+    def read(self):
+        self.joules += 1.5
+        return self.joules
+
+
+def test_energy_per_phase_and_tokens_per_joule(monkeypatch):
+    monkeypatch.setattr(energy, "reader", lambda device: _Counter())
+    m = trial.run(trial_config("model=tiny-bert"), progress=False).metrics
+    assert m["energy_joules_train"] == m["energy_joules_evaluate"] == 1.5 and m["energy_source"] == "fake counter"
+    assert m["train_tokens_per_joule"] == m["train_tokens"] / 1.5
+
+
+def test_energy_is_na_where_no_counter_is_readable(monkeypatch):
+    monkeypatch.setattr(energy, "reader", lambda device: None)
+    m = trial.run(trial_config("model=tiny-bert"), progress=False).metrics
+    assert m["energy_source"] is None and not any(k.startswith("energy_joules") for k in m)
+    assert m.get("train_tokens_per_joule") is None
+
+
+LAUNCHES = {
+    "single": [],
+    "forked": ["-m"],
+    "joblib": ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", sorted(LAUNCHES))
+@pytest.mark.parametrize("model", ["minilm-l6", "smollm2-135m"])
+def test_the_breakdown_adds_up_on_every_launch_path(tmp_path, model, launch):
+    """`peft-bench`, a forked sweep trial and a joblib sweep trial: runtime/other positive and plausible, parts
+    summing to the peak, on both embedded models."""
+    task = "bbc-topic"
+    command = [sys.executable, "-m", "bench.cli", *LAUNCHES[launch], f"model={model}", f"task={task}", "method=lora",
+               *FAST, "train.threads=1", f"results_dir={tmp_path}", "sweep_name=t"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (path,) = tmp_path.glob("t/*/record.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "ok", record["error"]
+    _assert_breakdown_adds_up(record["metrics"])
+    shutil.rmtree(tmp_path / "t")

@@ -47,13 +47,17 @@ def cache_is_complete(folder: Path) -> bool:
 def converted_gguf(pin: str, gguf_file: str, cache_dir: Path, name: str) -> Path:
     """A safetensors folder converted once from the GGUF in the package; rebuilt when missing or corrupt."""
     source = package_dir(pin, f"model `{name}`")
-    target = cache_dir / "models" / pin.replace("==", "-")
+    target = converted_dir(pin, cache_dir)
     if cache_is_complete(target):
         return target
     with build_lock(target):  # parallel trials of a sweep convert once, not once each
         if not cache_is_complete(target):
             _convert(source, gguf_file, target)
     return target
+
+
+def converted_dir(pin: str, cache_dir: Path) -> Path:
+    return cache_dir / "models" / pin.replace("==", "-")
 
 
 def build_lock(target: Path):

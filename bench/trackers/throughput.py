@@ -1,5 +1,8 @@
 """Training speed, as a TrainerCallback that listens to the loop: tokens/s and samples/s after warm-up steps,
 FLOPs measured with torch.utils.flop_counter on one (excluded) step, and the loss trajectory.
+
+Speed counts real (non-padding) tokens, what a user's data holds; FLOPs scale with padded tokens, what the model
+computes on, so FLOPs of the counted step are divided by its padded tokens and multiplied by those of the others.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from transformers import TrainerCallback
 
 
 class CountingCollator:
-    """Wraps the task's collator to count real (non-padding) tokens and examples of each batch it builds."""
+    """Wraps the task's collator to count the real (non-padding) tokens, padded tokens and examples of each batch."""
 
     def __init__(self, collate):
         self.collate = collate
-        self.batches: list[tuple[int, int]] = []  # (tokens, samples) per collated batch, in order
+        self.batches: list[tuple[int, int, int]] = []  # (real tokens, padded tokens, samples) per batch, in order
 
     def __call__(self, features):
         batch = self.collate(features)
         mask = batch.get("attention_mask")
-        tokens = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
-        self.batches.append((tokens, len(features)))
+        padded = int(batch["input_ids"].numel())
+        self.batches.append((int(mask.sum()) if mask is not None else padded, padded, len(features)))
         return batch
 
 
@@ -83,23 +86,24 @@ class ThroughputCallback(TrainerCallback):
         batches = self.counter.batches[:steps]  # the collator may have prefetched past the last step
         timed = slice(self.first_timed_step, steps)
         seconds = sum(self.step_seconds[timed])
-        tokens = sum(t for t, _ in batches[timed])
-        samples = sum(s for _, s in batches[timed])
-        all_tokens = sum(t for t, _ in batches)
-        flops = flops_per_token = None
+        real, padded, samples = (sum(column) for column in zip(*batches[timed])) if batches[timed] else (0, 0, 0)
+        flops_per_padded_token = None
         if self.flops_step is not None and batches:
-            flops_per_token = self.flops_step / batches[0][0]  # FLOPs scale with tokens for a fixed model
-            flops = flops_per_token * all_tokens
+            flops_per_padded_token = self.flops_step / batches[0][1]  # the counted step is the first one
+        all_padded = sum(p for _, p, _ in batches)
         return {
             "startup_seconds": self.startup_seconds,
             "train_steps": steps,
             "train_timed_steps": max(steps - self.first_timed_step, 0),
-            "train_seconds": sum(self.step_seconds),
-            "train_tokens": all_tokens,
-            "train_tokens_per_s": tokens / seconds if seconds else None,
+            "train_seconds": seconds,
+            "train_seconds_all_steps": sum(self.step_seconds),
+            "train_tokens": sum(t for t, _, _ in batches),
+            "train_padded_tokens": all_padded,
+            "train_tokens_per_s": real / seconds if seconds else None,
             "train_samples_per_s": samples / seconds if seconds else None,
-            "train_flops": flops,
-            "train_flops_per_s": flops_per_token * tokens / seconds if flops_per_token and seconds else None,
+            "train_flops": flops_per_padded_token * all_padded if flops_per_padded_token else None,
+            "train_flops_per_s": (flops_per_padded_token * padded / seconds
+                                  if flops_per_padded_token and seconds else None),
             "final_loss": self.losses[-1] if self.losses else None,
             "first_loss": self.losses[0] if self.losses else None,
         }

@@ -1,0 +1,112 @@
+"""Work that the trials of a machine and model share, done once before them in a process of its own: the machine's
+peak FLOP/s (timed while the machine is idle enough) and the base model's probe score. No trial pays for it, in
+time or in memory, whichever trial comes first.
+
+A sweep calls prepare(cfg) before it starts each trial; a single run calls it first thing. Both are file reads when
+the caches are warm; when one is cold, a fresh interpreter fills it (a fresh one, so the calling process, which may
+fork trials, runs no torch op) while a file lock keeps parallel trials from filling it twice.
+
+    python -m bench.trackers.prepare TRIAL_CONFIG_JSON     (what prepare runs when a cache is cold)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.config import TrialConfig
+
+CHILD_TIMEOUT_S = 3600
+
+
+def _threads(cfg: TrialConfig) -> int:
+    import torch
+
+    return cfg.train.threads or torch.get_num_threads()
+
+
+def _cold(cfg: TrialConfig) -> dict:
+    """Which caches a trial of cfg would find empty: {"peak": bool, "probe": bool, "probe_lock": path or None}."""
+    from bench import models
+    from bench.probes import base
+    from bench.trackers import peak_flops
+
+    cache_dir = Path(cfg.cache_dir).expanduser()
+    peak = cfg.train.device != "cuda" and peak_flops.needs_timing(cache_dir, _threads(cfg))
+    kind = models.known_kind(cfg.model, cache_dir)
+    if kind is None:  # not converted or built yet: cold, and locked per model until its probe key is known
+        return {"peak": peak, "probe": True, "probe_lock": base.model_lock_path(cfg)}
+    where = base.path(cfg, kind)
+    return {"peak": peak, "probe": where is not None and base.read(cfg, kind) is None, "probe_lock": where}
+
+
+def prepare(cfg: TrialConfig) -> dict:
+    """Fill the caches the trial will read, in a child process where one is cold; {"seconds_prepare": s} when a
+    child ran, {} when all was warm. Never raises: a trial that then finds a cache empty records n/a."""
+    cold = _cold(cfg)
+    if not (cold["peak"] or cold["probe"]):
+        return {}
+    from bench.probes import base
+    from bench.trackers import peak_flops
+
+    started = time.perf_counter()
+    with ExitStack() as locks:  # each cold cache's own lock, always peak first: no deadlock between two trials
+        if cold["peak"]:
+            locks.enter_context(base.lock(peak_flops.cache_path(Path(cfg.cache_dir).expanduser(), _threads(cfg))))
+        if cold["probe"]:
+            locks.enter_context(base.lock(cold["probe_lock"]))
+        again = _cold(cfg)  # filled by another trial while this one waited?
+        if again["peak"] or again["probe"]:
+            # The child must not take the lock this process holds (it would wait for its own parent).
+            _run_child(cfg, {"peak": again["peak"], "probe": again["probe"],
+                             "probe_locked": again["probe_lock"] == cold["probe_lock"] != base.model_lock_path(cfg)})
+    return {"seconds_prepare": round(time.perf_counter() - started, 3)}
+
+
+def _run_child(cfg: TrialConfig, cold: dict) -> None:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="peft-bench-prepare-", delete=False) as handle:
+        json.dump({"config": cfg.to_dict(), "cold": cold}, handle)
+    try:
+        done = subprocess.run([sys.executable, "-m", "bench.trackers.prepare", handle.name], timeout=CHILD_TIMEOUT_S,
+                              check=False)
+        if done.returncode:
+            print(f"peft-bench: preparing the shared caches failed (exit {done.returncode}); the trial records n/a "
+                  "where it needs them", file=sys.stderr, flush=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        print(f"peft-bench: preparing the shared caches failed: {error}", file=sys.stderr, flush=True)
+    finally:
+        os.unlink(handle.name)
+
+
+def main(path: str) -> None:
+    from bench import config
+    from bench.probes import base
+    from bench.sweep.progress import quiet_libraries
+    from bench.trackers import peak_flops
+
+    job = json.loads(Path(path).read_text())
+    cfg = config.from_dict(job["config"])
+    quiet_libraries(cfg.verbose)
+    if job["cold"].get("peak"):
+        kept = peak_flops.measure_and_keep(Path(cfg.cache_dir).expanduser(), _threads(cfg))
+        print(f"peft-bench: peak FLOP/s of this machine at {kept['threads']} threads: {kept['flops_per_s']:.3g}"
+              + (" (timed under load: the machine did not become idle)" if kept["under_load"] else ""), flush=True)
+    if job["cold"].get("probe"):
+        import torch
+
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        kept = base.fill(cfg, locked=job["cold"].get("probe_locked", False))
+        if kept:
+            print(f"peft-bench: base {cfg.model.name} probe score {kept['score']:.4g} ({len(kept['items'])} items, "
+                  f"{kept['seconds']:.1f} s), kept for every trial", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
