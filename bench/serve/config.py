@@ -76,7 +76,7 @@ def validate(serve: ServeConfig) -> None:
         raise ConfigError(f"`serve.warmup` ({serve.warmup!r}) must be >= 0")
     for stream in serve.streams:
         if stream not in STREAMS:
-            raise ConfigError(f"`serve.streams` ({stream!r}) must be among {', '.join(STREAMS)}{closest(stream, STREAMS)}")
+            raise ConfigError(f"`serve.streams` ({stream!r}) is not a request stream{closest(stream, STREAMS)}")
     if not serve.zipf_exponent > 0:
         raise ConfigError(f"`serve.zipf_exponent` ({serve.zipf_exponent!r}) must be > 0")
     if not serve.fresh_noise >= 0:

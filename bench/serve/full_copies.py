@@ -62,7 +62,8 @@ def measure(model_cls, first: Path, weights_bytes: int, k: int, device, fraction
     count = len(copies)
     copies.clear()
     resident_bytes(device)  # the copies' memory handed back before anything else is measured
-    metrics = {"copies_measured": count, "copies_budget_bytes": int(budget), "full_model_bytes": sizes[0] if sizes else None,
+    metrics = {"copies_measured": count, "copies_budget_bytes": int(budget),
+               "full_model_bytes": sizes[0] if sizes else None,
                **storage.full(sizes, k)}
     if count == 0:
         return {**metrics, "copies_mem_bytes": None, "copies_load_s": None, "copies_load_s_p50": None,

@@ -113,7 +113,8 @@ class PeftHost:
         parameters = dict(self.model.named_parameters())
         with torch.no_grad():
             for key, value in state.items():
-                if ".lora_" not in key:  # a head: saved as `<module>.<param>`, held as `<module>.modules_to_save.<name>.<param>`
+                # a head: saved as `<module>.<param>`, held as `<module>.modules_to_save.<name>.<param>`
+                if ".lora_" not in key:
                     module, _, leaf = key.rpartition(".")
                     parameters[f"{module}.modules_to_save.{name}.{leaf}"].copy_(value)
 

@@ -85,7 +85,8 @@ def _keep_full_copy(cfg: ServeTrial, model, work: Path, phases: Phases):
     with phases("copies_save"):
         first = full_copies.save_first(model, work / "copies")
         weights = full_copies.weights(model)
-    return functools.partial(full_copies.measure, type(model), first, weights, cfg.serve.k, next(model.parameters()).device,
+    device = next(model.parameters()).device
+    return functools.partial(full_copies.measure, type(model), first, weights, cfg.serve.k, device,
                              cfg.serve.copies_memory_fraction)
 
 

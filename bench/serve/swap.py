@@ -62,7 +62,8 @@ def _hotswap(host, names, repeats, device):
             host.hotswap(host.paths[names[0]])
         except (RuntimeError, ValueError, KeyError, NotImplementedError) as error:
             raise NotAvailable(f"hot-swap refused: {type(error).__name__}: {str(error).strip()[:200]}") from error
-        seconds = [timed(functools.partial(host.hotswap, host.paths[name]), device) for name in _targets(names, repeats)]
+        targets = _targets(names, repeats)
+        seconds = [timed(functools.partial(host.hotswap, host.paths[name]), device) for name in targets]
         host.hotswap(host.paths[names[0]])
     return how, seconds
 
