@@ -18,10 +18,8 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from bench import config
 from bench.config import CONF_DIR, ConfigError, check_group_choices  # noqa: F401 (check_group_choices: for tests)
@@ -120,6 +118,9 @@ def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: fl
         from bench.sweep.isolation import run_isolated
         from bench.sweep.progress import position
 
+        from bench.trackers.prepare import prepare as fill_shared_caches
+
+        fill_shared_caches(cfg)  # base probe score, peak FLOP/s: in a process of their own, before the trial starts
         print(f"peft-bench: {position(trial_dir)}running {trial_dir.name}", flush=True)
         return run_isolated(cfg, trial_dir, timeout)
     result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
@@ -184,18 +185,13 @@ def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2 (no Hydra page)."""
     from bench.sweep.worker import SWEEP_ENV, process_identity
 
-    traces = bool(os.environ.get("HYDRA_FULL_ERROR"))  # the user asked for Hydra's full stack traces
-    try:
+    def run() -> None:
         check_group_choices(sys.argv[1:])
         check_plugins(sys.argv[1:])
         os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
-        os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach us instead of being printed by Hydra
         hydra_main()
-    except (ConfigError, HydraException, OmegaConfBaseException) as error:
-        if traces and not isinstance(error, ConfigError):
-            raise
-        print(f"peft-bench: {error if isinstance(error, ConfigError) else config.explain(error)}", file=sys.stderr)
-        sys.exit(2)
+
+    config.exit_on_bad_input("peft-bench", run)
 
 
 if __name__ == "__main__":

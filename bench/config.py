@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,6 +288,23 @@ def compose_raw(*overrides: str) -> dict:
 def compose(*overrides: str) -> TrialConfig:
     """The typed, validated TrialConfig of `peft-bench OVERRIDES` (a single run; no sweep syntax)."""
     return from_dict(compose_raw(*overrides))
+
+
+def exit_on_bad_input(program: str, run) -> None:
+    """Run a command's `run()` so that bad input, on the command line or in composing conf/, ends in one line naming
+    the key and the value, and exit 2, instead of Hydra's page (a user's own HYDRA_FULL_ERROR=1 still gets it)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    traces = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    try:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach us instead of being printed by Hydra
+        run()
+    except (ConfigError, HydraException, OmegaConfBaseException) as error:
+        if traces and not isinstance(error, ConfigError):
+            raise
+        print(f"{program}: {error if isinstance(error, ConfigError) else explain(error)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def explain(error: Exception) -> str:
