@@ -13,15 +13,12 @@ sweep goes on. Finished trials are not run again (matched by config key; force=t
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from bench import cli, config
 from bench.config import CONF_DIR, ConfigError, check_group_choices
@@ -99,16 +96,11 @@ def hydra_main(cfg: DictConfig):
 
 def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2."""
-    traces = bool(os.environ.get("HYDRA_FULL_ERROR"))
-    try:
+    def run() -> None:
         check_group_choices(sys.argv[1:])
-        os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach us instead of being printed by Hydra
         hydra_main()
-    except (ConfigError, HydraException, OmegaConfBaseException) as error:
-        if traces and not isinstance(error, ConfigError):
-            raise
-        print(f"{NAME}: {error if isinstance(error, ConfigError) else config.explain(error)}", file=sys.stderr)
-        sys.exit(2)
+
+    config.exit_on_bad_input(NAME, run)
 
 
 if __name__ == "__main__":
