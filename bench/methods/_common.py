@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from bench import ConfigError
 from bench.methods import check, check_counts
@@ -32,12 +32,16 @@ class LowRankConfig:
 
 @dataclass
 class SoftPromptConfig:
-    """What the soft-prompt methods share: how many virtual tokens."""
+    """What the soft-prompt methods share: how many virtual tokens; a subclass lists its fields' allowed values."""
 
+    CHOICES: ClassVar[dict[str, tuple]] = {}  # field -> the values it may take
     num_virtual_tokens: int = 20  # length of the soft prompt (per layer, for prefix tuning)
 
     def __post_init__(self):
         check_counts(self, "num_virtual_tokens")
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            check(value in allowed, name, value, f"must be {' or '.join(map(str, allowed))}")
 
 
 def freeze_all_but(model: nn.Module, trainable) -> nn.Module:

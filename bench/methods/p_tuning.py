@@ -2,19 +2,17 @@
 prompt encoder (MLP or LSTM) and prepended to the input embeddings."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from bench.methods import check, register
+from bench.methods import register
 from bench.methods._common import SoftPromptConfig, peft_wrap
 
 
 @dataclass
 class PTuningConfig(SoftPromptConfig):
-    encoder: str = "MLP"  # MLP | LSTM: the prompt encoder's reparameterisation
+    CHOICES: ClassVar[dict[str, tuple]] = {"encoder": ("MLP", "LSTM")}  # the prompt encoder's reparameterisation
+    encoder: str = "MLP"
     encoder_hidden: int = 128  # hidden width of the prompt encoder
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.encoder in ("MLP", "LSTM"), "encoder", self.encoder, "must be MLP or LSTM")
 
 
 @register("p-tuning", family="soft-prompt", config=PTuningConfig,

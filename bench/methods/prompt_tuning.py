@@ -1,19 +1,17 @@
 """Prompt tuning (Lester et al., 2021) through peft: trainable virtual token embeddings before the input."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from bench.methods import check, register
+from bench.methods import register
 from bench.methods._common import SoftPromptConfig, peft_wrap
 
 
 @dataclass
 class PromptTuningConfig(SoftPromptConfig):
+    CHOICES: ClassVar[dict[str, tuple]] = {"init": ("random", "text")}
     init: str = "random"  # random | text (embeddings of `init_text`'s tokens, Lester et al.'s better start)
     init_text: str = "Classify the topic of this news article:"
-
-    def __post_init__(self):
-        super().__post_init__()
-        check(self.init in ("random", "text"), "init", self.init, "must be random or text")
 
 
 @register("prompt-tuning", family="soft-prompt", config=PromptTuningConfig,

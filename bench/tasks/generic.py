@@ -84,21 +84,28 @@ def _folder(key: str, folder: Path) -> dict[str, tuple[str, list[Path]]]:
 def _rows(cfg: TaskConfig, key: str, path: Path) -> list[dict]:
     """Rows of one file with text / label / group, every one checked for its text and label."""
     loaded = _load_file(key, path)
-    for column_key in ("text_column", "label_column"):
-        column = getattr(cfg, column_key)
-        if column not in loaded.column_names:
-            raise ConfigError(f"`task.{column_key}` ({column!r}) is not a column of {str(path)!r}"
-                              f"{closest(column, loaded.column_names)}")
+    _check_columns(cfg, loaded.column_names, repr(str(path)))
     rows = []
     for i, row in enumerate(loaded):
         for column_key in ("text_column", "label_column"):
             if row[getattr(cfg, column_key)] is None:
                 raise ConfigError(f"`task.{column_key}` ({getattr(cfg, column_key)!r}) has no value in "
                                   f"{_where(path, i)} of {str(path)!r}")
-        label = row[cfg.label_column]
-        rows.append({"text": str(row[cfg.text_column]), "label": label,
-                     "group": label if cfg.kind == "classification" else 0})
+        rows.append(_row(cfg, row))
     return rows
+
+
+def _check_columns(cfg: TaskConfig, columns: list[str], where: str) -> None:
+    for column_key in ("text_column", "label_column"):
+        column = getattr(cfg, column_key)
+        if column not in columns:
+            raise ConfigError(f"`task.{column_key}` ({column!r}) is not a column of {where}{closest(column, columns)}")
+
+
+def _row(cfg: TaskConfig, row: dict) -> dict:
+    """text / label, and the group a stratified split keeps in proportion (the class; none for generation)."""
+    label = row[cfg.label_column]
+    return {"text": str(row[cfg.text_column]), "label": label, "group": label if cfg.kind == "classification" else 0}
 
 
 def _where(path: Path, index: int) -> str:
@@ -168,11 +175,6 @@ def hub_rows(cfg: TaskConfig) -> dict[str, list[dict]] | list[dict]:
         raise ConfigError(f"`task.dataset` ({args}) could not be loaded: {str(error).splitlines()[0]}") from error
     splits = {}
     for split_name, split in loaded.items():
-        for key in ("text_column", "label_column"):
-            column = getattr(cfg, key)
-            if column not in split.column_names:
-                raise ConfigError(f"`task.{key}` ({column!r}) is not a column of split {split_name!r}"
-                                  f"{closest(column, split.column_names)}")
-        splits[split_name] = [{"text": str(r[cfg.text_column]), "label": r[cfg.label_column],
-                               "group": r[cfg.label_column] if cfg.kind == "classification" else 0} for r in split]
+        _check_columns(cfg, split.column_names, f"split {split_name!r}")
+        splits[split_name] = [_row(cfg, row) for row in split]
     return splits["train"] if set(splits) == {"train"} else splits
