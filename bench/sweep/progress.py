@@ -28,6 +28,8 @@ def quiet_libraries(verbose: bool) -> None:
     import datasets
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # the loaders' bars, even verbose: the trial's bar is TrialBar
+    datasets.disable_progress_bars()
     if verbose:
         warnings.simplefilter("default")
         transformers.logging.set_verbosity_warning()
@@ -37,8 +39,6 @@ def quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("default", module=r"bench\.")
     transformers.logging.set_verbosity_error()
     datasets.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()  # the loaders' bars; the trial's bar is TrialBar
-    datasets.disable_progress_bars()
 
 
 class TrialBar(TrainerCallback):
@@ -63,8 +63,8 @@ class TrialBar(TrainerCallback):
             return
         self.bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
         if self.verbose:
-            self.bar.write(f"step {state.global_step}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                                                    for k, v in logs.items()))
+            values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
+            self.bar.write(f"step {state.global_step}: {values}", file=sys.stderr)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:

@@ -1,0 +1,133 @@
+"""Console output of a trial and a sweep: one bar with the loss, no raw log dicts, no library warnings unless
+verbose=true, and the sweep line's i/N and ETA.
+
+.venv/bin/python -m pytest -q tests/test_progress.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+import bench.cli  # noqa: F401 - registers the config schemas and resolvers that composing needs
+from bench.sweep import progress
+from tests.conftest import FAST
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+BAR_LABEL = "lora on tiny-bert"
+
+
+def run_trial(tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    """A tiny-model trial as a user starts it (its own process, so the warning filters are the real ones)."""
+    args = [sys.executable, "-m", "bench.cli", "model=tiny-bert", "train.threads=1", f"results_dir={tmp_path}",
+            *FAST, *extra]
+    env = {**os.environ, "PYTHONWARNINGS": ""}  # the user's default filters, not pytest's
+    return subprocess.run(args, check=False, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def quiet_and_verbose(tmp_path_factory):
+    """Both runs at once: each is mostly one core waiting on imports and the data."""
+    with ThreadPoolExecutor(2) as pool:
+        quiet = pool.submit(run_trial, tmp_path_factory.mktemp("quiet"))
+        verbose = pool.submit(run_trial, tmp_path_factory.mktemp("verbose"), "verbose=true")
+        return quiet.result(), verbose.result()
+
+
+def test_default_trial_prints_one_bar_the_summary_and_no_warning(quiet_and_verbose):
+    quiet, _ = quiet_and_verbose
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    console = quiet.stdout + quiet.stderr
+    assert "Warning" not in console, console
+    assert "{'loss'" not in console and "'train_runtime'" not in console
+    bars = [line for line in quiet.stderr.replace("\r", "\n").splitlines() if line.startswith(BAR_LABEL)]
+    assert bars and all("/4 [" in line for line in bars), quiet.stderr  # one bar over the 4 training steps
+    assert quiet.stderr.count(f"{BAR_LABEL}:   0%") == 1
+    assert "loss=" in bars[-1] and "4/4" in bars[-1]
+    assert "record: " in quiet.stdout and quiet.stdout.rstrip().endswith("record.json")
+    assert len(console.replace("\r", "").splitlines()) <= 24  # one screen
+
+
+def test_verbose_shows_library_warnings_and_the_logged_losses(quiet_and_verbose):
+    _, verbose = quiet_and_verbose
+    assert verbose.returncode == 0, verbose.stderr[-2000:]
+    assert "FutureWarning" in verbose.stderr  # the warning the default run hides does occur
+    assert "step 1: loss " in verbose.stderr
+    assert "Loading weights" not in verbose.stderr  # one bar even then: the loaders' bars stay off
+    assert "{'loss'" not in verbose.stdout + verbose.stderr
+
+
+def _state(step: int) -> SimpleNamespace:
+    return SimpleNamespace(is_world_process_zero=True, max_steps=4, global_step=step)
+
+
+def test_bar_takes_the_loss_into_its_postfix(capsys):
+    bar = progress.TrialBar("lora on tiny-bert")
+    bar.on_train_begin(None, _state(0), None)
+    bar.on_step_end(None, _state(2), None)
+    bar.on_log(None, _state(2), None, logs={"loss": 1.23456, "grad_norm": 0.5})
+    assert bar.bar.n == 2 and bar.bar.postfix == "loss=1.2346"
+    bar.on_train_end(None, _state(4), None)
+    assert "grad_norm" not in capsys.readouterr().err
+
+
+def test_attach_replaces_the_trainers_console_callbacks():
+    class Trainer:
+        def __init__(self):
+            self.callbacks = [PrinterCallback, ProgressCallback, "throughput"]
+
+        def remove_callback(self, cls):
+            self.callbacks.remove(cls)
+
+        def add_callback(self, callback):
+            self.callbacks.append(callback)
+
+    with_bar, without = Trainer(), Trainer()
+    progress.attach(with_bar, "x", show_bar=True)
+    progress.attach(without, "x", show_bar=False)
+    assert without.callbacks == ["throughput"]
+    assert with_bar.callbacks[0] == "throughput" and isinstance(with_bar.callbacks[1], progress.TrialBar)
+
+
+OPTUNA_TRIALS = yaml.safe_load((CONF_DIR / "hydra" / "sweeper" / "optuna-lora.yaml").read_text())["n_trials"]
+
+
+@pytest.mark.parametrize(("command_line", "trials"), [
+    (["sweep=lora-rank"], 6 * 4),  # the preset's r x learning-rate grid
+    (["sweep=lora-rank", "train.learning_rate=1e-3"], 6),  # the command line's value replaces the preset's list
+    (["sweep=quick", "method=lora,full", "seed=range(3)"], 2 * 3),
+    (["method=glob(*)", "train.max_steps=5"], len(list((CONF_DIR / "method").glob("*.yaml")))),
+    (["sweep=lora-rank-optuna"], OPTUNA_TRIALS),
+])
+def test_count_trials_of_a_sweep(command_line, trials):
+    from omegaconf import open_dict
+
+    preset = [arg for arg in command_line if arg.startswith("sweep=")]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        composed = compose(config_name="config", overrides=preset, return_hydra_config=True)
+        with open_dict(composed):
+            composed.hydra.overrides.task = command_line  # what a multirun's sweep process sees
+        assert progress.count_trials(composed) == trials
+
+
+def test_sweep_line_gives_position_and_eta(tmp_path, monkeypatch):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "record.json").write_text("{}")
+    started = min((tmp_path / n / "record.json").stat().st_mtime for n in ("a", "b")) - 1
+    monkeypatch.setenv(progress.STARTED_ENV, repr(started))
+    monkeypatch.setenv(progress.TOTAL_ENV, "10")
+    monkeypatch.setattr(progress, "_job_number", lambda: 3)
+    # 2 trials finished in 60 s: 30 s a trial, 8 still to run (this one included)
+    assert progress.position(tmp_path / "c", now=started + 60) == "[3/10, 1.0 min in, ETA 4.0 min] "
+    monkeypatch.setattr(progress, "_job_number", lambda: None)
+    assert progress.position(tmp_path / "c") == ""  # a single run has no sweep line
