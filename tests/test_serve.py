@@ -255,3 +255,33 @@ def test_bad_input_one_line_exit_2_no_record(args, says, tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("peft-bench-serve: ") and says in lines[0], done.stderr
     assert not list((tmp_path / "results").rglob(records.RECORD_NAME))
+
+
+def fake_serving_record(folder: Path, method: str, k: int, mem_mib: float, ms: float, copies_measured: int) -> None:
+    """A serving record with round figures, as peft-bench-serve writes it (the report reads nothing else)."""
+    figures = {"serve_k": k, "mem_adapters_bytes": mem_mib * 2**20, "copies_mem_bytes": k * 100 * 2**20,
+               "copies_measured": copies_measured, "base_ms_p50": 5.0, "base_rps": 300.0}
+    for mode in ("mixed", "single", "merged"):
+        for stream in ("uniform", "zipf", "round_robin"):
+            slower = {"mixed": 0, "single": 1, "merged": 2}[mode]
+            figures.update({f"{mode}_{stream}_ms_p50": ms + slower, f"{mode}_{stream}_rps": 1000 / (ms + slower)})
+    figures.update({"swap_set_ms_p50": 0.3, "swap_hotswap_ms_p50": None, "swap_merge_ms_p50": 2.0} if k > 1 else {})
+    config = {"method": {"name": method}, "model": {"name": "m"}, "task": {"name": "t"}, "seed": 0}
+    records.write(records.TrialRecord(status=records.OK, config=config, key=f"{method}{k}",
+                                      identity=records.identity(config), metrics=figures), folder / f"{method}{k}")
+
+
+def test_serving_report_section(tmp_path):
+    from bench.report import serving
+
+    for method, mem in (("lora", 1.0), ("ia3", 0.5)):
+        fake_serving_record(tmp_path / "serve", method, 1, mem, 10.0, 1)
+        fake_serving_record(tmp_path / "serve", method, 4, 4 * mem + 1, 12.0, 2)
+    blocks = serving.section(tmp_path / "serve", tmp_path / "out")
+    sentence = blocks[1].content[0]
+    assert sentence == ("m: serving 4 tasks with lora costs 4.0 MiB and +2.0 ms per request (p50, uniform requests, "
+                        "mixed batches) more than one task; 4 full copies would cost 400.0 MiB of memory "
+                        "(extrapolated from 2 loaded copies).")
+    drawn = {path.name for path in (tmp_path / "out" / "plots").iterdir()}
+    assert {f"serving_{name}.png" for name in ("latency_vs_k", "throughput_vs_k", "memory_vs_k", "swap_cost")} <= drawn
+    assert serving.section(tmp_path / "empty", tmp_path / "out") == [] if (tmp_path / "empty").mkdir() is None else 0

@@ -110,7 +110,7 @@ class Server:
             self.merged = None
 
 
-def _serve(answer, pool: dict, ids: list[int], batch_size: int) -> tuple[list[float], float]:
+def serve_stream(answer, pool: dict, ids: list[int], batch_size: int) -> tuple[list[float], float]:
     """(each request's latency in seconds, the seconds all windows took) for one pass over a stream."""
     latencies, total = [], 0.0
     for start in range(0, len(ids), batch_size):
@@ -138,9 +138,9 @@ def measure_base(model, pool: dict, serve: ServeConfig, device, autocast) -> dic
     latencies, rates = [], []
     with torch.inference_mode(), autocast():
         model.eval()
-        _serve(answer, pool, ids[: serve.warmup * serve.batch_size], serve.batch_size)
+        serve_stream(answer, pool, ids[: serve.warmup * serve.batch_size], serve.batch_size)
         for _ in range(serve.repeats):
-            answered, seconds = _serve(answer, pool, ids, serve.batch_size)
+            answered, seconds = serve_stream(answer, pool, ids, serve.batch_size)
             latencies += answered
             rates.append(len(ids) / seconds)
     return _figures("base", latencies, rates)
@@ -168,13 +168,13 @@ def measure(host, pool: dict, serve: ServeConfig, seed: int, device, autocast, m
                                 for figure in ("ms_p50", "ms_p90", "rps")})
         for server in servers.values():  # first windows allocate buffers: not timed
             warm = next(iter(streams.values()))[: serve.warmup * serve.batch_size]
-            _serve(server.window, pool, warm, serve.batch_size)
+            serve_stream(server.window, pool, warm, serve.batch_size)
             server.close()
         collected = {(mode, kind): ([], []) for mode in servers for kind in streams}
         for _ in range(serve.repeats):
             for kind, ids in streams.items():
                 for mode, server in servers.items():
-                    answered, seconds = _serve(server.window, pool, ids, serve.batch_size)
+                    answered, seconds = serve_stream(server.window, pool, ids, serve.batch_size)
                     server.close()  # the next mode starts from unmerged weights; this one re-merges in its timed pass
                     collected[mode, kind][0].extend(answered)
                     collected[mode, kind][1].append(len(ids) / seconds)
