@@ -1,4 +1,4 @@
-"""Every command in README.md and docs/*.md runs, so the documentation cannot drift from the code.
+"""Every command in README.md, docs/*.md and examples/*/README.md runs, so the documentation cannot drift from the code.
 
 .venv/bin/python -m pytest -q tests/test_docs.py
 
@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("*/README.md"))]
 BIN = Path(sys.prefix) / "bin"
 STUDY = ROOT / "results" / "tradeoffs" / "trials.csv"
 REPORT_SLICE = {"model": "minilm-l6", "methods": ["lora", "full", "bitfit", "ia3", "prompt-tuning", "adapter-parallel"]}
