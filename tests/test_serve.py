@@ -86,7 +86,8 @@ def test_output_check_catches_rows_served_by_the_wrong_adapter(lora_llama):
     checked = traffic.check_outputs(IgnoresAdapterNames(host), pool, 4, torch.float32, lambda: NO_AUTOCAST)
     assert checked["mixed_ok"] is False and "own adapter" in checked["mixed_na"]
     serve = serve_config.ServeConfig(k=3, requests=8, batch_size=4, repeats=1, streams=["round-robin"])
-    served = traffic.measure(IgnoresAdapterNames(host), pool, serve, 0, "cpu", lambda: NO_AUTOCAST, checked["mixed_na"])
+    served = traffic.measure(IgnoresAdapterNames(host), host.model, pool, serve, 0, "cpu", lambda: NO_AUTOCAST,
+                             checked["mixed_na"])
     assert served["mixed_round_robin_ms_p50"] is None and served["single_round_robin_ms_p50"] > 0
 
 

@@ -7,6 +7,7 @@ Phases are timed like a training trial's (`seconds_<phase>`); a failure records 
 
 from __future__ import annotations
 
+import copy
 import functools
 import tempfile
 from pathlib import Path
@@ -51,9 +52,8 @@ def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
             paths, kind = _adapters(cfg, base, method, method_cfg, Path(work))
             metrics.update(storage.adapters(paths), serve_host=kind, adapters_source=serve.adapters)
         pool = traffic.requests([row["text"] for row in base.data.test_rows], base.tokenizer, serve, device)
-        with phases("base"):
-            metrics.update(traffic.measure_base(base.model, pool, serve, device, amp))
         copies = _keep_full_copy(cfg, base.model, Path(work), phases)
+        reference = copy.deepcopy(base.model)  # the base alone, timed beside the adapters (resident before any)
         with phases("adapters_load"):
             host = hosts.make(kind, base.model, method, method_cfg, base.arch)
             metrics.update(_load(cfg, host, paths, names, device))
@@ -62,7 +62,9 @@ def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
         with phases("swap"):
             metrics.update(swap.measure(host, serve.swap_repeats, device))
         with phases("traffic"):
-            metrics.update(traffic.measure(host, pool, serve, trial.seed, device, amp, metrics.get("mixed_na")))
+            metrics.update(traffic.measure(host, reference, pool, serve, trial.seed, device, amp,
+                                           metrics.get("mixed_na")))
+        del reference
         with phases("copies"):
             metrics.update(copies() if copies else {"copies_source": "n/a: serve.copies=false"})
 

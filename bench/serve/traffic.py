@@ -6,7 +6,8 @@ for swapping). Requests arrive in windows of `serve.batch_size` and each window 
   mixed    one forward of the whole window, each row with its own adapter (peft's `adapter_names=`, LoRA family)
   single   the window split into one batch per adapter, in order of arrival, switching (set_adapter) between them
   merged   as single, but the adapter is merged into the base weights: a switch is unmerge + merge
-  base     the base model alone, one forward per window (what serving no task costs)
+  base     the base model alone (a copy kept from before adapters were attached), one forward per window: what
+           serving no task costs, timed in the same rounds
 A request's latency runs from the start of its window to the end of the forward that answers it; throughput is
 requests over the seconds all windows took. Every stream x mode runs `serve.repeats` rounds, interleaved so that
 noise from other processes falls on all of them alike; throughput is the median over rounds, latency percentiles
@@ -64,6 +65,22 @@ def _groups(ids: list[int]) -> list[tuple[int, list[int]]]:
     for position, adapter in enumerate(ids):
         order.setdefault(adapter, []).append(position)
     return list(order.items())
+
+
+class BaseServer:
+    """The base model alone (a copy kept from before any adapter was attached): one forward per window."""
+
+    def __init__(self, model, device):
+        self.model, self.device = model.eval(), device
+
+    def window(self, batch: dict, ids: list[int]) -> list[float]:
+        started = time.perf_counter()
+        self.model(**batch)
+        synchronize(self.device)
+        return [time.perf_counter() - started] * len(ids)
+
+    def close(self) -> None:
+        pass
 
 
 class Server:
@@ -126,34 +143,16 @@ def _figures(prefix: str, latencies: list[float], rates: list[float]) -> dict:
     return {f"{prefix}_ms_p50": p50, f"{prefix}_ms_p90": p90, f"{prefix}_rps": statistics.median(rates)}
 
 
-def measure_base(model, pool: dict, serve: ServeConfig, device, autocast) -> dict:
-    """The base model alone (before any adapter is attached): one forward per window."""
-    def answer(batch, ids):
-        started = time.perf_counter()
-        model(**batch)
-        synchronize(device)
-        return [time.perf_counter() - started] * len(ids)
-
-    ids = [0] * serve.requests
-    latencies, rates = [], []
-    with torch.inference_mode(), autocast():
-        model.eval()
-        serve_stream(answer, pool, ids[: serve.warmup * serve.batch_size], serve.batch_size)
-        for _ in range(serve.repeats):
-            answered, seconds = serve_stream(answer, pool, ids, serve.batch_size)
-            latencies += answered
-            rates.append(len(ids) / seconds)
-    return _figures("base", latencies, rates)
-
-
 def column(mode: str, kind: str) -> str:
     return f"{mode}_{kind.replace('-', '_')}"
 
 
-def measure(host, pool: dict, serve: ServeConfig, seed: int, device, autocast, mixed_na: str | None = None) -> dict:
-    """Every stream served every available mode, `serve.repeats` interleaved rounds; n/a modes say why (`mixed_na`:
-    the output check found mixed batches wrong or refused)."""
-    metrics, servers = {}, {}
+def measure(host, base_model, pool: dict, serve: ServeConfig, seed: int, device, autocast,
+            mixed_na: str | None = None) -> dict:
+    """Every stream served every available mode and by the base alone (`base_model`: a copy from before adapters
+    were attached), in `serve.repeats` interleaved rounds; n/a modes say why (`mixed_na`: the output check found
+    mixed batches wrong or refused)."""
+    metrics, servers = {}, {"base": BaseServer(base_model, device)}
     k = len(host.names)
     streams = {kind: stream(kind, serve.requests, k, serve.zipf_exponent, seed) for kind in serve.streams}
     with torch.inference_mode(), autocast():
@@ -179,7 +178,11 @@ def measure(host, pool: dict, serve: ServeConfig, seed: int, device, autocast, m
                     collected[mode, kind][0].extend(answered)
                     collected[mode, kind][1].append(len(ids) / seconds)
     for (mode, kind), (latencies, rates) in collected.items():
-        metrics.update(_figures(column(mode, kind), latencies, rates))
+        if mode != "base":
+            metrics.update(_figures(column(mode, kind), latencies, rates))
+    pooled = [collected["base", kind] for kind in streams]  # the base does the same work whatever the stream
+    metrics.update(_figures("base", [s for latencies, _ in pooled for s in latencies], [r for _, rates in pooled
+                                                                                       for r in rates]))
     return metrics
 
 
