@@ -124,3 +124,45 @@ def test_cli_bad_input_prints_one_line_and_writes_no_record(tmp_path: Path, args
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("peft-bench: "), result.stderr
     assert not list(tmp_path.rglob("record.json"))
+
+
+def test_trial_names_leave_out_what_is_already_in_them_or_changes_no_result():
+    """conf/config.yaml's override_dirname exclusions: the groups already in a trial's name, the run-only keys and
+    the keys outside a trial's key never make a folder name of their own."""
+    import yaml
+
+    from bench.config import NOT_IN_KEY, RUN_KEYS
+
+    excluded = set(yaml.safe_load((CONF_DIR / "config.yaml").read_text())["hydra"]["job"]["config"]
+                   ["override_dirname"]["exclude_keys"])
+    named = {"model", "task", "method", "seed", "setting", "sweep"}
+    assert named | set(RUN_KEYS) | (set(NOT_IN_KEY) - {"hydra"}) <= excluded
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.batch_size=abc", "`train.batch_size` ('abc') must be an integer"),
+    ("train.measure_flops=maybe", "`train.measure_flops` ('maybe') must be true or false"),
+    ("method.params.r=abc", "`method.params.r` ('abc') must be an integer"),
+    ("method.params.rank=3", "`method.params.rank` is not a known key; valid: alpha, dropout, init, r, "),
+    ("+shape=3", "`shape` is not a known key; valid: "),
+])
+def test_composition_errors_are_one_line_naming_key_and_value(override, message):
+    from bench.config import compose
+
+    with pytest.raises(ConfigError) as error:
+        compose(override)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_names_come_from_folders_files_and_hub_ids_never_whole_paths(tmp_path: Path):
+    from bench.config import name_from_path
+
+    (tmp_path / "reviews").mkdir()
+    for name in ("train.csv", "test.csv"):
+        (tmp_path / "reviews" / name).write_text("text,label\n")
+    assert name_from_path(str(tmp_path / "reviews"), "files") == "reviews"  # a folder
+    assert name_from_path(str(tmp_path / "reviews" / "train.csv"), "files") == "train"  # one file: its stem
+    split_files = {"train": str(tmp_path / "reviews" / "train.csv"), "test": str(tmp_path / "reviews" / "test.csv")}
+    assert name_from_path(split_files | {"validation": None}, "files") == "reviews"  # files sharing a folder
+    assert name_from_path("google/gemma-3-270m", "hub") == "gemma-3-270m"  # a Hub id
+    assert name_from_path({"train": None}, "files") == "files" and name_from_path(None, "hub") == "hub"

@@ -2,7 +2,7 @@
 
     PEFT_BENCH_FAULT='bitfit=raise,full=nan,prompt-tuning=sigkill' peft-bench -m 'method=glob(*)' ...
 
-Read only by `bench.worker` (the process of one sweep trial); the trial of the named method fails on its first
+Read only by `bench.sweep.worker` (the process of one sweep trial); the trial of the named method fails on its first
 training step:
 
     raise    RuntimeError                         -> failed, phase train
