@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,6 +46,11 @@ def peft_bench(results: Path, *args: str, faults: str = "", name: str = "t") -> 
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def starts_trial(line: str) -> bool:
+    """The sweep's line as a trial starts: `peft-bench: [2/5, 0.3 min in, ETA 1.0 min] running NAME`."""
+    return re.match(r"peft-bench: (\[[^]]*\] )?running ", line) is not None
 
 
 def records(folder: Path) -> dict[str, dict]:
@@ -99,7 +105,7 @@ def test_a_killed_sweep_run_again_runs_only_what_is_missing(faulty_sweep):
     env = {**os.environ, FAULT_ENV: f"{NAN}=hang"}  # the trial to kill the sweep in: under way until killed
     sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     for line in sweep.stdout:  # the first trial to run again (bitfit) has finished and the next one started...
-        if line.startswith("peft-bench: running ") and f"__{NAN}__" in line:
+        if starts_trial(line) and f"__{NAN}__" in line:
             break
     time.sleep(1.5)  # ...and is well under way
     trials = psutil.Process(sweep.pid).children(recursive=True)
@@ -130,7 +136,7 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
     sweep = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         for line in sweep.stdout:
-            if line.startswith("peft-bench: running "):
+            if starts_trial(line):
                 break
         # sweep -> loky worker -> trial (forked: same command line as the worker), so: the grandchildren
         def grandchildren():
