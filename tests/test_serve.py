@@ -153,6 +153,19 @@ def test_memory_per_adapter_is_measured_even_where_freed_memory_would_be_reused(
     assert len(held) == 512
 
 
+def test_memory_on_a_gpu_is_the_allocators(monkeypatch):
+    """The CUDA path with the allocator mocked (no GPU here): memory_allocated before, after the first, after all."""
+    readings = iter([1000, 1400, 2600])
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: next(readings))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3000)
+    measured = load.load_all(AllocatingHost(pieces=1, floats=4), [None] * 4, ["a", "b", "c", "d"], "cuda")
+    assert measured["mem_source"] == "cuda_allocator" and measured["mem_adapters_bytes"] == 1600
+    assert measured["mem_per_adapter_bytes"] == 400 and measured["mem_per_extra_adapter_bytes"] == 400
+    assert measured["mem_load_peak_bytes"] == 2000
+
+
 def test_streams():
     assert traffic.stream("round-robin", 6, 3, 1.1, 0) == [0, 1, 2, 0, 1, 2]
     uniform = traffic.stream("uniform", 400, 4, 1.1, 0)
