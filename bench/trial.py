@@ -366,12 +366,14 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
 
 
 def _add_mfu(metrics: dict, device, cache_dir: Path) -> None:
-    """Model FLOPs utilisation: measured training FLOP/s over the machine's peak (kept, never timed by a trial)."""
+    """Model FLOPs utilisation: measured training FLOP/s over the machine's peak (kept, never timed by a trial).
+    n/a where the only peak kept was timed under load: it reads low and would inflate mfu, past 1 even."""
     from bench.trackers.peak_flops import peak
 
     metrics.update(peak(device, cache_dir))
     rate, peak_flops = metrics.get("train_flops_per_s"), metrics["peak_flops_per_s"]
-    metrics["mfu"] = rate / peak_flops if rate and peak_flops else None
+    trusted = peak_flops and not metrics.get("peak_flops_under_load")
+    metrics["mfu"] = rate / peak_flops if rate and trusted else None
 
 
 def _latency_batch(data, tokenizer, cfg, device) -> dict:

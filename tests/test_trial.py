@@ -100,6 +100,8 @@ def test_generation_trial_scores_rouge_and_perplexity():
     m = record.metrics
     assert m["quality_metric"] == "rougeL" and {"rouge1", "rouge2", "rougeL"} <= set(m)
     assert m["forgetting_probe"] == "perplexity" and m["probe_before"] > 1
+    assert m["n_probe"] == 8 and m["forgetting_ci_low"] <= m["forgetting"] <= m["forgetting_ci_high"]
+    assert len(record.items["probe_before"]) == len(record.items["probe_after"]) == 8  # paired, item by item
 
 
 def test_decoder_classification_probes_with_the_base_lm_head():
@@ -207,12 +209,6 @@ def test_mixed_precision_keeps_float32_weights_for_every_method(monkeypatch):
     assert trial.precision(trial_config(), torch.device("cpu")) == "fp32"
 
 
-def test_bf16_trial_on_cpu_records_its_precision():
-    record = trial.run(trial_config("model=tiny-bert", "train.precision=bf16"), progress=False)
-    assert record.status == "ok", record.error
-    assert record.metrics["precision"] == "bf16" and record.metrics["merge_ok"] is True
-
-
 class _Counter:
     source = "fake counter"
 
@@ -262,3 +258,16 @@ def test_the_breakdown_adds_up_on_every_launch_path(tmp_path, model, launch):
     assert record["status"] == "ok", record["error"]
     _assert_breakdown_adds_up(record["metrics"])
     shutil.rmtree(tmp_path / "t")
+
+
+@pytest.mark.parametrize("under_load", [False, True])
+def test_mfu_divides_by_the_kept_peak_and_is_na_when_it_was_timed_under_load(tmp_path, under_load):
+    threads = torch.get_num_threads()
+    path = peak_flops.cache_path(tmp_path, threads)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"identity": peak_flops._identity(), "flops_per_s": 1e11, "threads": threads,
+                                "under_load": under_load}))
+    metrics = {"train_flops_per_s": 4e10}
+    trial._add_mfu(metrics, torch.device("cpu"), tmp_path)
+    assert metrics["peak_flops_per_s"] == 1e11 and metrics["peak_flops_under_load"] is under_load
+    assert metrics["mfu"] == (None if under_load else 0.4)

@@ -20,7 +20,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.config import TrialConfig
+from bench.config import TrialConfig, Unsupported
 
 CHILD_TIMEOUT_S = 3600
 
@@ -43,6 +43,10 @@ def _cold(cfg: TrialConfig) -> dict:
     if kind is None:  # not converted or built yet: cold, and locked per model until its probe key is known
         return {"peak": peak, "probe": True, "probe_lock": base.model_lock_path(cfg)}
     where = base.path(cfg, kind)
+    try:
+        models.check_task_fits(kind, cfg.task.kind, cfg.model, cfg.task.name)
+    except Unsupported:  # the trial will be skipped: nothing to prepare for it
+        where = None
     return {"peak": peak, "probe": where is not None and base.read(cfg, kind) is None, "probe_lock": where}
 
 
