@@ -64,24 +64,26 @@ def test_eval_every_records_a_curve_on_the_validation_split(bert_trial):
 
 
 def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
-    """The same training with and without checkpoints; their time (here a slow fake evaluation) stays out of the
-    timed steps."""
+    """The same training with and without checkpoints, and their time stays out of the timed steps: each checkpoint
+    moves the clock on by an hour (a fake clock, so a loaded machine cannot blur the figures)."""
     base = ["model=tiny-bert", "method=full", "train.max_steps=4", "task.max_val_samples=8"]
     plain = trial.run(trial_config(*base), progress=False)
-    slow_evaluation_seconds = 1.5
-    point = curve.CurveCallback.point
+    hour_s, offset_s = 3600.0, [0.0]
+    real_clock, point = time.perf_counter, curve.CurveCallback.point
 
     def slow_point(self, model, step, loss):
-        time.sleep(slow_evaluation_seconds)
+        offset_s[0] += hour_s
         return point(self, model, step, loss)
 
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + offset_s[0])
     monkeypatch.setattr(curve.CurveCallback, "point", slow_point)
     checked = trial.run(trial_config(*base, "train.eval_every=2"), progress=False)
     assert plain.status == checked.status == "ok", (plain.error, checked.error)
     assert checked.metrics["final_loss"] == plain.metrics["final_loss"]
     assert checked.metrics["quality"] == plain.metrics["quality"]
-    assert checked.metrics["seconds_train"] >= 2 * slow_evaluation_seconds  # the train phase's wall time has them
-    assert checked.metrics["train_seconds"] < slow_evaluation_seconds
+    assert checked.metrics["curve_points"] == 2
+    assert checked.metrics["seconds_train"] >= 2 * hour_s  # the train phase's wall time holds the checkpoints...
+    assert checked.metrics["train_seconds"] < hour_s  # ...and the timed steps do not
 
 
 def test_generation_items_are_rouge_l_with_a_bootstrap_interval():
@@ -139,3 +141,12 @@ def test_choose_lr_selects_on_validation_never_on_test(tmp_path, capsys):
     assert chosen["full"].tied == [3e-5, 1e-5]  # 81 vs 80 of 100 validation items: not separable
     assert choose_lr.main([str(tmp_path)]) == 0
     assert "lora: learning_rate 0.0003" in capsys.readouterr().out
+
+
+def test_checkpoints_refuse_a_dataset_whose_validation_split_is_its_test_split():
+    own = Path(__file__).parent.parent / "examples" / "own-data"  # train.csv and test.csv: no validation split
+    record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files.train={own}/train.csv",
+                                    f"task.dataset.data_files.test={own}/test.csv", "train.eval_every=2"),
+                       progress=False)
+    assert record.status == "failed" and record.error["phase"] == "config"
+    assert "`train.eval_every` needs a validation split" in record.error["message"]
