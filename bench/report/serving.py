@@ -89,9 +89,8 @@ def _per_stream(ok: pd.DataFrame, figure: str, ylabel: str, folder: Path, name: 
             if len(line):
                 ax.plot(line["serve_k"], line[f"{mode}_{stream}_{figure}"], style, marker="o", markersize=4,
                         color=colours[method])
-        base = rows[f"base_{figure}"].median()
-        if pd.notna(base):
-            ax.axhline(base, color="0.5", linewidth=1)
+        base = rows.groupby("serve_k")[f"base_{figure}"].median().dropna()  # timed in the same rounds as each K
+        ax.plot(base.index, base.values, color="0.5", linewidth=1, marker=".")
         _k_axis(ax, rows["serve_k"])
         _plain_log(ax)
         ax.set_ylabel(ylabel)
@@ -105,13 +104,14 @@ def latency_vs_k(ok: pd.DataFrame, folder: Path):
                        "Serving latency vs K", "Median time from a window of requests arriving to each request's "
                        "answer, per request stream; solid: mixed batches (each row its own adapter), dashed: one "
                        "batch per adapter with set_adapter between, dotted: the adapter merged into the weights; "
-                       "grey: the base model alone.")
+                       "grey: the base model alone, timed in the same interleaved rounds (its drift from K to K is "
+                       "the machine's noise).")
 
 
 def throughput_vs_k(ok: pd.DataFrame, folder: Path):
     return _per_stream(ok, "rps", "requests per second (log)", folder, "serving_throughput_vs_k",
                        "Serving throughput vs K", "Requests answered per second (median over rounds), per request "
-                       "stream and serving mode; grey: the base model alone.")
+                       "stream and serving mode; grey: the base model alone, timed in the same rounds.")
 
 
 def memory_vs_k(ok: pd.DataFrame, folder: Path):
