@@ -312,11 +312,11 @@ def explain(error: Exception) -> str:
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
 
     cause = error
-    while cause.__cause__ is not None and not getattr(cause, "full_key", None):
-        cause = cause.__cause__
+    while (cause.__cause__ or cause.__context__) is not None and not getattr(cause, "full_key", None):
+        cause = cause.__cause__ or cause.__context__
     key = getattr(cause, "full_key", None)
-    if not key:
-        return str(error).strip().splitlines()[0]
+    if not key:  # Hydra's own message: its lines joined into one
+        return " ".join(line.strip() for line in str(error).strip().splitlines() if line.strip())
     if isinstance(cause, MissingMandatoryValue):
         return f"`{key}` has no value: give one, e.g. {key}=..."
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
