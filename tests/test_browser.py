@@ -17,6 +17,15 @@ from test_report import (
     synthetic,  # the same synthetic sweep as the report tests: 2 models × 2 tasks × 5 methods
 )
 
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+except ImportError:  # what pytest.importorskip does, kept up here so that the imports stay at the top
+    pytest.skip("selenium is not installed: pip install -e '.[dev]'", allow_module_level=True)
+
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 DRIVER = shutil.which("chromedriver")
 # Flags that work in containers and CI: no sandbox (root), no GPU, nothing fetched from the network.
@@ -28,13 +37,6 @@ pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH: `make chromium` (Debian/Ubuntu) installs it"),
     pytest.mark.skipif(DRIVER is None, reason="no chromedriver on PATH: `make chromium` installs chromium-driver"),
 ]
-selenium = pytest.importorskip("selenium", reason="selenium is not installed: pip install -e '.[dev]'")
-
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from bench.results import stats
 def test_wilson_matches_known_values():
     assert stats.wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-4)
     assert stats.wilson_interval(5, 10) == pytest.approx((0.23659, 0.76341), abs=1e-4)
-    assert stats.wilson_interval(187, 200) == pytest.approx((0.89198, 0.96162), abs=1e-4)  # by hand from the closed form
+    # by hand from the closed form
+    assert stats.wilson_interval(187, 200) == pytest.approx((0.89198, 0.96162), abs=1e-4)
     low, high = stats.wilson_interval(10, 10)
     assert high == pytest.approx(1.0) and high <= 1.0 and 0.69 < low < 0.73  # stays inside [0, 1]
     assert np.isnan(stats.wilson_interval(3, 0)).all() and np.isnan(stats.wilson_interval(3, None)).all()

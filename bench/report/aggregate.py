@@ -21,7 +21,8 @@ def family_rank(family: str) -> int:
 
 def ordered(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows by model (smallest first), task, family in taxonomy order, then method label."""
-    size = frame.groupby("model")["total_params_mean" if "total_params_mean" in frame else "total_params"].transform("min")
+    params = "total_params_mean" if "total_params_mean" in frame else "total_params"
+    size = frame.groupby("model")[params].transform("min")
     return (frame.assign(_size=size, _family=frame["family"].map(family_rank))
             .sort_values(["_size", "model", "task", "_family", "label"])
             .drop(columns=["_size", "_family"]).reset_index(drop=True))

@@ -76,7 +76,8 @@ def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, 
         for column, (text, show) in shown.items():
             best = rows[marks.loc[rows.index, column]]
             if len(best):
-                value = best[f"{column}_mean"].min() if METRICS[column].better == "min" else best[f"{column}_mean"].max()
+                means = best[f"{column}_mean"]
+                value = means.min() if METRICS[column].better == "min" else means.max()
                 parts.append(f"{text} {', '.join(best['label'])} ({show(value)})")
         lines.append(f"{model} / {task}: " + "; ".join(parts) + ".")
     if not storage.empty:
@@ -133,7 +134,8 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
                    Block("sub", answer.LEGEND)]
         main = next((p for p in plots if p.name == MAIN_PLOT), plots[0] if plots else None)
         if main is not None:
-            blocks.append(Block("main-plot", main, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in main.files)))
+            links = tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in main.files)
+            blocks.append(Block("main-plot", main, links))
         blocks.append(Block("heading", "Explore", anchor="explore"))
         try:
             body, explorer_scripts = explorer.fragment(agg, trials)

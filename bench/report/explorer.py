@@ -156,7 +156,9 @@ APP_JS = r"""
 
   function chosen(key) {
     var out = [];
-    root.querySelectorAll("input[data-filter='" + key + "']").forEach(function (i) { if (i.checked) out.push(i.value); });
+    root.querySelectorAll("input[data-filter='" + key + "']").forEach(function (i) {
+      if (i.checked) out.push(i.value);
+    });
     return out;
   }
   function fmt(v) {
@@ -183,8 +185,9 @@ APP_JS = r"""
     [x, y].concat(["quality"]).filter(function (c, i, a) { return a.indexOf(c) === i && p.v[c] !== undefined; })
       .forEach(function (c) {
         var e = p.e[c], text = D.axes[c].label + ": " + fmt(p.v[c]);
-        if (e) text += (c === "quality" || c === "forgetting") ? " [" + fmt(p.v[c] - e[0]) + ", " + fmt(p.v[c] + e[1]) + "]"
-                                                           : " ± " + fmt(e[0]);
+        if (e) text += (c === "quality" || c === "forgetting")
+                       ? " [" + fmt(p.v[c] - e[0]) + ", " + fmt(p.v[c] + e[1]) + "]"
+                       : " ± " + fmt(e[0]);
         lines.push(text);
       });
     if (p.tied) lines.push("tied at the top of quality");
@@ -215,7 +218,9 @@ APP_JS = r"""
         error_y: {type: "data", symmetric: false, array: bars(y, 1), arrayminus: bars(y, 0), thickness: 1, width: 2}});
     });
     var groups = {};
-    shown.forEach(function (p) { (groups[p.model + " / " + p.task] = groups[p.model + " / " + p.task] || []).push(p); });
+    shown.forEach(function (p) {
+      (groups[p.model + " / " + p.task] = groups[p.model + " / " + p.task] || []).push(p);
+    });
     var fronts = 0;
     Object.keys(groups).forEach(function (g) {
       var f = front(groups[g], x, y);
@@ -225,8 +230,10 @@ APP_JS = r"""
         line: {dash: "dash", color: "#333", width: 1, shape: "hv"}});
     });
     var layout = {margin: {l: 60, r: 10, t: 36, b: 50}, hovermode: "closest", legend: {orientation: "v"},
-      xaxis: {title: {text: D.axes[x].label}, type: document.getElementById("explorer-x-log").checked ? "log" : "linear"},
-      yaxis: {title: {text: D.axes[y].label}, type: document.getElementById("explorer-y-log").checked ? "log" : "linear"}};
+      xaxis: {title: {text: D.axes[x].label},
+              type: document.getElementById("explorer-x-log").checked ? "log" : "linear"},
+      yaxis: {title: {text: D.axes[y].label},
+              type: document.getElementById("explorer-y-log").checked ? "log" : "linear"}};
     Plotly.react(plot, traces, layout, {displaylogo: false, responsive: true});
     plot.setAttribute("data-points", String(shown.length));
     status.textContent = shown.length + " of " + D.points.length + " method variants shown; " + fronts +

@@ -60,8 +60,10 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     table["status"] = table["status"].fillna("failed")
     for column in ("method", "family", "model", "task"):
         table[column] = table[column].fillna("?").astype(str)
-    # CPU: the RSS baseline holds the weights plus the runtime; this part makes the stacked breakdown add up to the peak.
-    # GPU: the allocator baseline is the weights, and activations are already the peak minus weights, grads, optimizer.
+    # CPU: the RSS baseline holds the weights plus the runtime; this part makes the stacked breakdown add up to
+    # the peak.
+    # GPU: the allocator baseline is the weights, and activations are already the peak minus weights, grads,
+    # optimizer.
     on_cpu = table["mem_source"].eq("process_rss")
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
@@ -113,7 +115,8 @@ def variant_labels(table: pd.DataFrame) -> pd.Series:
     configs = table.assign(label=labels).groupby(["model", "task", "label", "seed"], dropna=False)["key"]
     clashing = table.loc[configs.transform("nunique") > 1, "method"].unique()
     for index in table.index[table["method"].isin(clashing)]:
-        labels[index] = f"{table.at[index, 'method']} ({_overrides(table.at[index, 'trial_dir']) or table.at[index, 'key']})"
+        detail = _overrides(table.at[index, 'trial_dir']) or table.at[index, 'key']
+        labels[index] = f"{table.at[index, 'method']} ({detail})"
     return labels
 
 

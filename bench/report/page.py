@@ -34,7 +34,8 @@ CSS = """
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1400px;margin:0 auto;padding:0 16px 2em;
 color:#222;line-height:1.4;overflow-x:hidden}
-h1{font-size:1.35em;margin:0.3em 0 0}h2{scroll-margin-top:2.2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc;font-size:1.25em}
+h1{font-size:1.35em;margin:0.3em 0 0}h2{scroll-margin-top:2.2em}
+h2{margin-top:1.6em;border-bottom:1px solid #ccc;font-size:1.25em}
 h3{font-size:1.02em;margin:0.8em 0 0.3em}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:4px 0;font-size:0.85em;z-index:5}
 nav a{margin-right:1em;color:#235;text-decoration:none}nav a:hover{text-decoration:underline}

@@ -73,7 +73,9 @@ class Budget:
     def describe(self) -> str:
         parts = [f"{label} {'≤' if bound == 'max' else '≥'} {show(value)}"
                  for _, bound, label, show, value in self.active()]
-        return ", ".join(parts) if parts else "no limits (set them with --max-memory, --max-storage, --min-quality, ...)"
+        if not parts:
+            return "no limits (set them with --max-memory, --max-storage, --min-quality, ...)"
+        return ", ".join(parts)
 
 
 def serving_latency(agg: pd.DataFrame) -> pd.Series:
@@ -159,9 +161,11 @@ def summary(frame: pd.DataFrame, budget: Budget) -> list[str]:
                    else "no method within budget is distinguishable from the majority-class baseline")
         else:
             low, high = best["quality_mean"].min(), best["quality_mean"].max()
-            spread = number("quality", high) if len(best) == 1 else f"{number('quality', low)}–{number('quality', high)}"
+            spread = (number("quality", high) if len(best) == 1
+                      else f"{number('quality', low)}–{number('quality', high)}")
             name = f"tied: {_names(best)}" if len(best) > 1 else best["label"].iloc[0]
-            cheapest = best.loc[best["peak_mem_bytes_mean"].idxmin()] if best["peak_mem_bytes_mean"].notna().any() else None
+            memory = best["peak_mem_bytes_mean"]
+            cheapest = best.loc[memory.idxmin()] if memory.notna().any() else None
             top = f"top quality within budget, {name} ({metric} {spread})"
             if cheapest is not None and len(best) > 1:
                 top += (f"; of these the least peak memory: {cheapest['label']} "
@@ -186,8 +190,8 @@ def recommendation_table(frame: pd.DataFrame) -> Table:
                      Cell(NA if is_na(latency) else f"{latency:,.1f}"),
                      Cell("yes" if r["fits"] else "no: " + "; ".join(r["why_not"])),
                      Cell("yes" if r["pareto"] else ""), Cell("tied at top" if r["recommended"] else "")])
-    keep = ["model", "task", "family", "method", "label", "quality_mean", "peak_mem_bytes_mean", "checkpoint_bytes_mean",
-            "serving_latency_ms", "fits", "pareto", "recommended", "at_baseline", "decided_by"]
+    keep = ["model", "task", "family", "method", "label", "quality_mean", "peak_mem_bytes_mean",
+            "checkpoint_bytes_mean", "serving_latency_ms", "fits", "pareto", "recommended", "at_baseline", "decided_by"]
     raw = frame[keep].assign(why_not=frame["why_not"].map("; ".join))
     return Table("recommendation", "Recommendation: methods within budget, tied at the top, Pareto-optimal set",
                  ["model", "task", "method", "family", "quality", "peak memory", "checkpoint", "latency (ms)",

@@ -65,7 +65,8 @@ class Table:
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                  "<": r"\textless{}", ">": r"\textgreater{}",
-                 "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$", "†": r"$^\dagger$", "✓": r"\checkmark{}"}
+                 "±": r"$\pm$", "×": r"$\times$", "≤": r"$\leq$", "≥": r"$\geq$", "†": r"$^\dagger$",
+                 "✓": r"\checkmark{}"}
 
 
 def latex_escape(text: str) -> str:
@@ -89,7 +90,8 @@ def cell_html(cell: Cell) -> str:
 
 
 def cell_latex(cell: Cell) -> str:
-    text = latex_escape(cell.value) + (f" $\\pm$ {latex_escape(cell.std)}" if cell.std else "") + latex_escape(cell.note)
+    std = f" $\\pm$ {latex_escape(cell.std)}" if cell.std else ""
+    text = latex_escape(cell.value) + std + latex_escape(cell.note)
     return f"\\textbf{{{text}}}" if cell.best and text else text
 
 

@@ -21,7 +21,8 @@ from bench.results.metrics import (
 )
 
 COST_COLUMNS = [c for c, m in METRICS.items() if m.cost]  # the catalogue's cost columns, in its order
-OPTIONAL = [c for c in COST_COLUMNS if not METRICS[c].required]  # dropped when no row has them (e.g. MFU, CPU-only parts)
+# dropped when no row has them (e.g. MFU, CPU-only parts)
+OPTIONAL = [c for c in COST_COLUMNS if not METRICS[c].required]
 COST_BEST = [c for c in COST_COLUMNS if METRICS[c].better]
 STORAGE_N = (1, 10, 100)
 FULL_FAMILY = "full"
@@ -73,7 +74,8 @@ def cost_table(agg: pd.DataFrame) -> Table:
     marks = best_marks(agg, [c for c in COST_BEST if c in columns])
     rows = []
     for i, row in agg.iterrows():
-        cells = [Cell(row["model"]), Cell(row["task"]), Cell(row["label"]), Cell(row["family"]), Cell(str(row["n_seeds"]))]
+        cells = [Cell(row["model"]), Cell(row["task"]), Cell(row["label"]), Cell(row["family"]),
+                 Cell(str(row["n_seeds"]))]
         cells += [metric_cell(row, c, bool(marks.at[i, c]) if c in marks else False) for c in columns]
         cells[-1].note = baseline_note(row) if columns[-1] == "quality" else ""
         cells += [interval_cell(row), items_cell(row), Cell(row["quality_metric"] or NA)]
@@ -182,8 +184,8 @@ def storage_frame(agg: pd.DataFrame, ns=STORAGE_N) -> pd.DataFrame:
     frame = pd.DataFrame(records)
     if frame.empty:
         return frame
-    frame = frame.sort_values(["model", "family", "label"], key=lambda s: s.map(family_rank) if s.name == "family" else s,
-                              kind="stable")
+    frame = frame.sort_values(["model", "family", "label"],
+                              key=lambda s: s.map(family_rank) if s.name == "family" else s, kind="stable")
     full = frame[frame["family"] == FULL_FAMILY].groupby("model")[f"n{ns[-1]}_bytes"].min()
     frame[f"saving_vs_full_n{ns[-1]}"] = frame["model"].map(full) / frame[f"n{ns[-1]}_bytes"]
     return frame.reset_index(drop=True)
@@ -223,5 +225,5 @@ def failures_table(trials: pd.DataFrame, width: int = 240) -> Table:
         rows.append([Cell(status), Cell(model), Cell(task), Cell(label), Cell(seeds), Cell(phase), Cell(reason)])
     frame = bad[["status", "model", "task", "family", "method", "label", "seed", "error_type", "error_phase",
                  "error_message", "trial_dir"]]
-    return Table("failures", "Failed and skipped trials", ["status", "model", "task", "method", "seeds", "phase", "reason"],
-                 rows, frame, text_columns=7)
+    return Table("failures", "Failed and skipped trials",
+                 ["status", "model", "task", "method", "seeds", "phase", "reason"], rows, frame, text_columns=7)

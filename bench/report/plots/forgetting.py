@@ -30,5 +30,6 @@ def forgetting_vs_quality(agg, trials, folder) -> Plot:
     title = "Forgetting vs quality"
     return Plot("forgetting_vs_quality", title,
                 "What the model learned (task quality, right is better) against what it forgot (relative loss of a "
-                "probe the task never trained on, lower is better; 0: nothing forgotten). Dashed: Pareto front." + ERRORS,
+                "probe the task never trained on, lower is better; 0: nothing forgotten). Dashed: Pareto front."
+                + ERRORS,
                 save(fig, folder, "forgetting_vs_quality", title))

@@ -20,7 +20,8 @@ def _bars(ax, x, means, stds, families, hatch):
     ok = means.notna().to_numpy()
     yerr = stds[ok].to_numpy() if stds[ok].notna().any() else None  # one seed: no bar rather than a zero-height one
     ax.bar(x[ok], means[ok], yerr=yerr, width=WIDTH, color=[colour(f) for f in families[ok]],
-           hatch=hatch, edgecolor="white" if not hatch else "0.25", linewidth=0.5, capsize=3, alpha=1 if not hatch else 0.55)
+           hatch=hatch, edgecolor="white" if not hatch else "0.25", linewidth=0.5, capsize=3,
+           alpha=1 if not hatch else 0.55)
     return ok
 
 

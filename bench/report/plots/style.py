@@ -106,7 +106,8 @@ def bar_panels(agg: pd.DataFrame, column: str, ylabel: str, draw):
 def family_legend(fig, families, extra: list | None = None, title: str = "family") -> None:
     present = [f for f in FAMILIES if f in set(families)] + sorted(set(families) - set(FAMILIES))
     handles = [Line2D([], [], marker="o", linestyle="", markersize=8, color=colour(f), label=f) for f in present]
-    fig.legend(handles=handles + (extra or []), title=title, loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False)
+    fig.legend(handles=handles + (extra or []), title=title, loc="upper left", bbox_to_anchor=(1.0, 0.93),
+               frameon=False)
 
 
 def bytes_unit(values) -> tuple[float, str]:
@@ -168,7 +169,8 @@ def place_labels(ax, xs, ys, labels, fontsize: float = 8) -> None:
         far = abs(dy) > 5
         ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, zorder=4,
                     ha="right" if dx < 0 else "center" if dx == 0 else "left", va="top" if dy < 0 else "bottom",
-                    arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3} if far else None)
+                    arrowprops=({"arrowstyle": "-", "color": "0.6", "linewidth": 0.6, "shrinkA": 0, "shrinkB": 3}
+                                if far else None))
 
 
 def _overlap(a, b) -> bool:

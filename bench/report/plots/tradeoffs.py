@@ -29,8 +29,8 @@ from bench.results.metrics import METRICS, QUALITY_LONG
 
 FRONT = Line2D([], [], color="0.2", linestyle="--", marker="o", markerfacecolor="none", markersize=11,
                label="Pareto front")
-TIED = Line2D([], [], color="0.55", linestyle="", marker="o", markerfacecolor="none", markersize=13, markeredgewidth=2.5,
-              label="tied at the top of quality\n(grey band: their range)")
+TIED = Line2D([], [], color="0.55", linestyle="", marker="o", markerfacecolor="none", markersize=13,
+              markeredgewidth=2.5, label="tied at the top of quality\n(grey band: their range)")
 
 
 def quality_label(rows: pd.DataFrame) -> str:
@@ -108,7 +108,8 @@ def quality_vs_trainable(agg, trials, folder) -> Plot:
     return _tradeoff(agg, folder, "quality_vs_trainable_fraction", "Quality vs trainable parameters",
                      "Task quality against the share of parameters trained (log scale); the dashed line joins the "
                      "Pareto-optimal methods (fewest trainable parameters for their quality).",
-                     "trainable_fraction", "min", "trainable parameters (% of total, log scale)", xscale=0.01, logx=True)
+                     "trainable_fraction", "min", "trainable parameters (% of total, log scale)",
+                     xscale=0.01, logx=True)
 
 
 def quality_vs_memory(agg, trials, folder) -> Plot:
@@ -120,5 +121,6 @@ def quality_vs_memory(agg, trials, folder) -> Plot:
 
 def quality_vs_throughput(agg, trials, folder) -> Plot:
     return _tradeoff(agg, folder, "quality_vs_throughput", "Quality vs training throughput",
-                     "Task quality against training throughput (tokens/s, warm-up steps excluded); dashed: Pareto front.",
+                     "Task quality against training throughput (tokens/s, warm-up steps excluded); "
+                     "dashed: Pareto front.",
                      "train_tokens_per_s", "max", "training throughput (tokens/s)")
