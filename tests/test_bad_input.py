@@ -41,7 +41,7 @@ CASES = {
     "CSV row with more fields than the header": Case(
         own_data(), [TRAIN_KEY, "train.csv", "is not valid CSV"],
         {"train.csv": GOOD_TRAIN + "one,yes,extra\n", "test.csv": GOOD_TEST}),
-    "not valid JSON lines": Case(own_data("train.jsonl"), [TRAIN_KEY, "train.jsonl", "is not valid JSON lines"],
+    "not valid JSON lines": Case(own_data("train.jsonl"), [TRAIN_KEY, "train.jsonl", "not valid JSON lines", "line 2"],
                                  {"train.jsonl": BAD_JSONL, "test.csv": GOOD_TEST}),
     "row without the label": Case(own_data("train.jsonl"), ["`task.label_column` ('label')", "line 2", "train.jsonl"],
                                   {"train.jsonl": NO_LABEL_JSONL, "test.csv": GOOD_TEST}),
@@ -54,7 +54,7 @@ CASES = {
                                        {"train.csv": GOOD_TRAIN, "test.csv": GOOD_TEST + "unsure,maybe\n"}),
     "one class": Case(own_data(), ["`task.label_column` ('label')", "one class only", "'yes'"],
                       {"train.csv": "text,label\n" + "a,yes\n" * 10, "test.csv": "text,label\nb,yes\n"}),
-    "missing text column": Case(own_data(), ["`task.text_column` ('text')", "train.csv", "closest: sentence"],
+    "missing text column": Case(own_data(), ["`task.text_column` ('text')", "train.csv", "valid: label, sentence"],
                                 {"train.csv": GOOD_TRAIN.replace("text,", "sentence,", 1), "test.csv": GOOD_TEST}),
     "data file that does not exist": Case(own_data(), [TRAIN_KEY, "train.csv", "does not exist"],
                                           {"test.csv": GOOD_TEST}),

@@ -8,6 +8,7 @@ key, the file (and the row) and the value.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -125,8 +126,9 @@ def _load_file(key: str, path: Path):
     if path.stat().st_size == 0:
         raise ConfigError(f"`{key}` ({str(path)!r}) is empty")
     suffix = path.suffix.lower()
-    verbosity = datasets.logging.get_verbosity()
+    verbosity, bars = datasets.logging.get_verbosity(), datasets.is_progress_bar_enabled()
     datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its JSON loader logs the error we report
+    datasets.disable_progress_bars()  # one small file: a bar would only bury the trial's own lines
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -135,9 +137,14 @@ def _load_file(key: str, path: Path):
     except (DatasetGenerationError, ValueError, OSError) as error:
         if "corresponds to no data" in str(error):
             raise ConfigError(f"`{key}` ({str(path)!r}) has no rows") from None
-        raise ConfigError(f"`{key}` ({str(path)!r}) is not valid {FORMATS[suffix]}: {_reason(error)}") from None
+        reason = _reason(error)
+        if suffix == ".jsonl":  # pyarrow counts JSON rows from 0; an editor counts lines from 1
+            reason = re.sub(r"in row (\d+)$", lambda found: f"in line {int(found.group(1)) + 1}", reason)
+        raise ConfigError(f"`{key}` ({str(path)!r}) is not valid {FORMATS[suffix]}: {reason}") from None
     finally:
         datasets.logging.set_verbosity(verbosity)
+        if bars:
+            datasets.enable_progress_bars()
 
 
 def _reason(error: BaseException) -> str:
