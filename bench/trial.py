@@ -313,9 +313,14 @@ def _merge(cfg: TrialConfig, model, batch: dict, device, metrics: dict):
 def _forgetting(probe, base_probe: dict, model, metrics: dict, items: dict) -> None:
     """The probe on the tuned model, as it serves; forgetting against the base with its interval, and both sides'
     per-item scores (the same items, so methods compare paired)."""
-    from bench.probes import forgetting
+    from bench.probes import BodyNotCalled, forgetting
 
-    after = probe.measure(model)
+    try:
+        after = probe.measure(model)
+    except BodyNotCalled as error:  # the probe cannot see this model as it serves: n/a, never a made-up 0
+        metrics.update({"probe_after": None, "forgetting_probe": probe.name, "forgetting": None,
+                        "probe_error": str(error)})
+        return
     if base_probe.get("score") is None:
         metrics.update({"probe_after": after.value, "forgetting_probe": probe.name, "forgetting": None,
                         "n_probe": len(after.items)})

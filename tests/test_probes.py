@@ -140,3 +140,27 @@ def test_perplexity_probe_without_a_head_for_a_classifier_says_so(llama_base):
     classifier = trial.load_base(trial_config("model=tiny-llama")).model
     with pytest.raises(NotImplementedError, match="base LM head"):
         probe.prepare(classifier)
+
+
+def test_a_model_the_probe_cannot_see_is_na_not_zero(llama_base):
+    """A forward pass that goes around the transformer body: the probe says so, and the trial records n/a."""
+    probe = trial.make_probe(trial_config(), llama_base)
+
+    class AroundTheBody(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.base_model = inner.model  # what probes.backbone finds
+
+        def get_output_embeddings(self):
+            return None
+
+        def forward(self, input_ids, attention_mask=None):
+            return None
+
+    probe.uses_base_head = True
+    probe.lm_head = lambda: torch.zeros(1, 1)
+    with pytest.raises(probes.BodyNotCalled):
+        probe.measure(AroundTheBody(llama_base.model))
+    metrics, items = {}, {}
+    trial._forgetting(probe, {"score": 10.0, "items": [1.0] * 8}, AroundTheBody(llama_base.model), metrics, items)
+    assert metrics["forgetting"] is None and "probe_error" in metrics and not items
