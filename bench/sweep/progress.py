@@ -120,7 +120,7 @@ def _job_number() -> int | None:
         from hydra.core.hydra_config import HydraConfig
 
         return int(HydraConfig.get().job.num) + 1
-    except Exception:  # noqa: BLE001 - outside a Hydra job (a test, bench.worker by hand): no position
+    except Exception:  # noqa: BLE001 - outside a Hydra job (a test, bench.sweep.worker by hand): no position
         return None
 
 
