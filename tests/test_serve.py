@@ -293,9 +293,9 @@ def test_serving_report_section(tmp_path):
         fake_serving_record(tmp_path / "serve", method, 4, 4 * mem + 1, 12.0, 2)
     blocks = serving.section(tmp_path / "serve", tmp_path / "out")
     sentence = blocks[1].content[0]
-    assert sentence == ("m: serving 4 tasks with lora costs 4.0 MiB and +2.0 ms per request (p50, uniform requests, "
-                        "mixed batches) more than one task; 4 full copies would cost 400.0 MiB of memory "
-                        "(extrapolated from 2 loaded copies).")
+    assert sentence == ("m: serving 4 tasks with lora costs 4.0 MiB and +2.0 ms per request (p50 relative to the base "
+                        "alone in the same rounds, uniform requests, mixed batches) more than one task; 4 full copies "
+                        "would cost 400.0 MiB of memory (extrapolated from 2 loaded copies).")
     drawn = {path.name for path in (tmp_path / "out" / "plots").iterdir()}
     assert {f"serving_{name}.png" for name in ("latency_vs_k", "throughput_vs_k", "memory_vs_k", "swap_cost")} <= drawn
     assert serving.section(tmp_path / "empty", tmp_path / "out") == [] if (tmp_path / "empty").mkdir() is None else 0

@@ -195,7 +195,9 @@ def _mib(value) -> str:
 
 
 def sentences(ok: pd.DataFrame) -> list[str]:
-    """One per model: the largest K of LoRA (else the first method) against one task and against K full copies."""
+    """One per model: the largest K of LoRA (else the first method) against one task and against K full copies.
+    Latency is taken relative to the base model timed in the same rounds, as the trials of different K ran at
+    different times on a machine whose load may have changed between them."""
     lines = []
     for model, rows in ok.groupby("model", sort=False):
         method = "lora" if "lora" in set(rows["method"]) else sorted(rows["method"])[0]
@@ -204,12 +206,15 @@ def sentences(ok: pd.DataFrame) -> list[str]:
         if k == 1 or 1 not in line.index:
             continue
         mode = "mixed" if pd.notna(line.get("mixed_uniform_ms_p50", pd.Series(np.nan)).get(k)) else "single"
-        extra_ms = line.loc[k, f"{mode}_uniform_ms_p50"] - line.loc[1, f"{mode}_uniform_ms_p50"]
+        # as a multiple of the base alone timed in the same rounds, so that a machine that ran slower during one
+        # trial than the other cancels out, then in ms of the K-task trial's base
+        relative = line[f"{mode}_uniform_ms_p50"] / line["base_ms_p50"]
+        extra_ms = (relative[k] - relative[1]) * line.loc[k, "base_ms_p50"]
         extra_mem = line.loc[k, "mem_adapters_bytes"] - line.loc[1, "mem_adapters_bytes"]
         copies = _copies_text(line.loc[k])
         lines.append(f"{model}: serving {k} tasks with {method} costs {_mib(extra_mem)} and {extra_ms:+.1f} ms per "
-                     f"request (p50, uniform requests, {mode} batches) more than one task; {k} full copies would "
-                     f"cost {copies}.")
+                     f"request (p50 relative to the base alone in the same rounds, uniform requests, {mode} batches) "
+                     f"more than one task; {k} full copies would cost {copies}.")
     return lines
 
 
