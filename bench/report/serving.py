@@ -4,7 +4,8 @@
 
 From the records `peft-bench-serve` writes (one per model x method x K; recognised by their `serve_k` column):
   serving_latency_vs_k     p50 latency per request vs K, one panel per model x request stream, a line per method
-                           and serving mode (mixed batches, single-adapter batches, merged weights), the base alone
+                           and serving mode (mixed batches, single-adapter batches, merged weights), each as a
+                           multiple of the base alone timed in the same rounds (machine load differs between trials)
   serving_throughput_vs_k  requests per second, the same layout
   serving_memory_vs_k      memory the K resident adapters add, per method, and the memory of K full copies
                            (measured points filled, extrapolated ones hollow on a dashed line)
@@ -73,7 +74,10 @@ def _legend(fig, colours: dict, extra: list) -> None:
     fig.legend(handles=handles + extra, loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False)
 
 
-def _per_stream(ok: pd.DataFrame, figure: str, ylabel: str, folder: Path, name: str, title: str, caption: str):
+def _per_stream(ok: pd.DataFrame, figure: str, unit: str, ylabel: str, folder: Path, name: str, title: str,
+                caption: str):
+    """One panel per model x stream: each method x mode as a multiple of the base alone timed in the same trial's
+    rounds (1 = the base), so that the machine's load, which differs between trials, cancels out."""
     from matplotlib.lines import Line2D
 
     from bench.report.plots.style import Plot, grid, save
@@ -85,33 +89,39 @@ def _per_stream(ok: pd.DataFrame, figure: str, ylabel: str, folder: Path, name: 
     for index, (model, stream) in enumerate((m, s) for m in models for s in streams):
         ax, rows = axes[index], ok[ok["model"] == model]
         for (method, mode), style in ((mm, MODES[mm[1]]) for mm in ((m, mo) for m in colours for mo in MODES)):
-            line = rows[rows["method"] == method].dropna(subset=[f"{mode}_{stream}_{figure}"])
+            line = rows[rows["method"] == method].dropna(subset=[f"{mode}_{stream}_{figure}", f"base_{figure}"])
             if len(line):
-                ax.plot(line["serve_k"], line[f"{mode}_{stream}_{figure}"], style, marker="o", markersize=4,
-                        color=colours[method])
-        base = rows.groupby("serve_k")[f"base_{figure}"].median().dropna()  # timed in the same rounds as each K
-        ax.plot(base.index, base.values, color="0.5", linewidth=1, marker=".")
+                ax.plot(line["serve_k"], line[f"{mode}_{stream}_{figure}"] / line[f"base_{figure}"], style,
+                        marker="o", markersize=4, color=colours[method])
+        ax.axhline(1.0, color="0.5", linewidth=1)
+        base = rows[f"base_{figure}"].dropna()
+        if len(base):
+            ax.text(0.99, 0.01, f"base alone: {base.min():.3g}–{base.max():.3g} {unit} over these trials",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.35")
         _k_axis(ax, rows["serve_k"])
         _plain_log(ax)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{model}, {STREAMS[stream]} requests")
-    _legend(fig, colours, [Line2D([], [], color="0.5", label="base model alone")])
+    _legend(fig, colours, [Line2D([], [], color="0.5", label="base model alone (= 1)")])
     return Plot(name, title, caption, save(fig, folder, name, title))
 
 
 def latency_vs_k(ok: pd.DataFrame, folder: Path):
-    return _per_stream(ok, "ms_p50", "p50 latency per request (ms, log)", folder, "serving_latency_vs_k",
-                       "Serving latency vs K", "Median time from a window of requests arriving to each request's "
-                       "answer, per request stream; solid: mixed batches (each row its own adapter), dashed: one "
-                       "batch per adapter with set_adapter between, dotted: the adapter merged into the weights; "
-                       "grey: the base model alone, timed in the same interleaved rounds (its drift from K to K is "
-                       "the machine's noise).")
+    return _per_stream(ok, "ms_p50", "ms", "p50 latency per request, × the base alone (log)", folder,
+                       "serving_latency_vs_k", "Serving latency vs K",
+                       "Median time from a window of requests arriving to each request's answer, as a multiple of "
+                       "the base model alone timed in the same interleaved rounds of the same trial, per request "
+                       "stream; solid: mixed batches (each row its own adapter), dashed: one batch per adapter with "
+                       "set_adapter between, dotted: the adapter merged into the weights. The absolute figures are "
+                       "in the records (`<mode>_<stream>_ms_p50`, `base_ms_p50`).")
 
 
 def throughput_vs_k(ok: pd.DataFrame, folder: Path):
-    return _per_stream(ok, "rps", "requests per second (log)", folder, "serving_throughput_vs_k",
-                       "Serving throughput vs K", "Requests answered per second (median over rounds), per request "
-                       "stream and serving mode; grey: the base model alone, timed in the same rounds.")
+    return _per_stream(ok, "rps", "requests/s", "requests per second, × the base alone (log)", folder,
+                       "serving_throughput_vs_k", "Serving throughput vs K",
+                       "Requests answered per second (median over rounds) as a multiple of the base model alone "
+                       "timed in the same rounds, per request stream and serving mode. The absolute figures are in "
+                       "the records (`<mode>_<stream>_rps`, `base_rps`).")
 
 
 def memory_vs_k(ok: pd.DataFrame, folder: Path):
