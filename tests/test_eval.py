@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,15 @@ def test_quality_has_an_interval_around_it_over_the_whole_test_split(bert_trial)
     assert m["n_eval"] == len(tasks.raw_splits(cfg.task)["test"]) == 419
     assert 0 <= m["quality_ci_low"] <= m["quality"] <= m["quality_ci_high"] <= 1
     assert m["quality_ci_high"] - m["quality_ci_low"] < 0.1  # Wilson at n = 419: about +-0.05 or less
+
+
+def test_majority_baseline_is_the_most_frequent_training_label_on_the_test_items(bert_trial):
+    cfg, record = bert_trial
+    splits = tasks.raw_splits(cfg.task)
+    majority = Counter(str(r["label"]) for r in tasks.train_rows(cfg.task, splits)).most_common(1)[0][0]
+    test_labels = [str(r["label"]) for r in splits["test"]]
+    assert record.metrics["majority_share"] == pytest.approx(test_labels.count(majority) / len(test_labels))
+    assert 0.2 < record.metrics["majority_share"] < 0.3  # five topics of about equal size
 
 
 def test_per_item_scores_are_written_beside_the_record(bert_trial, tmp_path):

@@ -33,4 +33,19 @@ def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
                           max_length=max_length, padding=True, return_tensors="pt").to(device)
         predictions += model(**batch).logits.argmax(-1).tolist()
     references = [index[str(r["label"])] for r in rows]
-    return metrics.scored("classification", data.cfg.metrics, data.cfg.primary_metric, predictions, references)
+    result = metrics.scored("classification", data.cfg.metrics, data.cfg.primary_metric, predictions, references)
+    result["majority_share"] = majority_baseline(data, references)
+    return result
+
+
+def majority_baseline(data, references: list[int]) -> float | None:
+    """The primary metric of always predicting the most frequent training label (for accuracy: that label's share
+    of the evaluated items), the floor a trained classifier must be shown above. None without training labels."""
+    from collections import Counter
+
+    counts = Counter(data.train["labels"]) if len(data.train) else None
+    if not counts or not references:
+        return None
+    majority = counts.most_common(1)[0][0]
+    primary = data.cfg.primary_metric
+    return metrics.compute([primary], [majority] * len(references), references).get(primary)

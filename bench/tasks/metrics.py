@@ -44,7 +44,7 @@ def _local_metrics():
 
             return {
                 "accuracy": float(accuracy_score(references, predictions)),
-                "f1_macro": float(f1_score(references, predictions, average="macro")),
+                "f1_macro": float(f1_score(references, predictions, average="macro", zero_division=0)),
             }
 
     class Rouge(evaluate.Metric):
