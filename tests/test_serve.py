@@ -176,6 +176,20 @@ def test_streams():
     assert flatter[0] < counts[0]
 
 
+def test_modes_take_turns_window_by_window():
+    calls = []
+
+    def answer(name, seconds):
+        def window(pool, requests, ids):
+            calls.append((name, tuple(requests)))
+            return [seconds] * len(ids)
+        return window
+
+    served = traffic.serve_side_by_side({"a": answer("a", 0.1), "b": answer("b", 0.2)}, {}, [0] * 5, 2)
+    assert calls == [("a", (0, 1)), ("b", (0, 1)), ("b", (2, 3)), ("a", (2, 3)), ("a", (4,)), ("b", (4,))]
+    assert served["a"] == ([0.1] * 5, pytest.approx(0.3)) and served["b"][1] == pytest.approx(0.6)
+
+
 def test_full_copies_memory_measured_where_they_fit(tmp_path):
     cfg = serve_cfg("model=tiny-bert")
     base = load_base(cfg.trial)

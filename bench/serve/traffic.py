@@ -9,9 +9,11 @@ for swapping). Requests arrive in windows of `serve.batch_size` and each window 
   base     the base model alone (a copy kept from before adapters were attached), one forward per window: what
            serving no task costs, timed in the same rounds
 A request's latency runs from the start of its window to the end of the forward that answers it; throughput is
-requests over the seconds all windows took. Every stream x mode runs `serve.repeats` rounds, interleaved so that
-noise from other processes falls on all of them alike; throughput is the median over rounds, latency percentiles
-are over all requests of all rounds.
+requests over the seconds all windows took. Every stream x mode runs `serve.repeats` rounds. Within a round the
+modes that leave the weights alone (mixed, single, base) answer each window in turn, so a burst of load from
+another process falls on all of them alike; merged weights would change what the others compute, so the merged
+mode serves its own pass of the stream right after. Throughput is the median over rounds, latency percentiles are
+over all requests of all rounds.
 """
 
 from __future__ import annotations
@@ -128,15 +130,27 @@ class Server:
             self.merged = None
 
 
+def _windows(n: int, batch_size: int) -> list[list[int]]:
+    return [list(range(start, min(start + batch_size, n))) for start in range(0, n, batch_size)]
+
+
 def serve_stream(answer, pool: dict, ids: list[int], batch_size: int) -> tuple[list[float], float]:
     """(each request's latency in seconds, the seconds all windows took) for one pass over a stream."""
-    latencies, total = [], 0.0
-    for start in range(0, len(ids), batch_size):
-        window = list(range(start, min(start + batch_size, len(ids))))
-        answered = answer(pool, window, [ids[i] for i in window])
-        latencies += answered
-        total += max(answered)
-    return latencies, total
+    return serve_side_by_side({"one": answer}, pool, ids, batch_size)["one"]
+
+
+def serve_side_by_side(answers: dict, pool: dict, ids: list[int], batch_size: int) -> dict:
+    """One pass over a stream per server, window by window: each window is answered by every server in turn (the
+    order rotating from window to window), so a burst of load from another process falls on all of them alike.
+    {name: (each request's latency in seconds, the seconds all its windows took)}."""
+    results = {name: ([], 0.0) for name in answers}
+    names = list(answers)
+    for index, window in enumerate(_windows(len(ids), batch_size)):
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            answered = answers[name](pool, window, [ids[i] for i in window])
+            latencies, total = results[name]
+            results[name] = (latencies + answered, total + max(answered))
+    return results
 
 
 def _figures(prefix: str, latencies: list[float], rates: list[float]) -> dict:
@@ -171,11 +185,16 @@ def measure(host, base_model, pool: dict, serve: ServeConfig, seed: int, device,
             serve_stream(server.window, pool, warm, serve.batch_size)
             server.close()
         collected = {(mode, kind): ([], []) for mode in servers for kind in streams}
+        # Modes that leave the base weights as they are take turns window by window; merged weights would change
+        # what the others compute, so the merged mode serves its own pass (and unmerges after it).
+        together = {mode: server.window for mode, server in servers.items() if mode != "merged"}
         for _ in range(serve.repeats):
             for kind, ids in streams.items():
-                for mode, server in servers.items():
-                    answered, seconds = serve_stream(server.window, pool, ids, serve.batch_size)
-                    server.close()  # the next mode starts from unmerged weights; this one re-merges in its timed pass
+                served = serve_side_by_side(together, pool, ids, serve.batch_size)
+                if "merged" in servers:
+                    served["merged"] = serve_stream(servers["merged"].window, pool, ids, serve.batch_size)
+                    servers["merged"].close()
+                for mode, (answered, seconds) in served.items():
                     collected[mode, kind][0].extend(answered)
                     collected[mode, kind][1].append(len(ids) / seconds)
     for (mode, kind), (latencies, rates) in collected.items():
