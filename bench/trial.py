@@ -285,7 +285,7 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool, items:
         metrics["can_merge"] = method.merges
         if cfg.train.save_checkpoint:  # before merging: what is kept is the adapter that serving loads
             if trial_dir is None:
-                raise ConfigError("`train.save_checkpoint` (true) needs the trial's folder: run through peft-bench")
+                raise ConfigError("`train.save_checkpoint` (true): this run gave the trial no folder to keep it in")
             storage.save(model, Path(trial_dir) / "checkpoint")
     if method.merges:
         with phases("merge"):
