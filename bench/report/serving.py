@@ -165,7 +165,7 @@ def memory_vs_k(ok: pd.DataFrame, folder: Path):
 
 
 def swap_cost(ok: pd.DataFrame, folder: Path):
-    from bench.report.plots.style import Plot, grid, na_note, rotate_ticks, save
+    from bench.report.plots.style import Plot, grid, rotate_ticks, save
 
     top = ok[ok["serve_k"] == ok.groupby("model")["serve_k"].transform("max")]
     models = list(dict.fromkeys(top["model"]))
@@ -174,12 +174,14 @@ def swap_cost(ok: pd.DataFrame, folder: Path):
     for ax, model in zip(axes, models):
         rows = top[top["model"] == model].sort_values("method")
         x = np.arange(len(rows))
-        missing, lowest, highest = [], np.inf, 0.0
+        missing, lowest, highest = {}, np.inf, 0.0
         for index, (kind, label) in enumerate(SWAPS.items()):
             values = rows[f"swap_{kind}_ms_p50"] if f"swap_{kind}_ms_p50" in rows else pd.Series(np.nan, rows.index)
             bars = ax.bar(x + (index - 1) * width, values, width, label=label, color=SWAP_COLOURS[index])
             ax.bar_label(bars, labels=["" if pd.isna(v) else f"{v:.2g}" for v in values], fontsize=7, padding=2)
-            missing += [f"{m} {label}" for m, v in zip(rows["method"], values) if pd.isna(v)]
+            gaps = [m for m, v in zip(rows["method"], values) if pd.isna(v)]
+            if gaps:
+                missing[label] = gaps
             if values.notna().any():
                 lowest, highest = min(lowest, values.min()), max(highest, values.max())
         rotate_ticks(ax, x, list(rows["method"]))
@@ -188,7 +190,9 @@ def swap_cost(ok: pd.DataFrame, folder: Path):
             ax.set_ylim(lowest / 3, highest * 3)  # the shortest bar stands clear of the axis, labels of the tallest fit
         ax.set_ylabel("p50 per switch (ms, log)")
         ax.set_title(f"{model}, K={int(rows['serve_k'].max())}")
-        na_note(ax, missing)
+        if missing:  # under the method names, where no bar can hide it
+            ax.text(0.0, -0.3, "n/a: " + "; ".join(f"{kind}: {', '.join(gaps)}" for kind, gaps in missing.items()),
+                    transform=ax.transAxes, fontsize=7, color="0.35", va="top", wrap=True)
     axes[0].figure.legend(*axes[0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.0, 0.93),
                           frameon=False)
     title = "Cost of switching the active adapter"
