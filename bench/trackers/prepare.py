@@ -23,6 +23,9 @@ from pathlib import Path
 from bench.config import TrialConfig, Unsupported
 
 CHILD_TIMEOUT_S = 3600
+# The child's exit status for bad input: the trial checks the same input and reports it in one line, so the
+# child stays silent rather than print a traceback before that line.
+BAD_INPUT_EXIT = 3
 
 
 def _threads(cfg: TrialConfig) -> int:
@@ -79,7 +82,7 @@ def _run_child(cfg: TrialConfig, cold: dict) -> None:
     try:
         done = subprocess.run([sys.executable, "-m", "bench.trackers.prepare", handle.name], timeout=CHILD_TIMEOUT_S,
                               check=False)
-        if done.returncode:
+        if done.returncode not in (0, BAD_INPUT_EXIT):
             print(f"peft-bench: preparing the shared caches failed (exit {done.returncode}); the trial records n/a "
                   "where it needs them", file=sys.stderr, flush=True)
     except (OSError, subprocess.SubprocessError) as error:
@@ -113,4 +116,9 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    from bench import ConfigError
+
+    try:
+        main(sys.argv[1])
+    except ConfigError:
+        sys.exit(BAD_INPUT_EXIT)
