@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import methods, models, probes, tasks
-from bench.config import ConfigError, TrialConfig, Unsupported
+from bench.config import ConfigError, TrialConfig, Unsupported, check_max_length
 from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, identity, provenance
 
 
@@ -157,8 +157,10 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | No
     quiet_libraries(cfg.verbose)  # library warnings, load reports and progress bars would bury the trial's own output
     cache_dir = Path(cfg.cache_dir).expanduser()
     with phases("config"):
-        model_kind = models.kind(models.load_config(cfg.model, cache_dir))
+        model_config = models.load_config(cfg.model, cache_dir)
+        model_kind = models.kind(model_config)
         models.check_task_fits(model_kind, cfg.task.kind, cfg.model, cfg.task.name)
+        check_max_length(cfg.train, model_config, cfg.model.name)
         device = _device(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)

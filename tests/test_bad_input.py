@@ -69,7 +69,7 @@ CASES = {
     "bad method parameter": Case(["method.params.r=0"], ["`method.params.r` (0)", "integer >= 1"]),
     "missing model package": Case(["model=minilm-l6", "model.package='nothere-pkg==1.0'"], ["nothere-pkg==1.0"]),
 }
-WIRED_LATER = {"max_length above the position limit"}  # needs bench.config.check_max_length called by the trial
+WIRED_LATER: set[str] = set()  # cases whose check is written but not yet called by the trial
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="check_max_length is not "
