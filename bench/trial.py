@@ -167,6 +167,10 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | No
         from bench.trackers import energy
 
         phases.energy.reader = energy.reader(device)
+        if device.type == "cpu":  # before anything loads: the whole trial under one malloc policy (trackers.memory)
+            from bench.trackers.memory import return_freed_memory
+
+            return_freed_memory()
         metrics["device"] = str(device)
         metrics["torch_threads"] = torch.get_num_threads()
         metrics["precision"] = precision(cfg, device)

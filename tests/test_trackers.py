@@ -62,6 +62,36 @@ def test_the_kernels_high_water_mark_catches_a_peak_between_two_samples(monkeypa
     assert tracker.peak_bytes == tracker.hwm_peak_bytes
 
 
+HEAP_HISTORY = """
+import sys, psutil, torch
+from bench.trackers.memory import return_freed_memory
+if sys.argv[1] == "fixed":
+    assert return_freed_memory()
+rss = lambda: psutil.Process().memory_info().rss
+block = torch.ones(2**21)  # 8 MiB, freed: glibc raises its mmap threshold past it, by default
+del block
+before = rss()
+blocks = [torch.ones(2**21) for _ in range(40)]
+kept = blocks[1::2]  # 160 MiB live, 160 MiB freed between them
+del blocks
+print((rss() - before) / 2**20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_tensor_memory_leaves_the_rss_whatever_the_heap_history():
+    """By default glibc keeps freed blocks once its dynamic threshold has risen, so a peak depends on what the
+    process allocated before (cold and warm sweeps read 200 MiB apart); with fixed thresholds RSS follows the
+    live tensors."""
+    import subprocess
+
+    grown = {mode: float(subprocess.run([sys.executable, "-c", HEAP_HISTORY, mode], capture_output=True, text=True,
+                                        check=True, cwd=Path(__file__).parent.parent).stdout.split()[-1])
+             for mode in ("default", "fixed")}
+    assert grown["default"] > 250  # the 160 MiB freed stayed
+    assert 150 < grown["fixed"] < 190  # only the 160 MiB live
+
+
 def test_memory_breakdown_counts_weights_grads_and_optimizer_state():
     model = nn.Linear(100, 100)  # 10,100 float32 parameters
     model.bias.requires_grad_(False)
