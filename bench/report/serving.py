@@ -74,6 +74,14 @@ def _legend(fig, colours: dict, extra: list) -> None:
     fig.legend(handles=handles + extra, loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False)
 
 
+def base_of(rows: pd.DataFrame, stream: str, figure: str) -> pd.Series:
+    """The base alone on the same stream (it answered the same windows in turn with the adapters), else pooled over
+    the streams (records that kept only that)."""
+    own = rows.get(f"base_{stream}_{figure}")
+    pooled = rows[f"base_{figure}"]
+    return pooled if own is None else own.fillna(pooled)
+
+
 def _per_stream(ok: pd.DataFrame, figure: str, unit: str, ylabel: str, folder: Path, name: str, title: str,
                 caption: str):
     """One panel per model x stream: each method x mode as a multiple of the base alone timed in the same trial's
@@ -89,10 +97,11 @@ def _per_stream(ok: pd.DataFrame, figure: str, unit: str, ylabel: str, folder: P
     for index, (model, stream) in enumerate((m, s) for m in models for s in streams):
         ax, rows = axes[index], ok[ok["model"] == model]
         for (method, mode), style in ((mm, MODES[mm[1]]) for mm in ((m, mo) for m in colours for mo in MODES)):
-            line = rows[rows["method"] == method].dropna(subset=[f"{mode}_{stream}_{figure}", f"base_{figure}"])
-            if len(line):
-                ax.plot(line["serve_k"], line[f"{mode}_{stream}_{figure}"] / line[f"base_{figure}"], style,
-                        marker="o", markersize=4, color=colours[method])
+            line = rows[rows["method"] == method]
+            ratio = (line[f"{mode}_{stream}_{figure}"] / base_of(line, stream, figure)).dropna()
+            if len(ratio):
+                ax.plot(line.loc[ratio.index, "serve_k"], ratio, style, marker="o", markersize=4,
+                        color=colours[method])
         ax.axhline(1.0, color="0.5", linewidth=1)
         base = rows[f"base_{figure}"].dropna()
         if len(base):
@@ -220,10 +229,11 @@ def sentences(ok: pd.DataFrame) -> list[str]:
         if k == 1 or 1 not in line.index:
             continue
         mode = "mixed" if pd.notna(line.get("mixed_uniform_ms_p50", pd.Series(np.nan)).get(k)) else "single"
-        # as a multiple of the base alone timed in the same rounds, so that a machine that ran slower during one
-        # trial than the other cancels out, then in ms of the K-task trial's base
-        relative = line[f"{mode}_uniform_ms_p50"] / line["base_ms_p50"]
-        extra_ms = (relative[k] - relative[1]) * line.loc[k, "base_ms_p50"]
+        # as a multiple of the base alone answering the same windows in turn, so that a machine that ran slower
+        # during one trial (or one stream) than another cancels out, then in ms of the K-task trial's base
+        base = base_of(line, "uniform", "ms_p50")
+        relative = line[f"{mode}_uniform_ms_p50"] / base
+        extra_ms = (relative[k] - relative[1]) * base[k]
         extra_mem = line.loc[k, "mem_adapters_bytes"] - line.loc[1, "mem_adapters_bytes"]
         copies = _copies_text(line.loc[k])
         lines.append(f"{model}: serving {k} tasks with {method} costs {_mib(extra_mem)} and {extra_ms:+.1f} ms per "
