@@ -73,17 +73,17 @@ def model_lock_path(cfg: TrialConfig) -> Path:
     return Path(cfg.cache_dir).expanduser() / "probes" / f"model-{digest}"
 
 
-def fill(cfg: TrialConfig, locked: bool = False) -> dict | None:
-    """Load the base model as the trial would, score its probe and keep the score; in the calling process, so call
-    it from a process of its own (bench.trackers.prepare). Under the entry's file lock, so parallel callers compute
-    it once; locked: the caller already holds it."""
+def fill(cfg: TrialConfig, load_base, make_probe, locked: bool = False) -> dict | None:
+    """Load the base model as the trial would (load_base, make_probe: the trial's own functions, passed in so this
+    module never imports the trial), score its probe and keep the score; in the calling process, so call it from a
+    process of its own (bench.trackers.prepare_child). Under the entry's file lock, so parallel callers compute it
+    once; locked: the caller already holds it."""
     import contextlib
     import time
 
-    from bench import trial
     from bench.results.record import write_atomic
 
-    base = trial.load_base(cfg)
+    base = load_base(cfg)
     where = path(cfg, base.model_kind)
     if where is None:
         return None
@@ -91,7 +91,7 @@ def fill(cfg: TrialConfig, locked: bool = False) -> dict | None:
         kept = read(cfg, base.model_kind)
         if kept is not None:
             return kept
-        probe = trial.make_probe(cfg, base)
+        probe = make_probe(cfg, base)
         started = time.perf_counter()
         scored = probe.measure(base.model)
         kept = {"identity": _jsonable(cfg, base.model_kind), "probe_identity": probe.cache_identity(),

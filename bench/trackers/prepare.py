@@ -6,7 +6,7 @@ A sweep calls prepare(cfg) before it starts each trial; a single run calls it fi
 the caches are warm; when one is cold, a fresh interpreter fills it (a fresh one, so the calling process, which may
 fork trials, runs no torch op) while a file lock keeps parallel trials from filling it twice.
 
-    python -m bench.trackers.prepare TRIAL_CONFIG_JSON     (what prepare runs when a cache is cold)
+    python -m bench.trackers.prepare_child TRIAL_CONFIG_JSON     (what prepare runs when a cache is cold)
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def _run_child(cfg: TrialConfig, cold: dict) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="peft-bench-prepare-", delete=False) as handle:
         json.dump({"config": cfg.to_dict(), "cold": cold}, handle)
     try:
-        done = subprocess.run([sys.executable, "-m", "bench.trackers.prepare", handle.name], timeout=CHILD_TIMEOUT_S,
-                              check=False)
+        command = [sys.executable, "-m", "bench.trackers.prepare_child", handle.name]
+        done = subprocess.run(command, timeout=CHILD_TIMEOUT_S, check=False)
         if done.returncode not in (0, BAD_INPUT_EXIT):
             print(f"peft-bench: preparing the shared caches failed (exit {done.returncode}); the trial records n/a "
                   "where it needs them", file=sys.stderr, flush=True)
@@ -89,36 +89,3 @@ def _run_child(cfg: TrialConfig, cold: dict) -> None:
         print(f"peft-bench: preparing the shared caches failed: {error}", file=sys.stderr, flush=True)
     finally:
         os.unlink(handle.name)
-
-
-def main(path: str) -> None:
-    from bench import config
-    from bench.probes import base
-    from bench.sweep.progress import quiet_libraries
-    from bench.trackers import peak_flops
-
-    job = json.loads(Path(path).read_text())
-    cfg = config.from_dict(job["config"])
-    quiet_libraries(cfg.verbose)
-    if job["cold"].get("peak"):
-        kept = peak_flops.measure_and_keep(Path(cfg.cache_dir).expanduser(), _threads(cfg))
-        print(f"peft-bench: peak FLOP/s of this machine at {kept['threads']} threads: {kept['flops_per_s']:.3g}"
-              + (" (timed under load: the machine did not become idle)" if kept["under_load"] else ""), flush=True)
-    if job["cold"].get("probe"):
-        import torch
-
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        kept = base.fill(cfg, locked=job["cold"].get("probe_locked", False))
-        if kept:
-            print(f"peft-bench: base {cfg.model.name} probe score {kept['score']:.4g} ({len(kept['items'])} items, "
-                  f"{kept['seconds']:.1f} s), kept for every trial", flush=True)
-
-
-if __name__ == "__main__":
-    from bench import ConfigError
-
-    try:
-        main(sys.argv[1])
-    except ConfigError:
-        sys.exit(BAD_INPUT_EXIT)
