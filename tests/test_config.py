@@ -15,7 +15,8 @@ from bench import trial
 from bench.config import CONF_DIR, ConfigError, check_group_choices, from_dict
 from tests.conftest import compose_raw, trial_config
 
-OPTIONAL_GROUPS = {"sweep", "hydra"}
+# sweep presets and launchers are checked in test_sweeps.py; serve/ is the serving scenario's own config (test_serve.py)
+OPTIONAL_GROUPS = {"sweep", "hydra", "serve"}
 
 
 def all_group_options():
@@ -36,7 +37,7 @@ def test_every_yaml_composes(group, option):
 def test_a_setting_sets_its_model_task_and_budget_over_the_preset(option):
     """conf/setting/MODEL_TASK.yaml: that model and task, and its own training budget even inside a sweep preset."""
     model, task = option.split("_")
-    raw = compose_raw(f"setting={option}", "sweep=quick")  # quick sets 20 steps of 8 x 64 tokens
+    raw = compose_raw(f"setting={option}", "sweep=quick")  # quick sets its own steps and batch
     setting = (CONF_DIR / "setting" / f"{option}.yaml").read_text()
     assert (raw["model"]["name"], raw["task"]["name"]) == (model, task)
     assert f"max_steps: {raw['train']['max_steps']}\n" in setting
