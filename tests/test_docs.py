@@ -40,7 +40,7 @@ STUDY = ROOT / "results" / "tradeoffs" / "trials.csv"
 REPORT_SLICE = {"model": "minilm-l6", "methods": ["lora", "full", "bitfit", "ia3", "prompt-tuning", "adapter-parallel"]}
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
 INLINE = ("peft-bench", "peft-bench-report", "peft-bench-methods", "make")  # commands also taken from prose
-COMMANDS = (*INLINE, "pip", "pytest", "source", ".venv/bin/peft-bench")
+COMMANDS = (*INLINE, "pip", "pytest", "source", ".venv/bin/peft-bench", "peft-bench-serve", "python")
 TINY_TRIAL = ["model=tiny-bert", "train.max_steps=2", "train.warmup_steps=1", "train.threads=1",
               "train.latency_repeats=2", "train.probe_samples=8"]
 OWN_DATA_NAME = "results/single/minilm-l6__reviews__lora__seed0"
@@ -250,12 +250,26 @@ def check_source(command: Command, tmp: Path) -> None:
     ok(bash(f"{command.text} && command -v peft-bench", ROOT), command.where)
 
 
+def check_serve(command: Command, tmp: Path) -> None:
+    """peft-bench-serve is a Hydra app like peft-bench: its config must compose (--cfg job runs nothing)."""
+    ok(bash(f".venv/bin/{command.text} --cfg job", ROOT), command.where)
+
+
+def check_python_module(command: Command, tmp: Path) -> None:
+    match = re.fullmatch(r"python -m ([\w.]+)\b.*", command.text)
+    assert match, f"{command.where}: no rule for {command.text!r}"
+    import importlib
+
+    importlib.import_module(match.group(1))  # the module the docs name exists and imports
+
+
 def rule(command: Command):
     head = command.argv[0]
     if head in ("peft-bench", ".venv/bin/peft-bench"):
         return check_own_data if "task.name=reviews" in command.text else check_peft_bench
     return {"peft-bench-report": check_reports, "peft-bench-methods": check_methods, "make": check_make,
-            "pip": check_pip, "pytest": check_pytest, "source": check_source}.get(head)
+            "pip": check_pip, "pytest": check_pytest, "source": check_source, "peft-bench-serve": check_serve,
+            "python": check_python_module}.get(head)
 
 
 # --- the tests -----------------------------------------------------------------------------------------------------
