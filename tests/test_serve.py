@@ -166,6 +166,12 @@ def test_memory_on_a_gpu_is_the_allocators(monkeypatch):
     assert measured["mem_load_peak_bytes"] == 2000
 
 
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (ROOT / "conf" / "serve" / "sweep").glob("*.yaml")))
+def test_every_serve_preset_composes(preset):
+    cfg = serve_config.compose(f"serve/sweep={preset}")
+    assert cfg.serve.k >= 1 and cfg.trial.sweep_name.startswith("serve")
+
+
 def test_streams():
     assert traffic.stream("round-robin", 6, 3, 1.1, 0) == [0, 1, 2, 0, 1, 2]
     uniform = traffic.stream("uniform", 400, 4, 1.1, 0)
