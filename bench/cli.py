@@ -123,7 +123,7 @@ def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: fl
         fill_shared_caches(cfg)  # base probe score, peak FLOP/s: in a process of their own, before the trial starts
         print(f"peft-bench: {position(trial_dir)}running {trial_dir.name}", flush=True)
         return run_isolated(cfg, trial_dir, timeout)
-    result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated)
+    result = trial.run(cfg, progress=sys.stdout.isatty() or not isolated, trial_dir=trial_dir)
     if result.status != records.OK and result.error["phase"] == "config":
         raise ConfigError(result.error["message"])  # bad input on a single run: one line, no record
     path = records.write(result, trial_dir)

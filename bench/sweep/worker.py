@@ -101,7 +101,7 @@ def main(trial_dir: str) -> None:
     folder = Path(trial_dir)
     cfg = config.from_dict(json.loads((folder / CONFIG_NAME).read_text()))
     faults.install(cfg.method.name)  # test-only (PEFT_BENCH_FAULT); a no-op otherwise
-    result = trial.run(cfg, progress=sys.stdout.isatty())
+    result = trial.run(cfg, progress=sys.stdout.isatty(), trial_dir=folder)
     path = records.write(result, folder)
     print(summary(result, path), flush=True)
 
