@@ -26,6 +26,7 @@ CONF_DIR = PACKAGE_CONF if PACKAGE_CONF.is_dir() else Path(__file__).parent.pare
 GROUPS = ("model", "task", "method", "train", "setting", "sweep")  # the config groups under conf/ one picks from
 RUN_KEYS = ("force", "results_dir", "trial_timeout")  # how a run is carried out, not what its trial computes
 NOT_IN_KEY = ("hydra", "sweep_name", "cache_dir", "verbose")  # in a trial's config, but not what it computes
+KEY_DEFAULTS = {"distributed": "none", "nproc": 1}  # train keys that count in the key only away from these values
 
 
 @dataclass
@@ -85,6 +86,8 @@ class TrainConfig:
     eval_every: int | None = None  # steps between validation + probe checkpoints (the last step is one); null: none
     lr_scale: float = 1.0  # multiplies the learning rate (given or the method's): searches relative to each method
     save_checkpoint: bool = False  # keep the tuned adapter (or model) in the trial folder's checkpoint/ (for serving)
+    distributed: str = "none"  # none | ddp | fsdp: one trial over train.nproc processes (bench/distributed)
+    nproc: int = 1  # processes of a distributed trial, one per GPU on GPU; train.batch_size is split between them
 
 
 @dataclass
@@ -121,6 +124,9 @@ def config_key(values: dict) -> str:
     """Stable hash of what a trial computes (its config without NOT_IN_KEY): resume matches finished trials by it,
     not by folder name."""
     kept = {key: value for key, value in values.items() if key not in NOT_IN_KEY}
+    train = kept.get("train")
+    if isinstance(train, dict):  # keys added later, left out at their default: earlier records keep their key
+        kept["train"] = {k: v for k, v in train.items() if KEY_DEFAULTS.get(k, object()) != v}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -171,7 +177,8 @@ def from_dict(raw: dict) -> TrialConfig:
 def validate(cfg: TrialConfig) -> None:
     """Checks that need no model or data; the method's own checks run through its dataclass."""
     train = cfg.train
-    for key in ("max_steps", "batch_size", "eval_batch_size", "max_length", "latency_repeats", "probe_samples"):
+    for key in ("max_steps", "batch_size", "eval_batch_size", "max_length", "latency_repeats", "probe_samples",
+                "nproc"):
         if getattr(train, key) < 1:
             raise ConfigError(f"`train.{key}` ({getattr(train, key)}) must be >= 1")
     if train.warmup_steps < 0 or train.warmup_steps >= train.max_steps:
@@ -188,18 +195,38 @@ def validate(cfg: TrialConfig) -> None:
     choices = {
         "train.precision": (train.precision, ("auto", "fp32", "bf16", "fp16")),
         "train.device": (train.device, ("auto", "cpu", "cuda")),
+        "train.distributed": (train.distributed, DISTRIBUTED),
         "task.kind": (cfg.task.kind, ("classification", "generation")),
         "model.loader": (cfg.model.loader, ("package", "gguf-package", "hub", "tiny")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"`{key}` ({value!r}) must be one of {', '.join(allowed)}{closest(str(value), allowed)}")
+    _check_distributed(train)
     if cfg.model.loader == "hub":
         _check_hub_model(cfg.model.name_or_path)
     if cfg.task.primary_metric not in cfg.task.metrics:
         raise ConfigError(
             f"`task.primary_metric` ({cfg.task.primary_metric!r}) must be one of `task.metrics` {cfg.task.metrics}"
         )
+
+
+DISTRIBUTED = ("none", "ddp", "fsdp")
+
+
+def _check_distributed(train: TrainConfig) -> None:
+    """How a trial spreads over processes; the GPU count is checked where torch is loaded (bench.distributed)."""
+    if train.distributed not in DISTRIBUTED:
+        return  # named by the choices check
+    if train.distributed == "none" and train.nproc > 1:
+        raise ConfigError(f"`train.nproc` ({train.nproc}) needs `train.distributed` (ddp or fsdp), not 'none'")
+    if train.distributed != "none" and train.batch_size % train.nproc:
+        # train.batch_size stays the global batch, so quality compares across process counts
+        raise ConfigError(f"`train.batch_size` ({train.batch_size}) must divide evenly between `train.nproc` "
+                          f"({train.nproc}) processes")
+    if train.distributed != "none" and train.eval_every is not None:
+        raise ConfigError(f"`train.eval_every` ({train.eval_every}) is not available with `train.distributed` "
+                          f"({train.distributed!r}): the learning curve is measured in one process")
 
 
 POSITION_LIMITS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -260,6 +287,8 @@ def register() -> None:
     for name, method in methods.registry().items():
         store.store(group="schema/params", name=name, node=method.config_cls)
     OmegaConf.register_new_resolver("name_from_path", name_from_path, replace=True)
+    # launcher presets size a trial's request by its processes: cpus_per_task: ${multiply:8,${train.nproc}}
+    OmegaConf.register_new_resolver("multiply", lambda a, b: int(a) * int(b), replace=True)
 
 
 def pop_run_options(raw: dict) -> dict:
