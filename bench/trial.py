@@ -52,18 +52,27 @@ def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None) 
     record = TrialRecord(status=OK, config={**cfg.to_dict(), "learning_rate": cfg.learning_rate},
                          key=cfg.key(), identity=identity(cfg.to_dict()), metrics=metrics)
     try:
+        from bench import distributed
         from bench.trackers.prepare import prepare
 
+        runner = _run
+        if distributed.enabled(cfg):  # the trial is a process group; this process launches it (bench.distributed)
+            from bench.distributed import launch
+
+            launch.check(cfg)
+            runner = launch.run
         metrics.update(prepare(cfg))  # a no-op when warm; else filled in a child, before this trial measures anything
-        _run(cfg, phases, metrics, progress, record.items, trial_dir)
+        runner(cfg, phases, metrics, progress, record.items, trial_dir)
     except Unsupported as error:
         record.status, record.error = SKIPPED, error_info(error, "config")
     except ConfigError as error:
         record.status, record.error = FAILED, error_info(error, "config")
     except Exception as error:  # noqa: BLE001 - any failure ends this trial only; the sweep goes on
-        record.status, record.error = FAILED, error_info(error, phases.current)
+        # a distributed trial's error is its failing rank's (type, message, phase), not the launcher's
+        record.status, record.error = FAILED, getattr(error, "record_error", None) or error_info(error, phases.current)
         _add_oom_memory(error, metrics)
-    metrics.update(phases.metrics())
+    # a distributed trial's rank 0 already timed its phases: the launcher adds only its own (seconds_group)
+    metrics.update({key: value for key, value in phases.metrics().items() if key not in metrics})
     if metrics.get("startup_seconds") is not None and metrics.get("seconds_prepare"):
         metrics["startup_seconds"] -= metrics["seconds_prepare"]  # the shared work is not this trial's start-up
     if metrics.get("energy_joules_train") and metrics.get("train_tokens"):
@@ -273,7 +282,15 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool, items:
             items["curve"], items["val_quality"] = curve.points, curve.val_items
         metrics.update(memory.result(model, trainer.optimizer))
         metrics.update(speed.result())
-        _add_mfu(metrics, device, cache_dir)
+        add_mfu(metrics, device, cache_dir)
+    measure(cfg, ready, model, phases, metrics, items, trial_dir)
+
+
+def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, metrics: dict, items: dict, trial_dir=None) -> None:
+    """What a trial measures on its trained model: quality, latency, checkpoint, merge, forgetting (a distributed
+    trial: once, on rank 0, on the gathered model)."""
+    method, tokenizer, data = ready.method, ready.tokenizer, ready.data
+    model_kind, device, probe = ready.model_kind, ready.device, ready.probe
     with phases("evaluate"), autocast(cfg, device):
         quality = tasks.evaluate(data, model, tokenizer, model_kind, cfg.train.eval_batch_size, cfg.train.max_length,
                                  device)
@@ -342,7 +359,9 @@ def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
     """The Trainer's arguments for a trial (also used by benchmarks/ to time the same loop bare)."""
     from transformers import TrainingArguments
 
-    return TrainingArguments(
+    from bench.distributed.training import trainer_arguments
+
+    args = dict(
         output_dir=output_dir, max_steps=cfg.train.max_steps, per_device_train_batch_size=cfg.train.batch_size,
         learning_rate=cfg.learning_rate, weight_decay=cfg.train.weight_decay,
         max_grad_norm=cfg.train.max_grad_norm or 0.0, warmup_steps=cfg.train.lr_warmup_steps,
@@ -352,12 +371,12 @@ def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
         fp16=precision(cfg, device) == "fp16",
         logging_nan_inf_filter=False,  # the default hides NaN/inf losses from the logs; a NaN must fail the trial
     )
+    return TrainingArguments(**{**args, **trainer_arguments(cfg, device)})  # DDP/FSDP: the batch split, the backend
 
 
 def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=()):
     """Train with transformers' Trainer; the memory tracker wraps it, the throughput tracker listens to it."""
-    from transformers import Trainer
-
+    from bench.distributed.training import trainer_class
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.throughput import CountingCollator, ThroughputCallback
 
@@ -367,7 +386,8 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:
         args = training_args(cfg, device, output_dir, progress)
-        trainer = Trainer(model=model, args=args, train_dataset=data.train, data_collator=counter, callbacks=callbacks)
+        trainer = trainer_class(cfg, device)(model=model, args=args, train_dataset=data.train, data_collator=counter,
+                                             callbacks=callbacks)
         from bench.sweep.progress import attach
 
         attach(trainer, f"{cfg.method.name} on {cfg.model.name}", show_bar=progress, verbose=cfg.verbose)
@@ -376,15 +396,19 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     return trainer, memory, speed
 
 
-def _add_mfu(metrics: dict, device, cache_dir: Path) -> None:
+def add_mfu(metrics: dict, device, cache_dir: Path, processes: int = 1) -> None:
     """Model FLOPs utilisation: measured training FLOP/s over the machine's peak (kept, never timed by a trial).
-    n/a where the only peak kept was timed under load: it reads low and would inflate mfu, past 1 even."""
+    n/a where the only peak kept was timed under load: it reads low and would inflate mfu, past 1 even.
+    A distributed trial: the group's FLOP/s over one device's peak times the processes (one device each)."""
     from bench.trackers.peak_flops import peak
 
     metrics.update(peak(device, cache_dir))
     rate, peak_flops = metrics.get("train_flops_per_s"), metrics["peak_flops_per_s"]
     trusted = peak_flops and not metrics.get("peak_flops_under_load")
-    metrics["mfu"] = rate / peak_flops if rate and trusted else None
+    metrics["mfu"] = rate / (peak_flops * processes) if rate and trusted else None
+
+
+_add_mfu = add_mfu  # the name tests and benchmarks know
 
 
 def _latency_batch(data, tokenizer, cfg, device) -> dict:

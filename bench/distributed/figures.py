@@ -1,0 +1,85 @@
+"""Per-rank figures of a distributed trial and the group's, as record metrics.
+
+Each rank measures itself with the trial's own trackers (bench.trackers.memory around training, the throughput
+callback listening to it); the breakdown counts the tensors the rank holds: under FSDP the local shards of its
+DTensors, so weights, gradients and optimizer state read about 1/nproc of the whole. Rank 0 gathers every rank's
+figures (torch.distributed.all_gather_object) and writes them as `<metric>_rank<i>` beside the group's figures.
+"""
+
+from __future__ import annotations
+
+from bench.trackers.memory import split_peak, tensor_bytes
+
+PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
+            "mem_activations_bytes", "train_tokens_per_s", "comm_share")
+BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
+             "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
+             "peak_mem_nvml_process_bytes")
+
+
+def local(tensor):
+    """The part of a tensor this rank holds: an FSDP2 DTensor's local shard, any other tensor whole."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if callable(to_local) else tensor
+
+
+def shard_breakdown(model, optimizer) -> dict:
+    """bench.trackers.memory.breakdown counted on this rank's shards (gradients match their parameters' shards)."""
+    parameters = list(model.parameters())
+    state = optimizer.state.values() if optimizer is not None else []
+    return {
+        "mem_weights_bytes": tensor_bytes(local(p) for p in parameters) + tensor_bytes(model.buffers()),
+        "mem_grads_bytes": tensor_bytes(local(p) for p in parameters if p.requires_grad),
+        "mem_optimizer_bytes": tensor_bytes(local(v) for s in state for v in s.values()),
+    }
+
+
+def rank_memory(memory, model, optimizer) -> dict:
+    """The memory tracker's result for this rank, its breakdown counted on shards."""
+    figures = memory.result(model, optimizer)
+    parts = shard_breakdown(model, optimizer)
+    figures.update(parts)
+    figures.update(split_peak(figures["peak_mem_bytes"], figures["mem_baseline_bytes"], parts))
+    return figures
+
+
+def group_metrics(per_rank: list[dict], kind: str) -> dict:
+    """Record metrics of the whole group from each rank's figures (index = rank)."""
+    world = len(per_rank)
+    metrics = {"world_size": world, "distributed": kind}
+    for i, figures in enumerate(per_rank):
+        metrics.update({f"{name}_rank{i}": figures.get(name) for name in PER_RANK})
+    peaks = [f["peak_mem_bytes"] for f in per_rank]
+    top = per_rank[peaks.index(max(peaks))]  # the breakdown of the rank that set the peak, so its parts add up
+    metrics.update({name: top.get(name) for name in BREAKDOWN})
+    metrics.update(peak_mem_bytes=max(peaks), peak_mem_rank=peaks.index(max(peaks)), mem_source=top["mem_source"])
+    metrics.update(_speed(per_rank))
+    shares = [f.get("comm_share") for f in per_rank if f.get("comm_share") is not None]
+    metrics["comm_share"] = max(shares) if shares else None
+    return metrics
+
+
+def _speed(per_rank: list[dict]) -> dict:
+    """The group's speed: every rank's real tokens over the slowest rank's timed seconds (the step ends when the last
+    rank's does); steps and losses are rank 0's (ranks step together; the loss is rank 0's batch, as the Trainer
+    logs it)."""
+    first = per_rank[0]
+    speed = {k: first.get(k) for k in ("startup_seconds", "train_steps", "train_timed_steps", "final_loss",
+                                       "first_loss")}
+    seconds = max(f["train_seconds"] for f in per_rank)
+    timed_tokens = sum((f["train_tokens_per_s"] or 0) * f["train_seconds"] for f in per_rank)
+    timed_samples = sum((f["train_samples_per_s"] or 0) * f["train_seconds"] for f in per_rank)
+    flops = [f.get("train_flops") for f in per_rank]
+    rates = [f.get("train_flops_per_s") for f in per_rank]
+    speed.update(
+        train_seconds=seconds,
+        train_seconds_all_steps=max(f["train_seconds_all_steps"] for f in per_rank),
+        train_tokens=sum(f["train_tokens"] for f in per_rank),
+        train_padded_tokens=sum(f["train_padded_tokens"] for f in per_rank),
+        train_tokens_per_s=timed_tokens / seconds if seconds else None,
+        train_samples_per_s=timed_samples / seconds if seconds else None,
+        train_flops=sum(flops) if None not in flops else None,
+        train_flops_per_s=sum(r * f["train_seconds"] for r, f in zip(rates, per_rank)) / seconds
+        if None not in rates and seconds else None,
+    )
+    return speed
