@@ -1,13 +1,16 @@
-"""Scaling: each metric against model size, one line per method, one figure per task.
+"""Scaling: each metric against model size, one line per method, one figure per task; and, for distributed trials,
+peak memory per rank and the group's tokens/s against the number of processes, one figure per model and task.
 
-Drawn from the trials themselves so seaborn averages over seeds and draws ± std bands. Needs at least two model
-sizes; x is the base model's parameter count (the smallest total_params among its trials).
+Drawn from the trials themselves so seaborn averages over seeds and draws ± std bands. Model size needs at least two
+model sizes; x is the base model's parameter count (the smallest total_params among its trials). Processes need at
+least two process counts (a one-process trial counts as 1 and joins every distributed line of its method).
 """
 
 from __future__ import annotations
 
 import re
 
+import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import NullLocator
 
@@ -29,6 +32,67 @@ PANELS = ["quality", *[c for c, m in METRICS.items()
 
 
 def scaling(agg, trials, folder) -> list[Plot]:
+    """Model-size figures and process figures, whichever the sweep can show."""
+    plots, reasons = [], []
+    for draw in (model_size, processes):
+        try:
+            plots += draw(agg, trials, folder)
+        except NotApplicable as reason:
+            reasons.append(str(reason))
+    if not plots:
+        raise NotApplicable("; ".join(reasons))
+    return plots
+
+
+PROCESS_PANELS = ("peak_mem_bytes", "train_tokens_per_s")  # peak_mem_bytes of a group: its largest rank's peak
+
+
+def processes(agg, trials, folder) -> list[Plot]:
+    ok = trials[trials["status"] == "ok"].copy()
+    ok["processes"] = ok["world_size"].fillna(1) if "world_size" in ok else 1.0
+    if ok["processes"].nunique() < 2:
+        raise NotApplicable("every trial ran on one process count")
+    kind = ok["distributed"].fillna("none") if "distributed" in ok else pd.Series("none", index=ok.index)
+    ok["line"] = ok["method"] + " " + kind
+    single = ok[kind == "none"]
+    kinds = ok[kind != "none"].groupby("method")["line"].unique()
+    # a one-process trial is the first point of each distributed line of its method
+    joined = [single[single["method"] == method].assign(line=line) for method, lines in kinds.items() for line in lines]
+    rows_all = pd.concat([ok[kind != "none"], *joined]) if joined else ok
+    plots = []
+    for (model, task), rows in rows_all.groupby(["model", "task"], sort=False):
+        if rows["processes"].nunique() < 2:
+            continue
+        fig, axes = grid(len(PROCESS_PANELS), width=4.6, height=3.8)
+        palette = {line: colour(family) for line, family in zip(rows["line"], rows["family"])}
+        for i, (ax, metric) in enumerate(zip(axes, PROCESS_PANELS)):
+            info = METRICS[metric]
+            scale, unit = bytes_unit(rows[metric]) if info.kind == "bytes" else (1.0, info.unit)
+            sns.lineplot(data=rows.assign(value=rows[metric] / scale), x="processes", y="value", hue="line",
+                         style="line", palette=palette, markers=True, errorbar="sd", err_style="bars", ax=ax,
+                         legend=i == 0)
+            counts = sorted(rows["processes"].unique())
+            ax.set_xticks(counts, [f"{c:g}" for c in counts])
+            ax.set_xlabel("processes (world size)")
+            ax.set_title("peak memory per rank (largest)" if metric == "peak_mem_bytes" else "throughput, whole group")
+            ax.set_ylabel(f"{info.label} ({unit})")
+        if axes and axes[0].get_legend():
+            handles, labels = axes[0].get_legend_handles_labels()
+            axes[0].get_legend().remove()
+            fig.legend(handles, labels, title="method, distribution", loc="upper left", bbox_to_anchor=(1.0, 0.93),
+                       frameon=False)
+        name = "scaling_processes_" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}_{task}")
+        title = f"Scaling with processes: {model} / {task}"
+        plots.append(Plot(name, title, "Peak memory of the rank that peaked highest, and training tokens/s of all "
+                          "ranks together, against the number of processes; one line per method and distribution "
+                          "(one-process trials start every line); error bars: ± std over seeds.",
+                          save(fig, folder, name, title)))
+    if not plots:
+        raise NotApplicable("no model and task was run on more than one process count")
+    return plots
+
+
+def model_size(agg, trials, folder) -> list[Plot]:
     ok = trials[trials["status"] == "ok"].copy()
     ok["model_size"] = ok.groupby("model")["total_params"].transform("min")
     if ok["model_size"].nunique() < 2:

@@ -1,0 +1,186 @@
+"""Distributed trials on CPU (gloo): FSDP shards weights, gradients and optimizer state; the gathered checkpoint is the
+trained model; a dead rank fails its trial and only it; bad values stop before training; cluster presets ask for one
+GPU per process.
+
+pytest tests/test_distributed.py -x            (~1.5 min on 2 cores: tiny-llama, FAST sizes, 2 real rank processes)
+pytest -m slow tests/test_distributed.py -x    (a rank killed mid-training in a sweep: ~70 s)
+pytest -m gpu tests/test_distributed.py        (NCCL on a GPU machine: train.nproc=1, ddp and fsdp)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from bench import trial
+from bench.config import ConfigError
+from bench.distributed import gather, launch
+from bench.distributed import rank as ranks
+from bench.results import record
+from tests.conftest import FAST, trial_config
+
+ROOT = Path(__file__).parent.parent
+TINY = ("model=tiny-llama", "train.threads=1")
+STATE = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes")
+
+
+def state_bytes(metrics: dict, suffix: str = "") -> int:
+    return sum(metrics[f"{part}{suffix}"] for part in STATE)
+
+
+@pytest.fixture(scope="module")
+def fsdp_full(tmp_path_factory):
+    """Full fine-tuning of tiny-llama over 2 FSDP ranks, its checkpoint kept, beside the same trial in one process."""
+    folder = tmp_path_factory.mktemp("fsdp")
+    sharded = trial.run(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
+                                     "train.save_checkpoint=true"), progress=False, trial_dir=folder)
+    single = trial.run(trial_config(*TINY, "method=full"), progress=False)
+    return sharded, single, folder
+
+
+def test_fsdp_shards_weights_grads_and_optimizer_state_in_half(fsdp_full):
+    sharded, single, _ = fsdp_full
+    assert sharded.status == record.OK, sharded.error
+    metrics = sharded.metrics
+    assert metrics["world_size"] == 2 and metrics["distributed"] == "fsdp"
+    for rank in (0, 1):
+        assert metrics[f"peak_mem_bytes_rank{rank}"] > 0
+        share = state_bytes(metrics, f"_rank{rank}") / state_bytes(single.metrics)
+        assert 0.45 < share < 0.56, (rank, share)  # half, plus shard padding and unsharded buffers
+    assert metrics["peak_mem_bytes"] == max(metrics["peak_mem_bytes_rank0"], metrics["peak_mem_bytes_rank1"])
+    assert metrics["train_tokens_per_s"] > 0 and metrics["quality"] is not None
+    assert metrics["checkpoint_bytes"] == single.metrics["checkpoint_bytes"]  # the whole model, as one process saves
+
+
+def test_the_gathered_checkpoint_reloads_to_the_trained_model(fsdp_full):
+    sharded, _, folder = fsdp_full
+    assert sharded.metrics["gathered_max_abs_diff"] < 1e-5  # the gathered model answers as the sharded one did
+    from safetensors.torch import load_file
+
+    from bench import methods, models
+
+    cfg = trial_config(*TINY, "method=full")
+    base = trial.load_base(cfg)
+    model = methods.get("full").apply(base.model, methods.get("full").build_config({}), base.arch)
+    saved = load_file(str(folder / "checkpoint" / "model.safetensors"))
+    assert set(saved) == {name for name, p in model.named_parameters() if p.requires_grad}
+    model.load_state_dict(saved, strict=False)
+    kept = load_file(str(folder / launch.RUN_DIR_NAME / gather.OUTPUTS_NAME))
+    with torch.no_grad():
+        logits = model.eval()(input_ids=kept["input_ids"], attention_mask=kept["attention_mask"]).logits
+    assert torch.allclose(logits[:, : kept["logits"].shape[1]], kept["logits"], atol=1e-5)
+    assert models is not None
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (("train.nproc=0",), "train.nproc"),
+    (("train.distributed=zero3",), "train.distributed"),
+    (("train.nproc=2",), "train.nproc"),  # two processes need ddp or fsdp
+    (("train.distributed=ddp", "train.nproc=3"), "train.batch_size"),  # FAST's batch of 4 does not split in 3
+])
+def test_bad_values_name_the_key_and_value(overrides, key):
+    with pytest.raises(ConfigError, match=rf"`{key}`"):
+        trial_config(*overrides)
+
+
+def test_more_processes_than_gpus_stops_before_loading(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    cfg = trial_config("train.distributed=fsdp", "train.nproc=2")
+    with pytest.raises(ConfigError, match=r"`train.nproc` \(2\) is more than the 1 GPU"):
+        launch.check(cfg)
+
+
+def test_bad_value_on_the_command_line_is_one_line_and_exit_2():
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "model=tiny-llama", "train.nproc=0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "peft-bench: `train.nproc` (0) must be >= 1"
+
+
+def test_launcher_presets_ask_for_a_gpu_per_process():
+    """`--cfg hydra` shows the request as train.nproc; `--cfg all --resolve` shows its values."""
+    for shown, wanted in ((["hydra"], ["gpus_per_node: ${train.nproc}", "- train.nproc=4"]),
+                          (["all", "--resolve"], ["gpus_per_node: 4", "tasks_per_node: 1", "cpus_per_task: 32"])):
+        done = subprocess.run([sys.executable, "-m", "bench.cli", "hydra/launcher=slurm", "train.nproc=4", "--cfg",
+                               *shown], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        for line in wanted:
+            assert line in done.stdout, line
+    from bench.config import compose_raw  # noqa: F401 (registers the resolvers)
+    from hydra import compose, initialize_config_dir
+
+    from bench.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        ray = compose(config_name="config", overrides=["hydra/launcher=ray-cluster", "train.nproc=4"],
+                      return_hydra_config=True)
+    assert ray.hydra.launcher.ray.remote.num_gpus == 4
+
+
+def _sweep(results: Path, *args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "bench.cli", "-m", *TINY, *FAST, f"results_dir={results}", "sweep_name=d",
+               "method=lora", "train.distributed=ddp", "train.nproc=2", *args]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+
+
+def _rank_training(results: Path, rank: int, timeout_s: float = 240) -> dict:
+    """The status of `rank` in the first trial of the sweep once it is training."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for path in results.glob(f"d/*/{launch.RUN_DIR_NAME}/rank{rank}.json"):
+            status = json.loads(path.read_text() or "{}")
+            if status.get("phase") == "train":
+                return status | {"_dir": path.parent}
+        time.sleep(0.2)
+    raise AssertionError("rank never started training")
+
+
+@pytest.mark.slow  # ~70 s on 2 busy cores: a sweep process and two trials of two ranks each
+def test_a_killed_rank_fails_its_trial_and_the_sweep_goes_on(tmp_path):
+    """LoRA over 2 DDP ranks, two trials: rank 1 of the long first one is SIGKILLed mid-training."""
+    sweep = _sweep(tmp_path, "train.max_steps=400,4")  # the basic launcher runs them in this order
+    output = []
+    reader = threading.Thread(target=lambda: output.extend(sweep.stdout), daemon=True)
+    reader.start()
+    killed = _rank_training(tmp_path, 1)
+    os.kill(killed["pid"], signal.SIGKILL)
+    assert sweep.wait(timeout=600) == 0, "".join(output)[-3000:]
+    reader.join(timeout=5)
+    found = {r["config"]["train"]["max_steps"]: r for r in map(record.read, tmp_path.glob("d/*/record.json"))}
+    failed, ok = found[400], found[4]
+    assert failed["status"] == record.FAILED and failed["error"]["type"] == "RankDied"
+    assert "rank 1 of 2" in failed["error"]["message"] and "SIGKILL" in failed["error"]["message"]
+    assert failed["error"]["phase"] == "train"
+    pids = [json.loads(p.read_text())["pid"] for p in killed["_dir"].glob("rank[0-9].json")]
+    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)  # no rank left behind
+    assert ok["status"] == record.OK, ok.get("error")
+    assert ok["metrics"]["world_size"] == 2 and ok["metrics"]["peak_mem_bytes_rank1"] > 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["ddp", "fsdp"])
+def test_one_gpu_rank_under_nccl(kind):
+    result = trial.run(trial_config(*TINY, "method=full", f"train.distributed={kind}", "train.nproc=1"),
+                       progress=False)
+    assert result.status == record.OK, result.error
+    assert result.metrics["device"].startswith("cuda") and result.metrics["world_size"] == 1
+    assert result.metrics["peak_mem_nvml_bytes"] is not None and ranks is not None
