@@ -296,8 +296,9 @@ def pop_run_options(raw: dict) -> dict:
     return {key: raw.pop(key, None) for key in RUN_KEYS}
 
 
-def compose_raw(*overrides: str) -> dict:
-    """The resolved config `peft-bench OVERRIDES` would run, as a plain dict, without RUN_KEYS."""
+def compose_raw(*overrides: str, config_name: str = "config") -> dict:
+    """The resolved config `peft-bench OVERRIDES` would run, as a plain dict, without RUN_KEYS; another primary
+    config under conf/ with `config_name` (peft-bench-serve's is `serve/config`)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
@@ -307,7 +308,8 @@ def compose_raw(*overrides: str) -> dict:
     register()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            raw = OmegaConf.to_container(hydra_compose(config_name="config", overrides=list(overrides)), resolve=True)
+            raw = OmegaConf.to_container(hydra_compose(config_name=config_name, overrides=list(overrides)),
+                                         resolve=True)
     except (HydraException, OmegaConfBaseException) as error:
         raise ConfigError(explain(error)) from error
     pop_run_options(raw)

@@ -98,21 +98,8 @@ def register() -> None:
 
 def compose_raw(*overrides: str) -> dict:
     """The resolved config `peft-bench-serve OVERRIDES` would run (one job), as a plain dict without RUN_KEYS."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    register()
-    try:
-        with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
-            composed = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
-            raw = OmegaConf.to_container(composed, resolve=True)
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(config.explain(error)) from error
-    config.pop_run_options(raw)
-    return raw
+    register()  # the `serve` schema, which bench.config's own register() does not know
+    return config.compose_raw(*overrides, config_name=CONFIG_NAME)
 
 
 def compose(*overrides: str) -> ServeTrial:
