@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -252,11 +254,12 @@ def test_serves_the_checkpoints_a_sweep_saved(tmp_path):
 
     sweep = saved_sweep(tmp_path / "sweep", "tiny-bert", 2)
     raw = serve_config.compose_raw(*SMALL, "model=tiny-bert", "serve.k=2", f"serve.adapters={sweep}")
+    # torch is imported in this process, so the trial runs in a fresh `python -m bench.sweep.worker DIR`
     result = cli.run_job(raw, tmp_path / "serve" / "trial", force=False)
-    assert result.status == records.OK and result.metrics["adapters_source"] == str(sweep)
-    assert result.metrics["swap_changes_output"] is True
+    assert result["status"] == records.OK and result["metrics"]["adapters_source"] == str(sweep)
+    assert result["metrics"]["swap_changes_output"] is True
     again = cli.run_job(raw, tmp_path / "serve" / "trial", force=False)  # finished: read back, not run again
-    assert isinstance(again, dict) and again["key"] == result.key
+    assert again == result
 
 
 def test_save_checkpoint_keeps_the_adapter_in_the_trial_folder(tmp_path):
@@ -291,31 +294,34 @@ def test_bad_input_one_line_exit_2_no_record(args, says, tmp_path):
     assert not list((tmp_path / "results").rglob(records.RECORD_NAME))
 
 
-def fake_serving_record(folder: Path, method: str, k: int, mem_mib: float, ms: float, copies_measured: int) -> None:
-    """A serving record with round figures, as peft-bench-serve writes it (the report reads nothing else)."""
-    figures = {"serve_k": k, "mem_adapters_bytes": mem_mib * 2**20, "copies_mem_bytes": k * 100 * 2**20,
-               "copies_measured": copies_measured, "base_ms_p50": 5.0, "base_rps": 300.0}
-    for mode in ("mixed", "single", "merged"):
-        for stream in ("uniform", "zipf", "round_robin"):
-            slower = {"mixed": 0, "single": 1, "merged": 2}[mode]
-            figures.update({f"{mode}_{stream}_ms_p50": ms + slower, f"{mode}_{stream}_rps": 1000 / (ms + slower)})
-    figures.update({"swap_set_ms_p50": 0.3, "swap_hotswap_ms_p50": None, "swap_merge_ms_p50": 2.0} if k > 1 else {})
-    config = {"method": {"name": method}, "model": {"name": "m"}, "task": {"name": "t"}, "seed": 0}
-    records.write(records.TrialRecord(status=records.OK, config=config, key=f"{method}{k}",
-                                      identity=records.identity(config), metrics=figures), folder / f"{method}{k}")
+def killed_while_serving(folder: Path) -> None:
+    """A serving trial's runner whose process dies mid-trial, as one the kernel kills for memory does."""
+    from bench.serve import child, scenario
+
+    scenario.run = lambda cfg: os.kill(os.getpid(), signal.SIGKILL)
+    child.run(folder)
 
 
-def test_serving_report_section(tmp_path):
-    from bench.report import serving
+def test_a_serving_trial_whose_process_dies_is_recorded_failed_with_the_cause(tmp_path, monkeypatch):
+    from bench.sweep.isolation import run_isolated
 
-    for method, mem in (("lora", 1.0), ("ia3", 0.5)):
-        fake_serving_record(tmp_path / "serve", method, 1, mem, 10.0, 1)
-        fake_serving_record(tmp_path / "serve", method, 4, 4 * mem + 1, 12.0, 2)
-    blocks = serving.section(tmp_path / "serve", tmp_path / "out")
-    sentence = blocks[1].content[0]
-    assert sentence == ("m: serving 4 tasks with lora costs 4.0 MiB and +2.0 ms per request (p50 relative to the base "
-                        "alone in the same rounds, uniform requests, mixed batches) more than one task; 4 full copies "
-                        "would cost 400.0 MiB of memory (extrapolated from 2 loaded copies).")
-    drawn = {path.name for path in (tmp_path / "out" / "plots").iterdir()}
-    assert {f"serving_{name}.png" for name in ("latency_vs_k", "throughput_vs_k", "memory_vs_k", "swap_cost")} <= drawn
-    assert serving.section(tmp_path / "empty", tmp_path / "out") == [] if (tmp_path / "empty").mkdir() is None else 0
+    # torch is imported here, so the child is a fresh `python -m bench.sweep.worker DIR`: it imports this module
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                                   os.environ.get("PYTHONPATH")])))
+    cfg = serve_cfg("model=tiny-bert", "serve.k=4")
+    died = run_isolated(cfg, tmp_path / "trial", runner=killed_while_serving, metrics={"serve_k": 4})
+    assert died == records.read(tmp_path / "trial" / records.RECORD_NAME)
+    assert died["status"] == records.FAILED and died["error"]["type"] == "ProcessDied"
+    assert died["error"]["message"].startswith("trial process died from SIGKILL")
+    assert died["metrics"]["serve_k"] == 4 and died["key"] == cfg.key() and died["config"] == cfg.to_dict()
+
+
+def test_a_serving_sweep_goes_on_past_a_trial_killed_for_its_timeout(tmp_path):
+    done = serve_cli(tmp_path, "serve.k=1,2", "trial_timeout=0.5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = {r["metrics"]["serve_k"]: r for r in map(records.read, (tmp_path / "serve").rglob(records.RECORD_NAME))}
+    assert set(found) == {1, 2}, done.stdout
+    for record in found.values():
+        assert record["status"] == records.FAILED and record["error"]["type"] == "TrialTimeout"
+        assert "ran past trial_timeout (0.5 s)" in record["error"]["message"]
+

@@ -8,11 +8,14 @@
 Bad input (a key, a value, an adapters folder that is missing or holds another base model's adapters) prints one
 line naming the key and exits 2 before any record is written, also mid-sweep (the trials before it keep theirs).
 A method that cannot serve as an adapter is recorded `skipped`; any other failure is recorded `failed` and the
-sweep goes on. Finished trials are not run again (matched by config key; force=true runs them again).
+sweep goes on: each trial runs in a process of its own (bench.sweep.isolation), so a crash, running out of memory or
+running past `trial_timeout` ends that trial only. Finished trials are not run again (matched by config key;
+force=true runs them again).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,17 +27,19 @@ from bench import cli, config
 from bench.config import CONF_DIR, ConfigError, check_group_choices
 from bench.results import record as records
 from bench.serve import config as serve_config
+from bench.serve.child import NAME
 
-NAME = "peft-bench-serve"
 OmegaConf.register_new_resolver("trial_name", cli.trial_name, replace=True)  # conf/config.yaml's folder names
 serve_config.register()
 
 
-def run_job(raw: dict, trial_dir: Path, force: bool):
-    """Run one serving trial unless a finished record with its config key is there; write its record."""
+def run_job(raw: dict, trial_dir: Path, force: bool, timeout: float | None = None) -> dict:
+    """Run one serving trial in a process of its own unless a finished record with its config key is there; its
+    record (as a dict). A crash or a timeout in that process is recorded failed; bad input raises ConfigError."""
     cfg = serve_config.from_dict(raw)  # before torch is imported: bad input answers in a second
-    from bench.serve import scenario
+    from bench.serve import child
     from bench.sweep import resume
+    from bench.sweep.isolation import run_isolated
 
     trial_dir, finished = resume.place(trial_dir, cfg.key(), force)
     if finished is not None:
@@ -42,42 +47,24 @@ def run_job(raw: dict, trial_dir: Path, force: bool):
               "again)", flush=True)
         return finished
     print(f"{NAME}: running {trial_dir.name}", flush=True)
-    result = scenario.run(cfg)
-    if result.status == records.FAILED and result.error["phase"] == "config":
-        raise ConfigError(result.error["message"])  # bad input found once the model was there: no record either
-    path = records.write(result, trial_dir)
-    print(summary(result.to_dict(), path), flush=True)
+    # serve_k in a record the child could not write itself, so the report still files it under serving
+    result = run_isolated(cfg, trial_dir, timeout, runner=child.run, metrics={"serve_k": cfg.serve.k})
+    if result["status"] == records.FAILED and result["error"]["phase"] == "config":
+        _forget(trial_dir)  # bad input found once the model was there: no record either
+        raise ConfigError(result["error"]["message"])
     return result
 
 
-def _ms(value) -> str:
-    return "n/a" if value is None else f"{value:.2f} ms"
+def _forget(trial_dir: Path) -> None:
+    """Remove what the trial wrote to its folder, and the folder once empty."""
+    from bench.sweep.worker import CONFIG_NAME, RUNNER_NAME
 
-
-def _mib(value) -> str:
-    return "n/a" if value is None else f"{value / 2**20:.2f} MiB"
-
-
-def summary(record: dict, path: Path | None = None) -> str:
-    """What ran, its status, and the headline figures (the record holds them all)."""
-    who, m = record["identity"], record["metrics"]
-    lines = [f"{NAME}: {who['method']} on {who['model']}, K={m.get('serve_k')}: {record['status'].upper()}"]
-    if record.get("error"):
-        lines.append(f"  {record['error']['phase']}: {record['error']['type']}: {record['error']['message']}")
-    if record["status"] == records.OK:
-        lines += [
-            f"  load {m['load_s_p50'] * 1000:.1f} ms per adapter; {_mib(m['mem_per_adapter_bytes'])} resident per "
-            f"adapter ({m['mem_source']}); {_mib(m['adapter_disk_bytes'])} on disk",
-            f"  swap: set {_ms(m['swap_set_ms_p50'])}, hot-swap {_ms(m['swap_hotswap_ms_p50'])}, merge "
-            f"{_ms(m['swap_merge_ms_p50'])}",
-            "  round-robin p50 per request: " + ", ".join(
-                f"{mode} {_ms(m.get(f'{mode}_round_robin_ms_p50'))}" for mode in ("mixed", "single", "merged"))
-            + f", base {_ms(m['base_ms_p50'])}",
-            f"  {m['serve_k']} full copies: {_mib(m.get('copies_mem_bytes'))} ({m.get('copies_source')})",
-        ]
-    if path:
-        lines.append(f"  record: {path}")
-    return "\n".join(lines)
+    for name in (records.RECORD_NAME, CONFIG_NAME, RUNNER_NAME):
+        (trial_dir / name).unlink(missing_ok=True)
+    try:
+        trial_dir.rmdir()
+    except OSError:
+        pass  # something else is in it: leave it
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=serve_config.CONFIG_NAME, version_base="1.3")
@@ -86,18 +73,20 @@ def hydra_main(cfg: DictConfig):
     raw = OmegaConf.to_container(cfg, resolve=True)
     options = config.pop_run_options(raw)
     try:
-        result = run_job(raw, trial_dir, bool(options["force"]))
+        result = run_job(raw, trial_dir, bool(options["force"]), options["trial_timeout"])
     except ConfigError as error:
         print(f"{NAME}: {error}", file=sys.stderr)
         sys.exit(2)
-    status = result["status"] if isinstance(result, dict) else result.status
-    return 0.0 if status == records.FAILED else 1.0
+    return 0.0 if result["status"] == records.FAILED else 1.0
 
 
 def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2."""
+    from bench.sweep.worker import SWEEP_ENV, process_identity
+
     def run() -> None:
         check_group_choices(sys.argv[1:])
+        os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
         hydra_main()
 
     config.exit_on_bad_input(NAME, run)

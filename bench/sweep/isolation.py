@@ -1,8 +1,9 @@
 """Each trial of a sweep in its own process, so memory peaks are the trial's own and a crash ends only it.
 
-The parent writes the trial's config, starts the worker (bench.sweep.worker) on it, and, if the child died without a
-record (killed, segfault, out of host memory, timed out), records the trial as failed with the cause, the last
-lines the child wrote to stderr, and the peak memory (RSS) the child had reached.
+The parent writes the trial's config and the name of the function that runs it (`runner=`: a training trial by
+default, a serving trial's for peft-bench-serve), starts the worker (bench.sweep.worker) on it, and, if the child died
+without a record (killed, segfault, out of host memory, timed out), records the trial as failed with the cause, the
+last lines the child wrote to stderr, and the peak memory (RSS) the child had reached.
 Config errors found in the parent are recorded the same way (phase `config`): nothing a trial does ends the sweep.
 
 On Linux the sweep process imports torch, transformers, peft and datasets once and forks each trial from itself:
@@ -71,12 +72,19 @@ def _last_error_line(tail: bytes) -> str:
     return errors[-1] if errors else ""
 
 
-def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None):
-    """Run the trial in a child process; its record, or a failed one the parent writes when the child left none."""
+def run_isolated(cfg, trial_dir: Path, timeout: float | None = None, runner=worker.run_trial,
+                 metrics: dict | None = None):
+    """Run the trial in a child process; its record, or a failed one the parent writes when the child left none.
+
+    cfg: a TrialConfig, or any config with `to_dict()` and `key()` (a serving trial's). runner: the module-level
+    function the child runs on the trial folder (it reads worker.CONFIG_NAME there and writes the record).
+    metrics: figures a failed record written here starts with (what tells the report a serving record from
+    a training one)."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     record_path = trial_dir / records.RECORD_NAME
     record_path.unlink(missing_ok=True)  # only unfinished records (or force=true) reach here: they are redone
     records.write_atomic(trial_dir / worker.CONFIG_NAME, cfg.to_dict())
+    (trial_dir / worker.RUNNER_NAME).write_text(worker.runner_name(runner) + "\n")
     pid, stderr_fd = _start_worker(trial_dir)
     tee = _Tee(stderr_fd)
     tee.start()
@@ -103,15 +111,29 @@ def run_isolated(cfg: TrialConfig, trial_dir: Path, timeout: float | None = None
     written = records.read(record_path)
     if written is not None and written.get("key") == cfg.key():
         return written
-    metrics = ({"peak_mem_bytes": usage.ru_maxrss * 1024, "mem_source": "process_rss (at death)"}
-               if usage.ru_maxrss else {})
-    error = {"type": "TrialTimeout" if timed_out.is_set() else "ProcessDied",
-             "message": _cause(returncode, timeout, timed_out.is_set()), "phase": "process",
-             "stderr_tail": tee.tail.decode(errors="replace")}
-    if last := _last_error_line(tee.tail):
+    cause = _cause(returncode, timeout, timed_out.is_set())
+    return _record_death(cfg, trial_dir, cause, timed_out.is_set(), tee.tail, usage.ru_maxrss, metrics)
+
+
+def _record_death(cfg, trial_dir: Path, cause: str, timed_out: bool, tail: bytes, maxrss_kib: int,
+                  metrics: dict | None) -> dict:
+    """The failed record of a child that left none: the cause, its stderr's tail, the memory it had reached."""
+    figures = dict(metrics or {})
+    if maxrss_kib:
+        figures.update(peak_mem_bytes=maxrss_kib * 1024, mem_source="process_rss (at death)")
+    error = {"type": "TrialTimeout" if timed_out else "ProcessDied", "message": cause, "phase": "process",
+             "stderr_tail": tail.decode(errors="replace")}
+    if last := _last_error_line(tail):
         error["message"] += f"; stderr: {last[:300]}"
-    return record_failure(cfg.to_dict() | {"learning_rate": cfg.learning_rate}, cfg.key(),
-                          records.identity(cfg.to_dict()), error, trial_dir, cfg.seed, metrics)
+    values = cfg.to_dict()
+    return record_failure(_record_config(cfg), cfg.key(), records.identity(values), error, trial_dir,
+                          values.get("seed"), figures)
+
+
+def _record_config(cfg) -> dict:
+    """The config as the trial's own record would hold it: a training trial's adds the learning rate it resolved."""
+    values = cfg.to_dict()
+    return values | {"learning_rate": cfg.learning_rate} if isinstance(cfg, TrialConfig) else values
 
 
 def prepare() -> None:
