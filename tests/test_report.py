@@ -300,6 +300,7 @@ def test_report_content(report):
     assert "80.0 ± 1.0" in md and "80.0 ± 1.0" in html
     assert "peak memory ≤ 300.00 MiB" in md
     assert "lora_r8&amp;x%" in html
+    assert "Serving K tasks" not in md and 'id="serving"' not in html  # no serving record, no serving section
 
 
 def test_na_never_becomes_zero(report):
@@ -500,3 +501,80 @@ def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):
     cost = pd.read_csv(tmp_path / "out" / "tables" / "cost.csv")
     assert set(cost.loc[cost["quality_tied"].eq(True), "method"]) == {"lora", "dora", "full"}
     assert cost["quality_ci_low"].notna().all() and set(cost["n_eval"]) == {300}
+
+
+# --- serving records (peft-bench-serve) -------------------------------------------------------------------------------
+
+SERVING_PLOTS = ("latency_vs_k", "throughput_vs_k", "memory_vs_k", "swap_cost")
+
+
+def fake_serving_record(folder: Path, method: str, k: int, mem_mib: float, ms: float, copies_measured: int) -> None:
+    """A serving record with round figures, as peft-bench-serve writes it (the report reads nothing else)."""
+    from bench.results.record import TrialRecord, identity, write
+
+    figures = {"serve_k": k, "mem_adapters_bytes": mem_mib * 2**20, "copies_mem_bytes": k * 100 * 2**20,
+               "copies_measured": copies_measured, "base_ms_p50": 5.0, "base_rps": 300.0}
+    for mode in ("mixed", "single", "merged"):
+        for stream in ("uniform", "zipf", "round_robin"):
+            slower = {"mixed": 0, "single": 1, "merged": 2}[mode]
+            figures.update({f"{mode}_{stream}_ms_p50": ms + slower, f"{mode}_{stream}_rps": 1000 / (ms + slower)})
+    figures.update({"swap_set_ms_p50": 0.3, "swap_hotswap_ms_p50": None, "swap_merge_ms_p50": 2.0} if k > 1 else {})
+    config = {"method": {"name": method}, "model": {"name": "m"}, "task": {"name": "t"}, "seed": 0}
+    write(TrialRecord(status="ok", config=config, key=f"{method}{k}", identity=identity(config), metrics=figures),
+          folder / f"{method}{k}")
+
+
+def serving_sweep(folder: Path) -> Path:
+    """LoRA and IA3 served at K = 1 and 4, and a serving trial whose process died (its record has serve_k only)."""
+    from bench.results.record import TrialRecord, write
+
+    for method, mem in (("lora", 1.0), ("ia3", 0.5)):
+        fake_serving_record(folder, method, 1, mem, 10.0, 1)
+        fake_serving_record(folder, method, 4, 4 * mem + 1, 12.0, 2)
+    died = {"type": "ProcessDied", "phase": "process", "message": "trial process died from SIGKILL"}
+    write(TrialRecord(status="failed", config={}, key="died", metrics={"serve_k": 8}, error=died,
+                      identity={"method": "loha", "family": None, "model": "m", "task": "t", "seed": 0}),
+          folder / "loha8")
+    return folder
+
+
+def test_serving_section(tmp_path):
+    from bench.report import serving
+
+    blocks = serving.section(serving_sweep(tmp_path / "serve"), tmp_path / "out")
+    sentence = blocks[1].content[0]
+    assert sentence == ("m: serving 4 tasks with lora costs 4.0 MiB and +2.0 ms per request (p50 relative to the base "
+                        "alone in the same rounds, uniform requests, mixed batches) more than one task; 4 full copies "
+                        "would cost 400.0 MiB of memory (extrapolated from 2 loaded copies).")
+    drawn = {path.name for path in (tmp_path / "out" / "plots").iterdir()}
+    assert {f"serving_{name}.png" for name in SERVING_PLOTS} <= drawn
+    assert blocks[-1].content == ["loha on m (K=8): failed (trial process died from SIGKILL)"]
+    (tmp_path / "empty").mkdir()
+    assert serving.section(tmp_path / "empty", tmp_path / "out") == []
+
+
+def test_report_of_training_and_serving_records(tmp_path):
+    """One folder, both kinds: the serving section, and training tables and plots without a serving row."""
+    folder = serving_sweep(item_sweep(tmp_path / "both", {"lora": 0.8, "full": 0.82}, seeds=2))
+    out = tmp_path / "out"
+    build_report(folder, out)
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "## Serving K tasks" in md and 'id="serving"' in html and md.index("Serving K") < md.index("Metric def")
+    assert "4 trials: 4 finished, 0 failed" in md and "loha on m (K=8): failed" in md
+    for name in SERVING_PLOTS:
+        assert f"plots/serving_{name}.png" in md and (out / "plots" / f"serving_{name}.svg").is_file()
+    tables = sorted((out / "tables").glob("*.csv"))
+    assert {"cost.csv", "paper.csv", "storage.csv"} <= {path.name for path in tables}
+    for path in tables:  # the serving records' model (m) and methods of their own (ia3, loha) are in none
+        assert not pd.read_csv(path).astype(str).isin(["m", "ia3", "loha"]).any().any(), path
+    assert "None: every trial finished." in md  # the serving trial that died is listed in its own section only
+    trials = load_trials(folder)
+    assert set(trials["method"]) == {"lora", "full"} and "mixed_uniform_ms_p50" not in trials
+
+
+def test_report_of_serving_records_alone_is_the_serving_section(tmp_path):
+    out = tmp_path / "out"
+    build_report(serving_sweep(tmp_path / "serve"), out)
+    md = (out / "report.md").read_text()
+    assert "## Serving K tasks" in md and "Key figures" not in md and "0 trials" not in md
+

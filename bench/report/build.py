@@ -1,5 +1,8 @@
 """Sweep folder -> reports/<sweep>/: tables (md, csv, tex), plots (png, svg), report.md and report.html.
 
+Serving records (peft-bench-serve's) in the folder add the serving section (bench/report/serving.py) and stay out of
+the training tables and plots; a folder of serving records alone gets that section alone.
+
     from bench.report.build import build_report
     build_report("results/quick")            # -> reports/quick/report.html
 """
@@ -11,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import answer, explorer, page, uncertainty
+from bench.report import answer, explorer, page, serving, uncertainty
 from bench.report.aggregate import aggregate, best_marks
-from bench.report.load import load_trials
+from bench.report.load import load_trials, read_table
 from bench.report.page import Block
 from bench.report.plots import draw_all
 from bench.report.recommend import Budget, recommend, recommendation_table, summary
@@ -114,14 +117,18 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
         folder.mkdir(parents=True, exist_ok=True)
         _clear(folder, patterns)
 
-    trials = uncertainty.fill_trial_intervals(load_trials(source))
+    rows = read_table(source)
+    trials = uncertainty.fill_trial_intervals(load_trials(source, rows))
+    title, stamp = f"peft-bench report: {name}", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks: list[Block] = [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")]
+    serving_blocks = serving.section(rows, out)
+    if trials.empty and serving_blocks:  # a serving sweep alone: no training figure to report
+        return page.write(out, title, blocks + serving_blocks, ())[1]
     found = uncertainty.decisions(trials)
     agg = aggregate(trials)
     agg = uncertainty.annotate(agg, found) if not agg.empty else agg
     storage = storage_frame(agg, storage_n) if not agg.empty else pd.DataFrame()
     plots, left_out = draw_all(agg, trials, plots_dir)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    blocks: list[Block] = [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")]
 
     def add_table(table):
         paths = write_table(table, tables_dir)
@@ -173,8 +180,9 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
     else:
         blocks.append(Block("text", "None: every trial finished."))
 
+    blocks += serving_blocks
     blocks += [Block("heading", "Metric definitions", anchor="definitions"), Block("list", definitions())]
-    _, html_path = page.write(out, f"peft-bench report: {name}", blocks, scripts)
+    _, html_path = page.write(out, title, blocks, scripts)
     return html_path
 
 

@@ -26,6 +26,7 @@ NUMERIC_COLUMNS = sorted({*METRICS, *QUALITY_METRICS, *UNCERTAINTY, "seed", "mem
                           "max_steps"})
 ITEMS_NAME = "items.json"  # per-item scores beside record.json: {"quality": [...], "probe_before": [...], ...}
 STATUSES = ("ok", "failed", "skipped")
+SERVING_COLUMN = "serve_k"  # only peft-bench-serve's records have it; they get a report section of their own
 
 
 def read_table(source: Path) -> pd.DataFrame:
@@ -42,6 +43,15 @@ def read_table(source: Path) -> pd.DataFrame:
             if (source / name).exists():
                 return read_table(source / name)
     return table
+
+
+def training_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without serving records (a `serve_k` value) and without the columns only they fill."""
+    if SERVING_COLUMN not in table:
+        return table
+    serving = table[SERVING_COLUMN].notna()
+    theirs = [c for c in table if table.loc[~serving, c].isna().all() and table.loc[serving, c].notna().any()]
+    return table[~serving].drop(columns=theirs).reset_index(drop=True)
 
 
 def normalize(table: pd.DataFrame) -> pd.DataFrame:
@@ -168,5 +178,7 @@ def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     return table.assign(quality_items=pd.Series(items, index=table.index, dtype=object))
 
 
-def load_trials(source: Path) -> pd.DataFrame:
-    return attach_items(normalize(read_table(source)), Path(source))
+def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The training trials of a sweep folder or table file (`table`: its rows, where already read)."""
+    table = read_table(source) if table is None else table
+    return attach_items(normalize(training_rows(table)), Path(source))

@@ -27,15 +27,14 @@ SWAP_COLOURS = ("#4c72b0", "#dd8452", "#55a868")
 
 
 def serving_trials(source) -> pd.DataFrame:
-    """The serving records under a sweep folder (or a consolidated table): one row per model x method x K."""
-    from bench.results.consolidate import load_table
+    """The serving records of a sweep folder, a consolidated table file, or the table read from either: one row
+    per model x method x K."""
+    from bench.report.load import SERVING_COLUMN, read_table
 
-    source = Path(source)
-    table = load_table(source) if source.is_dir() else (
-        pd.read_parquet(source) if source.suffix == ".parquet" else pd.read_csv(source))
-    if table.empty or "serve_k" not in table:
+    table = source if isinstance(source, pd.DataFrame) else read_table(Path(source))
+    if table.empty or SERVING_COLUMN not in table:
         return pd.DataFrame()
-    return table[table["serve_k"].notna()].assign(serve_k=lambda t: t["serve_k"].astype(int))
+    return table[table[SERVING_COLUMN].notna()].assign(serve_k=lambda t: t[SERVING_COLUMN].astype(int))
 
 
 def _ok(trials: pd.DataFrame) -> pd.DataFrame:
@@ -254,23 +253,32 @@ PLOTS = (latency_vs_k, throughput_vs_k, memory_vs_k, swap_cost)
 
 
 def section(source, out: Path) -> list:
-    """The report blocks of the serving section (empty where `source` holds no serving record); plots are written
-    to out/plots/."""
+    """The report blocks of the serving section (empty where `source`, a folder, a table file or the table read
+    from either, holds no serving record); plots are written to out/plots/."""
     from bench.report.page import Block
 
     trials = serving_trials(source)
-    ok = _ok(trials) if not trials.empty else trials
-    if ok.empty:
+    if trials.empty:
         return []
-    blocks = [Block("heading", "Serving K tasks", anchor="serving"), Block("list", sentences(ok))]
-    for draw in PLOTS:
-        plot = draw(ok, Path(out) / "plots")
-        blocks.append(Block("plot", plot, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in plot.files)))
-    skipped = trials[trials["status"] != "ok"].drop_duplicates(["model", "method", "error_message"])
-    if len(skipped):
-        blocks.append(Block("list", [f"{r.method} on {r.model}: {r.status} ({r.error_message})"
-                                     for r in skipped.itertuples()]))
+    blocks = [Block("heading", "Serving K tasks", anchor="serving")]
+    ok = _ok(trials)
+    if not ok.empty:
+        blocks.append(Block("list", sentences(ok)))
+        for draw in PLOTS:
+            plot = draw(ok, Path(out) / "plots")
+            blocks.append(Block("plot", plot, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in plot.files)))
+    not_ok = _not_ok(trials)
+    if not_ok:
+        blocks += [Block("text", "Failed and skipped serving trials:"), Block("list", not_ok)]
     return blocks
+
+
+def _not_ok(trials: pd.DataFrame) -> list[str]:
+    """A line per model x method x status x reason, with the K it happened at."""
+    rows = trials[trials["status"] != "ok"]
+    groups = rows.groupby(["model", "method", "status", "error_message"], sort=False, dropna=False)["serve_k"]
+    return [f"{method} on {model} (K={', '.join(str(k) for k in sorted(set(ks)))}): {status} ({message})"
+            for (model, method, status, message), ks in groups]
 
 
 def main(argv: list[str]) -> None:
