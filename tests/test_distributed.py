@@ -43,7 +43,8 @@ def fsdp_full(tmp_path_factory):
     """Full fine-tuning of tiny-llama over 2 FSDP ranks, its checkpoint kept, beside the same trial in one process."""
     folder = tmp_path_factory.mktemp("fsdp")
     sharded = trial.run(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
-                                     "train.save_checkpoint=true"), progress=False, trial_dir=folder)
+                                     "train.save_checkpoint=true", "train.warmup_steps=2"),  # a free step to profile
+                        progress=False, trial_dir=folder)
     single = trial.run(trial_config(*TINY, "method=full"), progress=False)
     return sharded, single, folder
 
@@ -59,6 +60,8 @@ def test_fsdp_shards_weights_grads_and_optimizer_state_in_half(fsdp_full):
         assert 0.45 < share < 0.56, (rank, share)  # half, plus shard padding and unsharded buffers
     assert metrics["peak_mem_bytes"] == max(metrics["peak_mem_bytes_rank0"], metrics["peak_mem_bytes_rank1"])
     assert metrics["train_tokens_per_s"] > 0 and metrics["quality"] is not None
+    assert 0 < metrics["comm_share"] <= 1 and metrics["comm_share"] == max(metrics["comm_share_rank0"],
+                                                                           metrics["comm_share_rank1"])
     assert metrics["checkpoint_bytes"] == single.metrics["checkpoint_bytes"]  # the whole model, as one process saves
 
 

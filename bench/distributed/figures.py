@@ -11,7 +11,7 @@ from __future__ import annotations
 from bench.trackers.memory import split_peak, tensor_bytes
 
 PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
-            "mem_activations_bytes", "train_tokens_per_s", "comm_share")
+            "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds")
 BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
              "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
              "peak_mem_nvml_process_bytes")

@@ -77,15 +77,17 @@ def _pin_device(cfg) -> None:
 def _run(cfg, folder: Path, rank: int, phases: RankPhases, given: dict) -> None:
     from bench import trial
     from bench.distributed import gather
+    from bench.distributed.comm import CommProfiler, profiled_step
     from bench.results.record import write_atomic
 
     metrics, items = {}, {}
     ready = trial.setup(cfg, phases, metrics, with_probe=rank == 0)  # the probe runs once, on rank 0
     with phases("train"):
+        comm = CommProfiler(profiled_step(cfg.train.warmup_steps, cfg.train.measure_flops), ready.device)
         trainer, memory, speed = trial._train(cfg, ready.method, ready.method_cfg, ready.model, ready.tokenizer,
-                                              ready.data, ready.device, progress=given["progress"] and rank == 0)
+                                              ready.data, ready.device, given["progress"] and rank == 0, [comm])
     with phases("gather"):
-        model, group = gather.trained(cfg, trainer, memory, speed, ready, rank, folder, comm={})
+        model, group = gather.trained(cfg, trainer, memory, speed, ready, rank, folder, comm.figures)
     if rank != 0:
         return
     metrics.update(group)
