@@ -82,7 +82,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
     M("quality", "quality", "", "score", "max", "the task's primary metric on held-out data (quality_metric)",
       cost=True, required=True, context="quality_metric"),
     M("final_loss", "final loss", "", "score", "min", "training loss at the last step", required=True),
-    # distributed trials (docs/distributed.md); per-rank columns `<metric>_rank<i>` carry <metric>'s unit (rank_metric)
+    # distributed trials (docs/distributed.md); per-rank columns `<metric>_rank<i>` carry the unit of <metric>
     M("world_size", "processes", "", "params", None, "processes the trial ran on (train.nproc; 1 unless distributed)"),
     M("comm_share", "communication", "%", "fraction", "min",
       "share of a profiled training step the slowest rank spent in collectives (n/a: one process, or not measured)"),
@@ -100,12 +100,6 @@ for _name in QUALITY_METRICS:
 # The parts that stack up to the peak: byte columns of the cost table that are neither better nor worse.
 MEMORY_PARTS = [c for c, m in METRICS.items() if m.kind == "bytes" and m.cost and m.better is None]
 MIB = 1024**2
-
-
-def rank_metric(column: str) -> tuple[Metric, int] | None:
-    """(the metric, the rank) of a per-rank column such as peak_mem_bytes_rank1; None for any other column."""
-    base, _, rank = column.rpartition("_rank")
-    return (METRICS[base], int(rank)) if base in METRICS and rank.isdigit() else None
 
 
 def is_na(value) -> bool:
