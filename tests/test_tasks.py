@@ -47,8 +47,12 @@ def test_own_data_as_split_files_one_file_or_a_folder(tmp_path: Path):
                          f"task.dataset.data_files.test={OWN}/test.csv").task
     splits = tasks.raw_splits(given, tmp_path)
     lines = {name: len((OWN / f"{name}.csv").read_text().strip().splitlines()) - 1 for name in ("train", "test")}
-    assert (len(splits["train"]), len(splits["test"])) == (lines["train"], lines["test"]) and given.name == "own-data"
-    assert splits["validation"] == splits["test"]  # no validation file: the test rows stand in
+    assert len(splits["test"]) == lines["test"] and given.name == "own-data"
+    # no validation file: validation is carved from train (never the test rows, which choosing must not read)
+    assert len(splits["train"]) + len(splits["validation"]) == lines["train"]
+    assert len(splits["validation"]) == round(0.1 / 0.8 * lines["train"])
+    texts = {name: {r["text"] for r in rows} for name, rows in splits.items()}
+    assert not texts["validation"] & texts["test"] and not texts["validation"] & texts["train"]
     folder = trial_config("task=files", f"task.dataset.data_files={OWN}").task
     assert folder.name == "own-data" and tasks.raw_splits(folder, tmp_path) == splits  # split by the file names
     one = trial_config("task=files", f"task.dataset.data_files={OWN}/train.csv", "task.name=reviews").task

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.config import ConfigError, TaskConfig, TrainConfig, closest
@@ -44,8 +44,22 @@ def raw_splits(cfg: TaskConfig, cache_dir: Path | None = None) -> dict[str, list
         if test is None:
             raise ConfigError(f"`task.dataset` ({cfg.dataset}) has splits {sorted(rows)} "
                               "but no test or validation split")
-        return {"train": rows["train"], "validation": rows.get("validation", test), "test": test}
+        if rows.get("test") and rows.get("validation"):
+            return {"train": rows["train"], "validation": rows["validation"], "test": rows["test"]}
+        # One held-out split only (GLUE-style train + validation, or train + test): it is the test split, and the
+        # validation split is carved from train, so nothing chosen on validation ever reads the reported split.
+        train, validation = _carve_validation(rows["train"], cfg, cache_dir)
+        return {"train": train, "validation": validation, "test": test}
     return _split(rows, cfg, cache_dir)
+
+
+def _carve_validation(train: list[dict], cfg: TaskConfig, cache_dir: Path | None) -> tuple[list[dict], list[dict]]:
+    """A stratified validation split out of the source's train split: validation_fraction of the rows a split
+    source would have had, i.e. validation_fraction / (1 - test_fraction) of train."""
+    carve_cfg = replace(cfg, test_fraction=cfg.validation_fraction / (1 - cfg.test_fraction),
+                                    validation_fraction=0.0)
+    parts = _split(train, carve_cfg, cache_dir)
+    return parts["train"], parts["test"]
 
 
 def _split(rows: list[dict], cfg: TaskConfig, cache_dir: Path | None) -> dict[str, list[dict]]:
@@ -69,8 +83,8 @@ def _stratified_indices(rows: list[dict], cfg: TaskConfig) -> dict[str, list[int
         rest, test = train_test_split(list(range(len(rows))), test_size=cfg.test_fraction, random_state=SPLIT_SEED,
                                       stratify=groups)
         fraction = cfg.validation_fraction / (1 - cfg.test_fraction)
-        train, validation = train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED,
-                                             stratify=[groups[i] for i in rest])
+        train, validation = (train_test_split(rest, test_size=fraction, random_state=SPLIT_SEED,
+                                              stratify=[groups[i] for i in rest]) if fraction else (rest, []))
     except ValueError as error:  # a class too small to have rows in each split, or too few rows at all
         raise ConfigError(f"`task.test_fraction` ({cfg.test_fraction}) and `task.validation_fraction` "
                           f"({cfg.validation_fraction}) cannot split {len(rows)} rows of `task` ({cfg.name!r}) "
