@@ -3,7 +3,7 @@ trained model; a dead rank fails its trial and only it; bad values stop before t
 GPU per process.
 
 pytest tests/test_distributed.py -x            (~1.5 min on 2 cores: tiny-llama, FAST sizes, 2 real rank processes)
-pytest -m slow tests/test_distributed.py -x    (a rank killed mid-training in a sweep: ~70 s)
+pytest -m slow tests/test_distributed.py -x    (a rank killed mid-training; a trial past its timeout: ~2 min)
 pytest -m gpu tests/test_distributed.py        (NCCL on a GPU machine: train.nproc=1, ddp and fsdp)
 """
 
@@ -131,6 +131,44 @@ def test_launcher_presets_ask_for_a_gpu_per_process():
     assert ray.hydra.launcher.ray.remote.num_gpus == 4
 
 
+def _failure(exitcode: int, message: str = ""):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(exitcode=exitcode, message=message, signal_name=lambda: "SIGKILL")
+
+
+def test_the_cause_is_the_killed_rank_not_the_ones_its_death_broke(tmp_path):
+    """Rank 1 was SIGKILLed; rank 0 then failed on the broken connection: the trial failed because of rank 1."""
+    from bench.results.record import write_atomic
+
+    write_atomic(ranks.status_path(tmp_path, 1), {"rank": 1, "pid": 9, "phase": "train"})
+    write_atomic(ranks.error_path(tmp_path, 0), {"rank": 0, "kind": "failed", "time": 1.0, "error": {
+        "type": "RuntimeError", "message": "Connection closed by peer", "phase": "train"}})
+    cause = launch._cause(tmp_path, {0: _failure(1), 1: _failure(-9, "Signal 9 (SIGKILL) received by PID 9")}, 2)
+    assert cause.record_error == {"type": "RankDied", "message": "rank 1 of 2 died: Signal 9 (SIGKILL) received by "
+                                  "PID 9", "phase": "train", "rank": 1}
+    write_atomic(ranks.error_path(tmp_path, 1), {"rank": 1, "kind": "failed", "time": 0.5, "error": {
+        "type": "ValueError", "message": "bad batch", "phase": "train"}})
+    cause = launch._cause(tmp_path, {0: _failure(1), 1: _failure(1)}, 2)  # both raised: the earlier one
+    assert cause.record_error["type"] == "ValueError" and cause.record_error["message"] == "rank 1: bad batch"
+
+
+def test_scaling_plot_draws_memory_per_rank_and_tokens_per_s_against_processes(tmp_path):
+    import pandas as pd
+
+    from bench.report.plots.scaling import processes
+
+    rows = [{"status": "ok", "method": method, "family": family, "model": "tiny-llama", "task": "bbc-topic",
+             "seed": seed, "world_size": world, "distributed": kind, "peak_mem_bytes": 6e8 / (world or 1),
+             "train_tokens_per_s": 500.0 * (world or 1)}
+            for method, family in (("full", "full"), ("lora", "reparameterization"))
+            for world, kind in ((None, None), (2, "fsdp"), (4, "fsdp"), (2, "ddp")) for seed in (0, 1)]
+    trials = pd.DataFrame(rows)
+    plots = processes(trials, trials, tmp_path)
+    assert [p.name for p in plots] == ["scaling_processes_tiny-llama_bbc-topic"]
+    assert all(path.is_file() for path in plots[0].files)
+
+
 def _sweep(results: Path, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench.cli", "-m", *TINY, *FAST, f"results_dir={results}", "sweep_name=d",
                "method=lora", "train.distributed=ddp", "train.nproc=2", *args]
@@ -170,6 +208,19 @@ def test_a_killed_rank_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     assert len(pids) == 2 and not any(_alive(pid) for pid in pids)  # no rank left behind
     assert ok["status"] == record.OK, ok.get("error")
     assert ok["metrics"]["world_size"] == 2 and ok["metrics"]["peak_mem_bytes_rank1"] > 0
+
+
+@pytest.mark.slow  # ~60 s: the trial runs until its timeout
+def test_a_trial_past_its_timeout_ends_with_all_its_ranks(tmp_path):
+    sweep = _sweep(tmp_path, "train.max_steps=100000", "trial_timeout=45")
+    output, _ = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, output[-3000:]
+    (found,) = map(record.read, tmp_path.glob("d/*/record.json"))
+    assert found["status"] == record.FAILED and found["error"]["type"] == "TrialTimeout", found["error"]
+    statuses = list(tmp_path.glob(f"d/*/{launch.RUN_DIR_NAME}/rank[0-9].json"))
+    assert len(statuses) == 2
+    time.sleep(1)  # the parent-death signal is delivered as the trial process dies; give the kernel a moment
+    assert not any(_alive(json.loads(path.read_text())["pid"]) for path in statuses)
 
 
 def _alive(pid: int) -> bool:
