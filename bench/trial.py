@@ -376,6 +376,7 @@ def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
 
 def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=()):
     """Train with transformers' Trainer; the memory tracker wraps it, the throughput tracker listens to it."""
+    from bench.distributed.memory import MemoryFromTrainBegin
     from bench.distributed.training import trainer_class
     from bench.trackers.memory import MemoryTracker
     from bench.trackers.throughput import CountingCollator, ThroughputCallback
@@ -384,6 +385,9 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
+    memory = MemoryTracker(device)
+    if cfg.train.distributed != "none":  # tracked from the first step, on the model as sharded (or wrapped)
+        callbacks.insert(0, MemoryFromTrainBegin(memory))
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:
         args = training_args(cfg, device, output_dir, progress)
         trainer = trainer_class(cfg, device)(model=model, args=args, train_dataset=data.train, data_collator=counter,
@@ -391,7 +395,7 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
         from bench.sweep.progress import attach
 
         attach(trainer, f"{cfg.method.name} on {cfg.model.name}", show_bar=progress, verbose=cfg.verbose)
-        with MemoryTracker(device) as memory:
+        with nullcontext() if cfg.train.distributed != "none" else memory:
             trainer.train()
     return trainer, memory, speed
 

@@ -30,6 +30,7 @@ def trained(cfg, trainer, memory, speed, ready, rank: int, run_dir: Path, comm: 
         model, difference = ready.model, 0.0
     else:
         state = full_state_dict(trainer)  # a collective: every rank takes part
+        _release(trainer, ready)
         model = _rebuilt(cfg, state) if rank == 0 else None
         difference = _max_abs_diff(cfg, ready.device, model, batch, reference) if rank == 0 else None
     if rank != 0:
@@ -55,6 +56,21 @@ def _reference_outputs(cfg, model, ready):
     batch = trial._latency_batch(ready.data, ready.tokenizer, cfg, ready.device)
     with trial.autocast(cfg, ready.device):
         return batch, _logits(model, batch)
+
+
+def _release(trainer, ready) -> None:
+    """Drop the sharded model and its optimizer before rank 0 builds the whole model on the same device (for a
+    large model both would not fit); the gathered weights are on the CPU by then."""
+    import gc
+
+    import torch
+
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    ready.model = None
+    trainer.accelerator.free_memory()  # accelerate keeps the prepared model and optimizer too
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _rebuilt(cfg, state: dict):
