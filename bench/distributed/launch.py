@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -68,6 +69,7 @@ def _run_dir(trial_dir: Path | None, stack: ExitStack) -> Path:
 
 
 def _launch(cfg, run_dir: Path) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -82,6 +84,10 @@ def _launch(cfg, run_dir: Path) -> None:
             elastic_launch(config, sys.executable)("-u", "-m", "bench.distributed.rank", str(run_dir))
         except ChildFailedError as error:
             raise _cause(run_dir, error.failures, cfg.train.nproc) from None
+        except SignalException as error:  # the agent stopped the ranks and turned the signal into an exception
+            if error.sigval == signal.SIGINT:
+                raise KeyboardInterrupt from error  # Ctrl-C stops a distributed trial as it stops any other
+            raise
 
 
 @contextmanager
