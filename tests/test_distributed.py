@@ -104,6 +104,31 @@ def test_more_processes_than_gpus_stops_before_loading(monkeypatch):
         launch.check(cfg)
 
 
+def test_trials_without_distribution_keep_their_key():
+    """Records written before train.distributed and train.nproc existed are still found by resume."""
+    from bench.config import config_key
+
+    cfg = trial_config()
+    before = cfg.to_dict()
+    del before["train"]["distributed"], before["train"]["nproc"]
+    assert cfg.key() == config_key(before)
+    assert trial_config("train.distributed=ddp", "train.nproc=2").key() != cfg.key()
+
+
+def test_on_gpu_ranks_use_nccl_and_accelerate_shards_as_it_does_on_any_gpu():
+    from transformers import Trainer
+
+    from bench.distributed.training import trainer_arguments, trainer_class
+
+    cfg = trial_config("train.distributed=fsdp", "train.nproc=2")
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert trainer_arguments(cfg, gpu)["ddp_backend"] == "nccl" and trainer_arguments(cfg, cpu)["ddp_backend"] == "gloo"
+    assert trainer_arguments(cfg, gpu)["per_device_train_batch_size"] == 2  # FAST's global batch of 4, split
+    assert trainer_arguments(cfg, gpu)["fsdp_config"]["version"] == 2
+    assert trainer_class(cfg, gpu) is Trainer and trainer_class(cfg, cpu) is not Trainer
+    assert trainer_arguments(trial_config(), gpu) == {}
+
+
 def test_bad_value_on_the_command_line_is_one_line_and_exit_2():
     done = subprocess.run([sys.executable, "-m", "bench.cli", "model=tiny-llama", "train.nproc=0"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
