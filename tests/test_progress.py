@@ -1,11 +1,12 @@
 """Console output of a trial and a sweep: one bar with the loss, no raw log dicts, no library warnings unless
-verbose=true, and the sweep line's i/N and ETA.
+verbose=true, the sweep line's i/N and ETA, and one line per finished sweep trial (a single run: the full summary).
 
 .venv/bin/python -m pytest -q tests/test_progress.py
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from hydra import compose, initialize_config_dir
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 import bench.cli  # noqa: F401 - registers the config schemas and resolvers that composing needs
-from bench.sweep import progress
-from tests.conftest import FAST
+from bench.results import console
+from bench.results import record as records
+from bench.sweep import progress, worker
+from tests.conftest import FAST, compose_raw
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 BAR_LABEL = "lora on tiny-bert"
@@ -131,3 +134,41 @@ def test_sweep_line_gives_position_and_eta(tmp_path, monkeypatch):
     assert progress.position(tmp_path / "c", now=started + 60) == "[3/10, 1.0 min in, ETA 4.0 min] "
     monkeypatch.setattr(progress, "_job_number", lambda: None)
     assert progress.position(tmp_path / "c") == ""  # a single run has no sweep line
+
+
+MEASURED = {"quality": 0.9164677, "quality_metric": "accuracy", "quality_ci_low": 0.886042, "quality_ci_high": 0.939326,
+            "n_eval": 419, "peak_mem_bytes": 792764416, "train_seconds": 95.2204, "trainable_params": 15749}
+IDENTITY = {"method": "ia3", "family": "adapter", "model": "minilm-l6", "task": "bbc-topic", "seed": 0}
+NAME = "minilm-l6__bbc-topic__ia3__seed0"
+
+
+def test_sweep_trial_line_names_status_quality_interval_memory_and_time():
+    line = console.trial_line({"status": "ok", "metrics": MEASURED, "error": None}, NAME)
+    assert line == (f"peft-bench: {NAME}: ok, accuracy 0.916 (95% 0.886-0.939, n=419), peak 756.0 MiB, "
+                    "train 95.2 s")
+    no_interval = console.trial_line({"status": "ok", "metrics": {**MEASURED, "quality_ci_low": None}}, NAME)
+    assert "accuracy 0.916 (95% n/a, n=419)" in no_interval  # a metric without an interval says so, never 0
+
+
+def test_sweep_trial_line_of_a_failure_says_why():
+    error = {"phase": "train", "type": "NonFiniteLoss", "message": "loss is nan at step 3"}
+    line = console.trial_line({"status": "failed", "metrics": {}, "error": error}, NAME)
+    assert line == f"peft-bench: {NAME}: failed [train] NonFiniteLoss: loss is nan at step 3"
+
+
+def test_a_sweep_trial_prints_one_line_where_a_single_run_prints_its_summary(tmp_path, monkeypatch, capsys):
+    """The worker (a sweep's trial process) around a stand-in trial: one line on stdout, the record written."""
+    from bench import trial
+
+    raw = compose_raw("model=tiny-bert", "method=ia3")
+    folder = tmp_path / NAME
+    folder.mkdir()
+    (folder / worker.CONFIG_NAME).write_text(json.dumps(raw))
+    finished = records.TrialRecord(status="ok", config=raw, key="k", identity=IDENTITY, metrics=MEASURED)
+    monkeypatch.setattr(trial, "run", lambda cfg, progress, trial_dir: finished)
+    for guard in ("die_with_parent", "die_with_sweep"):  # they would tie the test process to its parent
+        monkeypatch.setattr(worker, guard, lambda: None)
+    worker.main(str(folder))
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [console.trial_line(finished, NAME)] and (folder / records.RECORD_NAME).is_file()
+    assert len(console.summary(finished).splitlines()) == 4  # a single run: a line for each figure it has
