@@ -12,6 +12,7 @@ from bench.trackers.memory import split_peak, tensor_bytes
 
 PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
             "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds")
+PER_RANK_GPU = ("peak_mem_nvml_bytes", "peak_mem_nvml_process_bytes")
 BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
              "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
              "peak_mem_nvml_process_bytes")
@@ -47,8 +48,9 @@ def group_metrics(per_rank: list[dict], kind: str) -> dict:
     """Record metrics of the whole group from each rank's figures (index = rank)."""
     world = len(per_rank)
     metrics = {"world_size": world, "distributed": kind}
+    gpu = [name for name in PER_RANK_GPU if any(f.get(name) is not None for f in per_rank)]  # NVML: GPU only
     for i, figures in enumerate(per_rank):
-        metrics.update({f"{name}_rank{i}": figures.get(name) for name in PER_RANK})
+        metrics.update({f"{name}_rank{i}": figures.get(name) for name in (*PER_RANK, *gpu)})
     peaks = [f["peak_mem_bytes"] for f in per_rank]
     top = per_rank[peaks.index(max(peaks))]  # the breakdown of the rank that set the peak, so its parts add up
     metrics.update({name: top.get(name) for name in BREAKDOWN})
