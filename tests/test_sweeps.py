@@ -345,8 +345,12 @@ def test_launcher_configs_print(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bench.cli", "sweep=quick", "hydra/launcher=slurm", "--cfg", "hydra"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for option in ("gpus_per_node: 1", "timeout_min: 120", "partition:", "cpus_per_task:", "mem_gb:", "SlurmLauncher"):
+    for option in ("gpus_per_node: ${train.nproc}", "timeout_min: 120", "partition:", "cpus_per_task:", "mem_gb:",
+                   "SlurmLauncher"):
         assert option in done.stdout
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         ray = compose(config_name="config", overrides=["hydra/launcher=ray-cluster"], return_hydra_config=True)
-    assert ray.hydra.launcher.ray.remote.num_gpus == 1
+        slurm4 = compose(config_name="config", return_hydra_config=True,
+                         overrides=["hydra/launcher=slurm", "train.distributed=ddp", "train.nproc=4"])
+    assert ray.hydra.launcher.ray.remote.num_gpus == 1  # one GPU per trial process by default
+    assert slurm4.hydra.launcher.gpus_per_node == 4  # a 4-process trial asks for 4 GPUs
