@@ -1,6 +1,6 @@
 """The serving section of a report: what serving K tasks from one base costs, per method, against K full copies.
 
-    python -m bench.report.serving results/serve [reports/serve]     # the plots and serving.md alone
+    python -m bench.report.serving results/serve [reports/serve]     # the plots, report.md and report.html alone
 
 From the records `peft-bench-serve` writes (one per model x method x K; recognised by their `serve_k` column):
   serving_latency_vs_k     p50 latency per request vs K, one panel per model x request stream, a line per method
@@ -282,10 +282,12 @@ def _not_ok(trials: pd.DataFrame) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    """Write the serving plots and serving.md (the section alone) for a folder of serving records."""
+    """Write the serving plots, report.md and report.html (the section alone) for a folder of serving records."""
     from bench.report.page import write
 
     source = Path(argv[0])
+    if not source.exists():
+        raise SystemExit(f"peft-bench-serve report: no sweep folder or trials table at {source}")
     out = Path(argv[1]) if len(argv) > 1 else Path("reports") / source.name
     blocks = section(source, out)
     if not blocks:
