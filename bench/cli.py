@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import math
@@ -15,13 +16,14 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bench import config
+from bench import closest, config
 from bench.config import CONF_DIR, ConfigError, check_group_choices  # noqa: F401 (check_group_choices: for tests)
 from bench.results import record as records
 from bench.results.console import summary
@@ -155,15 +157,19 @@ def hydra_main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial_dir = Path(hydra_cfg.runtime.output_dir)
-    raw = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        raw = _resolved(cfg)
+    except ConfigError as error:
+        if not multirun:
+            _stop(error)
+        return objective(_record_config_failure(OmegaConf.to_container(cfg), error, trial_dir))  # the sweep goes on
     options = config.pop_run_options(raw)
     force, timeout = bool(options["force"]), options["trial_timeout"]
     if not multirun:
         try:
             result = run_job(raw, trial_dir, force, isolated=False)
         except ConfigError as error:
-            print(f"peft-bench: {error}", file=sys.stderr)
-            sys.exit(2)
+            _stop(error)
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
@@ -181,17 +187,172 @@ def hydra_main(cfg: DictConfig):
     return objective(result)
 
 
+def _stop(error: ConfigError) -> NoReturn:
+    """Bad input on a single run: one line, exit 2, no record."""
+    print(f"peft-bench: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _resolved(cfg: DictConfig) -> dict:
+    """The job's config as plain values; an interpolation that does not resolve is bad input (ConfigError), raised
+    here, in the job, where Hydra would otherwise print its own line about the job before ours."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(explain(error, sys.argv[1:])) from error
+
+
 def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2 (no Hydra page)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
     from bench.sweep.worker import SWEEP_ENV, process_identity
+
+    traces = bool(os.environ.get("HYDRA_FULL_ERROR"))  # the user's own: Hydra's whole page, as Hydra gives it
 
     def run() -> None:
         check_group_choices(sys.argv[1:])
         check_plugins(sys.argv[1:])
         os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
-        hydra_main()
+        try:
+            hydra_main()
+        except (HydraException, OmegaConfBaseException, YAMLError) as error:
+            if traces:
+                raise
+            raise ConfigError(explain(error, sys.argv[1:])) from error
 
     config.exit_on_bad_input("peft-bench", run)
+
+
+def explain(error: BaseException, argv: list[str]) -> str:
+    """One line naming the key (or file) and the value, for what config.explain would word in Hydra's terms: a
+    group or option that does not exist, a key that is not a parameter of the method, a value where a mapping
+    belongs, a YAML file that does not parse; each with the config file it came from. Anything else: config.explain."""
+    for explainer in (_not_yaml, _no_such_option, _no_such_group, _not_a_parameter, _not_a_mapping):
+        line = explainer(error, argv)
+        if line:
+            return line
+    return _in_file(config.explain(error), _where(error))
+
+
+def _in_file(line: str, where: str) -> str:
+    """"`k` ('v') must be ..." -> "`k` ('v', in sweep/mine) must be ...": the file a bad value came from."""
+    match = re.match(r"`([^`]+)`(?: \((.*?)\))?(.*)", line)
+    if not where or not match:
+        return line
+    key, value, rest = match.groups()
+    return f"`{key}` ({', '.join(([value] if value else []) + [f'in {where}'])}){rest}"
+
+
+def _chain(error: BaseException):
+    while error is not None:
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _where(error: BaseException) -> str:
+    """The config file Hydra was composing ('sweep/quick'), or '' for the primary config and the command line."""
+    match = re.match(r"In '([^']+)':", str(error))
+    return match.group(1) if match and match.group(1) not in ("config", "hydra/config") else ""
+
+
+def _about(value=None, where: str = "") -> str:
+    """' (4, in sweep/mine)': the value and the file, whichever are known."""
+    parts = ([repr(value)] if value is not None else []) + ([f"in {where}"] if where else [])
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _given(key: str, argv: list[str]):
+    """The value `key=VALUE` (or `+key=`) has on the command line, if it is there."""
+    text = next((arg.split("=", 1)[1] for arg in argv if re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=.*", arg)), None)
+    return None if text is None else _typed(text)
+
+
+def _typed(text: str):
+    """'0' -> 0, 'abc' -> 'abc': a value written in a command line or a message, as YAML reads it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _not_yaml(error, argv) -> str:
+    from yaml import YAMLError
+
+    bad = next((e for e in _chain(error) if isinstance(e, YAMLError)), None)
+    mark = getattr(bad, "problem_mark", None)
+    if bad is None or mark is None:
+        return ""
+    return f"{mark.name} is not valid YAML: {bad.problem} (line {mark.line + 1}, column {mark.column + 1})"
+
+
+def _no_such_option(error, argv) -> str:
+    """`method: nosuch` in a preset's defaults (the command line's are checked before Hydra starts)."""
+    text = str(error)
+    found = re.search(r"Could not find '([^']+)/([^/']+)'", text)
+    listed = re.search(r"Available options in '[^']+':\n((?:\t.*\n?)*)", text)
+    if not found or not listed:
+        return ""
+    group, name = found.groups()
+    place = f"in conf/{group}/" if group in config.GROUPS else "one of its options"
+    return f"`{group}` ({name!r}) is not {place}{closest(name, listed.group(1).split())}"
+
+
+def _no_such_group(error, argv) -> str:
+    """`- override /methd: full` in a preset's defaults."""
+    found = re.search(r"Could not override '([^']+)'\. No match in the defaults list", str(error))
+    if not found:
+        return ""
+    group, where = found.group(1), _where(error)
+    about = _about(_default_in(where, group, argv), where)
+    return f"`{group}`{about} is not a config group{closest(group, config.GROUPS)}"
+
+
+def _default_in(where: str, group: str, argv: list[str]):
+    """The option the defaults list of config `where` gives `group` (`- override /methd: full` -> 'full')."""
+    import yaml
+
+    for folder in config._config_dirs(argv):
+        path = folder / f"{where}.yaml"
+        if where and path.is_file():
+            for item in (yaml.safe_load(path.read_text()) or {}).get("defaults") or []:
+                for key, value in (item.items() if isinstance(item, dict) else ()):
+                    if key.split()[-1].lstrip("/") == group:
+                        return value
+    return None
+
+
+def _not_a_parameter(error, argv) -> str:
+    """A key of `method.params` the chosen method does not have: in a sweep over methods, the method is named."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from bench import methods
+
+    bad = next((e for e in _chain(error) if isinstance(e, (ConfigKeyError, ConfigAttributeError))), None)
+    key = str(getattr(bad, "full_key", "") or "")
+    owner = next((m for m in methods.registry().values() if m.config_cls is getattr(bad, "object_type", None)), None)
+    if not key.startswith("method.params.") or owner is None:
+        return ""
+    known = [f.name for f in dataclasses.fields(owner.config_cls)]
+    valid = closest(key.rsplit(".", 1)[1], known) if known else ", which has none"
+    return f"`{key}`{_about(_given(key, argv), _where(error))} is not a parameter of method {owner.name}{valid}"
+
+
+def _not_a_mapping(error, argv) -> str:
+    """`train: 5` in a preset: a single value where a group's keys belong."""
+    found = re.search(r"Merge error: \w+ is not a subclass of (\w+)\. value: (.*)", str(error))
+    if not found:
+        return ""
+    schemas = {cls.__name__: group for group, cls in config.SCHEMAS.items()}
+    group = schemas.get(found.group(1), found.group(1))
+    about = _about(_typed(found.group(2).strip()), _where(error))
+    return f"`{group}`{about} must be a mapping of {group}'s keys, not one value"
 
 
 if __name__ == "__main__":
