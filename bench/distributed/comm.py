@@ -12,8 +12,10 @@ or more.
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from contextlib import contextmanager
 
 from transformers import TrainerCallback
 
@@ -37,6 +39,20 @@ def busy_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
+@contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 while the profiler starts and stops: its C++ layer (kineto) writes a log line per
+    start and stop on every rank into the trial's console output, and KINETO_LOG_LEVEL does not silence it."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class CommProfiler(TrainerCallback):
     def __init__(self, step: int | None, device):
         self.step, self.device = step, device
@@ -49,7 +65,8 @@ class CommProfiler(TrainerCallback):
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
         self.profiler = profile(activities=activities)
-        self.profiler.__enter__()
+        with _quiet_stderr():
+            self.profiler.__enter__()
         self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -61,7 +78,8 @@ class CommProfiler(TrainerCallback):
 
             torch.cuda.synchronize(self.device)
         wall = time.perf_counter() - self.started
-        self.profiler.__exit__(None, None, None)
+        with _quiet_stderr():
+            self.profiler.__exit__(None, None, None)
         on_device = self.device.type == "cuda"
         intervals = [(e.time_range.start, e.time_range.end) for e in self.profiler.events()
                      if COLLECTIVE.search(e.name) and (not on_device or e.device_type.name == "CUDA")]
