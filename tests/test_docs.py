@@ -2,33 +2,43 @@
 
 .venv/bin/python -m pytest -q tests/test_docs.py
 
-Commands are the lines of ```bash blocks and the inline `peft-bench...` / `make ...` spans. Each runs in bash as a
-user types it, with this environment's bin/ first on PATH (`.venv/` in a command means this environment):
-- `peft-bench` with `--cfg`: as written. Any other `peft-bench`: as written plus `--cfg job --resolve`, which
-  composes and prints the config without training; the printed config must then build a valid TrialConfig.
-  A sweep is checked at its first and its last job (Hydra's own expansion of lists, glob() and range()).
+Commands are the lines of ```bash blocks and the inline `peft-bench...` / `make ...` spans. Each runs as a user
+types it: in bash with this environment's bin/ first on PATH (`.venv/` in a command means this environment), or,
+for peft-bench, peft-bench-serve and peft-bench-methods, through the console script's entry function in this process
+(the same code, without an interpreter and its imports for each command):
+- `peft-bench` with `--cfg`: as written (`.venv/bin/peft-bench --cfg job`, the check that set-up worked: the real
+  script). Any other `peft-bench`: as written plus `--cfg job --resolve`, which composes and prints the config
+  without training; the printed config must then build a valid TrialConfig. A sweep is checked at its first and
+  its last job (Hydra's own expansion of lists, glob() and range()); a job two commands share is composed once.
 - the own-data example also trains for real, on the tiny model, and its trial gets the name README gives.
-- `peft-bench-report`: as written, in a temporary folder holding a small sweep cut from the committed study.
+- `peft-bench-serve`: as written plus `--cfg job`.
 - `peft-bench-methods`: as written; docs/methods.md's trainable fractions must be what it prints.
+- `peft-bench-report`: as written, in a temporary folder holding a small sweep cut from the committed study.
 - `make`: a dry run (`make -n`), which fails on an unknown target.
 - `pip install -e '.[X]'`: X must be an extra in pyproject.toml (installing is make's job, timed elsewhere).
 - `pytest -m M`: M must be a registered marker (those runs take minutes or a GPU).
 - `source .venv/bin/activate`: activates, and then `peft-bench` is found.
 A command no rule knows fails the test: add a rule rather than leave a command unchecked.
+Commands run with one torch thread each: on 2 loaded cores a second thread made PiSSA's SVD in `peft-bench-methods`
+fifty times slower, and nothing here measures speed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from functools import cache
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import yaml
@@ -46,6 +56,10 @@ TINY_TRIAL = ["model=tiny-bert", "train.max_steps=2", "train.warmup_steps=1", "t
 OWN_DATA_NAME = "results/single/minilm-l6__reviews__lora__seed0"
 HYDRA = threading.Lock()  # Hydra's global state holds one initialised config folder at a time
 WORKERS = 4  # most runs are a second of one core waiting on imports
+# What the commands' processes get: read once, so that a command run in this process may set and restore variables
+# of its own while other threads start processes.
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(sys.prefix),
+       "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,15 +116,42 @@ def all_commands() -> list[Command]:
     return commands
 
 
-def env() -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(sys.prefix),
-            "PYTHONWARNINGS": "ignore", "TOKENIZERS_PARALLELISM": "false"}
-
-
 def bash(command: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     command = re.sub(r"(^|\s)\.venv/", rf"\g<1>{sys.prefix}/", command)
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env(), capture_output=True, text=True,
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=ENV, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def in_process(program: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`program ARGV` through its console script's entry function, in this process and from the repository root,
+    as `bash` would give it back. Only from the thread that runs the in-process rules: the standard streams, the
+    working folder and Hydra's state are the process's. What the entry function sets in the environment is undone."""
+    main = {"peft-bench": "bench.cli", "peft-bench-serve": "bench.serve.cli", "peft-bench-methods": "bench.methods.cli"}
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved = dict(os.environ)
+    with HYDRA, _in_folder(ROOT), mock.patch.object(sys, "argv", [program, *argv]), redirect_stdout(out), \
+            redirect_stderr(err), warnings.catch_warnings():
+        try:
+            __import__(main[program], fromlist=["main"]).main()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+            if isinstance(stop.code, str):
+                err.write(stop.code)
+        finally:
+            for name in set(os.environ) - set(saved):
+                del os.environ[name]
+            os.environ.update(saved)
+    return subprocess.CompletedProcess([program, *argv], code, out.getvalue(), err.getvalue())
+
+
+@contextmanager
+def _in_folder(folder: Path):
+    before = Path.cwd()
+    os.chdir(folder)  # relative paths in the docs' commands (examples/own-data) are the repository's
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def ok(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
@@ -140,13 +181,20 @@ def jobs(argv: list[str]) -> list[list[str]]:
 def check_peft_bench(command: Command, tmp: Path) -> None:
     argv = command.argv[1:]
     if any(arg.startswith("--cfg") or arg in ("-c", "--info", "--help") for arg in argv):
-        ok(bash(command.text, ROOT), command.where)
+        real = command.argv[0] != "peft-bench"  # `.venv/bin/peft-bench`: the script itself is the point
+        ok(bash(command.text, ROOT) if real else in_process("peft-bench", argv), command.where)
         return
     flags = [arg for arg in argv if arg.startswith("-") and arg not in ("-m", "--multirun")]
     assert not flags, f"{command.where}: no rule for the flags {flags}"
     for job in {tuple(j) for j in jobs(argv)}:
-        printed = ok(bash(shlex.join(["peft-bench", *job, "--cfg", "job", "--resolve"]), ROOT), command.where)
+        printed = ok(composed(job), command.where)
         _valid_trial(yaml.safe_load(printed.stdout), command)
+
+
+@cache
+def composed(job: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """`peft-bench JOB --cfg job --resolve`: once for each job, however many commands run it."""
+    return in_process("peft-bench", [*job, "--cfg", "job", "--resolve"])
 
 
 def _valid_trial(raw: dict, command: Command) -> None:
@@ -163,7 +211,7 @@ def _valid_trial(raw: dict, command: Command) -> None:
 
 def check_own_data(command: Command, tmp: Path) -> None:
     """README's own-data example: the trial name it promises, and a real (tiny) training run on the shipped files."""
-    printed = ok(bash(f"{command.text} --cfg all --resolve", ROOT), command.where)
+    printed = ok(in_process("peft-bench", [*command.argv[1:], "--cfg", "all", "--resolve"]), command.where)
     assert yaml.safe_load(printed.stdout)["hydra"]["run"]["dir"] == OWN_DATA_NAME
     trained = ok(bash(shlex.join([*command.argv, *TINY_TRIAL, f"results_dir={tmp}"]), ROOT), command.where)
     assert list(tmp.glob("single/tiny-bert__reviews__lora__seed0*/record.json")), trained.stdout
@@ -202,7 +250,7 @@ def check_reports(commands: list[Command], tmp: Path) -> dict[str, BaseException
         default = Path("reports") / (source.parent.name if source.suffix else source.name)
         expected[command.text] = tmp / (command.argv[command.argv.index("--out") + 1] if "--out" in command.argv
                                         else default) / "report.html"
-    result = subprocess.run([sys.executable, "-c", REPORT_RUNNER], input="\n".join(expected), cwd=tmp, env=env(),
+    result = subprocess.run([sys.executable, "-c", REPORT_RUNNER], input="\n".join(expected), cwd=tmp, env=ENV,
                             capture_output=True, text=True, timeout=600, check=False)
     codes = re.findall(r"^exit (.*)$", result.stdout, re.MULTILINE)
     outcomes = {}
@@ -216,7 +264,16 @@ def check_reports(commands: list[Command], tmp: Path) -> dict[str, BaseException
 
 
 def check_methods(command: Command, tmp: Path) -> None:
-    result = ok(bash(command.text, ROOT), command.where)
+    import torch
+    import transformers
+
+    threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
+    torch.set_num_threads(1)  # see the top of this file
+    try:
+        result = ok(in_process("peft-bench-methods", command.argv[1:]), command.where)
+    finally:  # as the tests after this one expect them
+        torch.set_num_threads(threads)
+        transformers.logging.set_verbosity(verbosity)
     if "--model" in command.argv and command.argv[command.argv.index("--model") + 1] == "minilm-l6":
         printed = dict(re.findall(r"^(\S+)\s+\S+\s+(?:yes|no)\s+([\d.]+%)", result.stdout, re.MULTILINE))
         page = (ROOT / "docs" / "methods.md").read_text()
@@ -252,7 +309,7 @@ def check_source(command: Command, tmp: Path) -> None:
 
 def check_serve(command: Command, tmp: Path) -> None:
     """peft-bench-serve is a Hydra app like peft-bench: its config must compose (--cfg job runs nothing)."""
-    ok(bash(f".venv/bin/{command.text} --cfg job", ROOT), command.where)
+    ok(in_process("peft-bench-serve", [*command.argv[1:], "--cfg", "job"]), command.where)
 
 
 def check_python_module(command: Command, tmp: Path) -> None:
@@ -275,9 +332,13 @@ def rule(command: Command):
 # --- the tests -----------------------------------------------------------------------------------------------------
 
 
+IN_THIS_THREAD = (check_peft_bench, check_own_data, check_serve, check_methods, check_python_module)  # in-process
+
+
 @cache
 def outcomes(tmp: Path) -> dict[str, BaseException | None]:
-    """Every command checked once, several at a time; the tests below report them one by one."""
+    """Every command checked once: the processes several at a time, meanwhile the in-process ones in this thread;
+    the tests below report them one by one."""
 
     def run(numbered):
         index, command = numbered
@@ -289,13 +350,15 @@ def outcomes(tmp: Path) -> dict[str, BaseException | None]:
             return command.text, error
         return command.text, None
 
-    commands = [c for c in all_commands() if rule(c)]
-    reports = [c for c in commands if rule(c) is check_reports]
+    commands = list(enumerate(c for c in all_commands() if rule(c)))
+    reports = [c for _, c in commands if rule(c) is check_reports]
+    here = [(i, c) for i, c in commands if rule(c) in IN_THIS_THREAD]
     (tmp / "reports").mkdir()
     with ThreadPoolExecutor(WORKERS) as pool:
         batch = pool.submit(check_reports, reports, tmp / "reports")
-        results = dict(pool.map(run, [(i, c) for i, c in enumerate(commands) if c not in reports]))
-        return results | batch.result()
+        elsewhere = pool.map(run, [(i, c) for i, c in commands if c not in reports and (i, c) not in here])
+        local = dict(map(run, here))
+        return dict(elsewhere) | local | batch.result()
 
 
 @pytest.fixture(scope="module")
