@@ -117,8 +117,8 @@ def write_files(case: Case, tmp_path: Path) -> tuple[list[str], Path]:
         (folder / name).write_text(content)
     results = tmp_path / "results"
     args = [arg.replace("{dir}", str(folder)) for arg in case.args]
-    options = args[:2] if args[0].startswith("--") else []  # Hydra reads its options before the overrides only
-    return [*options, "model=tiny-bert", *FAST, "train.threads=1", f"results_dir={results}", *args[len(options):]], \
+    first = next((i for i, arg in enumerate(args) if "=" in arg), len(args))  # Hydra's options come before overrides
+    return [*args[:first], "model=tiny-bert", *FAST, "train.threads=1", f"results_dir={results}", *args[first:]], \
         results
 
 
@@ -165,3 +165,22 @@ def test_the_peft_bench_script_prints_nothing_but_the_line(name, tmp_path):
     argv, results = write_files(CASES[name], tmp_path)
     done = subprocess.run([str(PEFT_BENCH), *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
     check(CASES[name], done.returncode, done.stdout, done.stderr, results)
+
+
+def test_in_a_sweep_a_value_that_does_not_resolve_fails_its_trials_and_the_sweep_goes_on(tmp_path, monkeypatch,
+                                                                                          capsys, restored):
+    """A sweep records bad input per trial (phase `config`) and exits 0, where a single run stops with one line."""
+    import json
+
+    from bench import cli
+
+    case = Case(["--config-dir", "{dir}/conf", "-m", "sweep=mine", "method=lora,bitfit", "hydra/launcher=basic"], [],
+                CASES["interpolation that does not resolve"].files)
+    argv, results = write_files(case, tmp_path)
+    monkeypatch.setattr(sys, "argv", ["peft-bench", *argv])
+    cli.main()  # returns: no SystemExit
+    found = [json.loads(path.read_text()) for path in results.rglob("record.json")]
+    assert sorted(r["identity"]["method"] for r in found) == ["bitfit", "lora"]
+    assert all(r["status"] == "failed" and r["error"]["phase"] == "config" and "`train.lr_scheduler`" in
+               r["error"]["message"] for r in found)
+    assert "2 trials: 0 ok, 2 failed" in capsys.readouterr().out
