@@ -210,7 +210,7 @@ def main() -> None:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    from bench.sweep.worker import SWEEP_ENV, process_identity
+    from bench.sweep.lifetime import SWEEP_ENV, process_identity
 
     traces = bool(os.environ.get("HYDRA_FULL_ERROR"))  # the user's own: Hydra's whole page, as Hydra gives it
 

@@ -25,7 +25,7 @@ import torch
 from bench import trial
 from bench.config import ConfigError
 from bench.distributed import gather, launch
-from bench.distributed import rank as ranks
+from bench.distributed import files
 from bench.results import record
 from tests.conftest import FAST, trial_config
 
@@ -166,13 +166,13 @@ def test_the_cause_is_the_killed_rank_not_the_ones_its_death_broke(tmp_path):
     """Rank 1 was SIGKILLed; rank 0 then failed on the broken connection: the trial failed because of rank 1."""
     from bench.results.record import write_atomic
 
-    write_atomic(ranks.status_path(tmp_path, 1), {"rank": 1, "pid": 9, "phase": "train"})
-    write_atomic(ranks.error_path(tmp_path, 0), {"rank": 0, "kind": "failed", "time": 1.0, "error": {
+    write_atomic(files.status_path(tmp_path, 1), {"rank": 1, "pid": 9, "phase": "train"})
+    write_atomic(files.error_path(tmp_path, 0), {"rank": 0, "kind": "failed", "time": 1.0, "error": {
         "type": "RuntimeError", "message": "Connection closed by peer", "phase": "train"}})
     cause = launch._cause(tmp_path, {0: _failure(1), 1: _failure(-9, "Signal 9 (SIGKILL) received by PID 9")}, 2)
     assert cause.record_error == {"type": "RankDied", "message": "rank 1 of 2 died: Signal 9 (SIGKILL) received by "
                                   "PID 9", "phase": "train", "rank": 1}
-    write_atomic(ranks.error_path(tmp_path, 1), {"rank": 1, "kind": "failed", "time": 0.5, "error": {
+    write_atomic(files.error_path(tmp_path, 1), {"rank": 1, "kind": "failed", "time": 0.5, "error": {
         "type": "ValueError", "message": "bad batch", "phase": "train"}})
     cause = launch._cause(tmp_path, {0: _failure(1), 1: _failure(1)}, 2)  # both raised: the earlier one
     assert cause.record_error["type"] == "ValueError" and cause.record_error["message"] == "rank 1: bad batch"

@@ -153,10 +153,13 @@ def test_choose_lr_selects_on_validation_never_on_test(tmp_path, capsys):
     assert "lora: learning_rate 0.0003" in capsys.readouterr().out
 
 
-def test_checkpoints_refuse_a_dataset_whose_validation_split_is_its_test_split():
+def test_checkpoints_of_a_dataset_without_validation_score_rows_carved_from_train_never_test():
     own = Path(__file__).parent.parent / "examples" / "own-data"  # train.csv and test.csv: no validation split
-    record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files.train={own}/train.csv",
-                                    f"task.dataset.data_files.test={own}/test.csv", "train.eval_every=2"),
-                       progress=False)
-    assert record.status == "failed" and record.error["phase"] == "config"
-    assert "`train.eval_every` needs a validation split" in record.error["message"]
+    cfg = trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files.train={own}/train.csv",
+                       f"task.dataset.data_files.test={own}/test.csv", "train.eval_every=2")
+    validation = curve.validation_rows(cfg.task, Path(cfg.cache_dir).expanduser())
+    test_texts = {row["text"] for row in tasks.raw_splits(cfg.task)["test"]}
+    assert validation and not {row["text"] for row in validation} & test_texts
+    record = trial.run(cfg, progress=False)
+    assert record.status == "ok", record.error
+    assert record.metrics["n_val"] == len(validation) != record.metrics["n_eval"]

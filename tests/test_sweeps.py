@@ -157,8 +157,8 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
 
 WATCHER = """
 import time
-from bench.sweep import worker
-worker.die_with_sweep()
+from bench.sweep import lifetime
+lifetime.die_with_sweep()
 time.sleep(30)
 """
 
@@ -167,7 +167,7 @@ time.sleep(30)
 def test_a_trial_ends_with_its_sweep_only_where_the_sweep_is_the_same_process(same_slurm_job):
     """The watch ends a trial whose sweep is gone (exit 1 within a few seconds), but never one whose sweep lives in
     another SLURM job (or boot, or pid namespace): there the scheduler decides."""
-    from bench.sweep.worker import SWEEP_ENV, process_identity
+    from bench.sweep.lifetime import SWEEP_ENV, process_identity
 
     sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     identity = process_identity(sweep.pid)

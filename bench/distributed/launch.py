@@ -46,14 +46,14 @@ def check(cfg) -> None:
 
 def run(cfg, phases, metrics: dict, progress: bool, items: dict, trial_dir: Path | None = None) -> None:
     """Run the trial over its process group; fills metrics and items like bench.trial._run."""
-    from bench.distributed import rank as ranks
+    from bench.distributed import files
 
     with ExitStack() as stack, phases("group"):
         run_dir = _run_dir(trial_dir, stack)
         payload = {"config": cfg.to_dict(), "trial_dir": str(trial_dir) if trial_dir else None, "progress": progress}
-        (run_dir / ranks.CONFIG_NAME).write_text(json.dumps(payload))
+        (run_dir / files.CONFIG_NAME).write_text(json.dumps(payload))
         _launch(cfg, run_dir)
-        result = json.loads((run_dir / ranks.RESULT_NAME).read_text())
+        result = json.loads((run_dir / files.RESULT_NAME).read_text())
     metrics.update(result["metrics"])
     items.update(result["items"])
 
@@ -94,7 +94,7 @@ def _launch(cfg, run_dir: Path) -> None:
 def _rank_environment(cfg):
     """Environment the ranks inherit: this process as their parent (they die with it) and, on CPU, the cores
     split between them (each rank would otherwise start a thread per core and all would contend)."""
-    from bench.sweep.worker import PARENT_ENV
+    from bench.sweep.lifetime import PARENT_ENV
 
     threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // cfg.train.nproc)
     wanted = {PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
@@ -113,13 +113,13 @@ def _rank_environment(cfg):
 def _cause(run_dir: Path, failures: dict, nproc: int) -> Exception:
     """The exception that fails the trial: the first rank's own failure. A rank killed by a signal (it wrote no error
     file) is the cause over ranks that then failed on the broken connection; else the earliest error file."""
-    from bench.distributed import rank as ranks
+    from bench.distributed import files
 
-    errors = {r: _read(ranks.error_path(run_dir, r)) for r in failures}
+    errors = {r: _read(files.error_path(run_dir, r)) for r in failures}
     killed = [r for r, failure in failures.items() if failure.exitcode < 0 and errors[r] is None]
     if killed:
         first = killed[0]
-        failure, phase = failures[first], (_read(ranks.status_path(run_dir, first)) or {}).get("phase", "train")
+        failure, phase = failures[first], (_read(files.status_path(run_dir, first)) or {}).get("phase", "train")
         message = f"rank {first} of {nproc} died: {failure.message or failure.signal_name()}"
         return RankFailed({"type": "RankDied", "message": message, "phase": phase, "rank": first})
     written = sorted((e["time"], r) for r, e in errors.items() if e is not None)

@@ -16,18 +16,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.distributed.files import CONFIG_NAME, RESULT_NAME, error_path, status_path
 from bench.trial import Phases
-
-CONFIG_NAME = "config.json"
-RESULT_NAME = "result.json"  # rank 0's metrics and items (the launcher turns them into the record)
-
-
-def status_path(run_dir: Path, rank: int) -> Path:
-    return Path(run_dir) / f"rank{rank}.json"
-
-
-def error_path(run_dir: Path, rank: int) -> Path:
-    return Path(run_dir) / f"rank{rank}.error.json"
 
 
 class RankPhases(Phases):
@@ -47,7 +37,7 @@ class RankPhases(Phases):
 
 
 def main(run_dir: str) -> None:
-    from bench.sweep.worker import die_with_parent, die_with_sweep
+    from bench.sweep.lifetime import die_with_parent, die_with_sweep
 
     die_with_parent()  # the launcher's death (a sweep's timeout kill included) ends this rank
     die_with_sweep()

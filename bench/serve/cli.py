@@ -82,7 +82,7 @@ def hydra_main(cfg: DictConfig):
 
 def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2."""
-    from bench.sweep.worker import SWEEP_ENV, process_identity
+    from bench.sweep.lifetime import SWEEP_ENV, process_identity
 
     def run() -> None:
         check_group_choices(sys.argv[1:])

@@ -28,6 +28,7 @@ from bench.config import TrialConfig
 from bench.results import record as records
 from bench.results.failures import record_failure
 from bench.sweep import worker
+from bench.sweep.lifetime import PARENT_ENV
 STDERR_TAIL = 4000  # characters of the child's stderr kept for the failure record
 NO_FORK_ENV = "PEFT_BENCH_NO_FORK"  # set: every trial starts a fresh interpreter (for debugging the worker)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "peft", "datasets", "evaluate")
@@ -165,7 +166,7 @@ def _start_worker(trial_dir: Path) -> tuple[int, int]:
 def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
     """(pid, read end of its stderr) of a fresh `python -m bench.sweep.worker DIR`."""
     read_fd, write_fd = os.pipe()
-    env = {**os.environ, worker.PARENT_ENV: str(os.getpid())}
+    env = {**os.environ, PARENT_ENV: str(os.getpid())}
     actions = [(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)]
     pid = os.posix_spawn(sys.executable, [sys.executable, "-m", worker.__name__, str(trial_dir)], env,
                          file_actions=actions)
@@ -204,7 +205,7 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         # A launcher or test runner may have replaced sys.stdout/stderr with objects of its own: write to the fds.
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
-        os.environ[worker.PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
+        os.environ[PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
         worker.main(str(trial_dir))
         code = 0
     except SystemExit as error:

@@ -20,7 +20,6 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from bench import tasks
-from bench.config import ConfigError
 
 
 class CurveCallback(TrainerCallback):
@@ -75,11 +74,8 @@ def _last_loss(log_history: list[dict]) -> float | None:
 
 def validation_rows(task_cfg, cache_dir: Path) -> list[dict]:
     """The task's validation rows (the split cache makes this a file read), cut to `task.max_val_samples`."""
-    splits = tasks.raw_splits(task_cfg, cache_dir)
-    if splits["validation"] is splits["test"]:  # a dataset without a validation split stands its test split in
-        raise ConfigError(f"`train.eval_every` needs a validation split, and `task.dataset` ({task_cfg.dataset}) has "
-                          "none: checkpoints would score, and a search would choose on, the test split")
-    return splits["validation"][: task_cfg.max_val_samples]
+    # never the test split: a source without a validation split gets one carved from train (tasks.raw_splits)
+    return tasks.raw_splits(task_cfg, cache_dir)["validation"][: task_cfg.max_val_samples]
 
 
 def for_trial(cfg, data, tokenizer, model_kind: str, device, probe=None, probe_before: float | None = None):
