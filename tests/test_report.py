@@ -548,6 +548,7 @@ def test_serving_section(tmp_path):
                         "would cost 400.0 MiB of memory (extrapolated from 2 loaded copies).")
     drawn = {path.name for path in (tmp_path / "out" / "plots").iterdir()}
     assert {f"serving_{name}.png" for name in SERVING_PLOTS} <= drawn
+    assert "no added latency" not in sentence  # +2.0 ms: a cost, said as one
     assert blocks[-1].content == ["loha on m (K=8): failed (trial process died from SIGKILL)"]
     (tmp_path / "empty").mkdir()
     assert serving.section(tmp_path / "empty", tmp_path / "out") == []

@@ -235,9 +235,11 @@ def sentences(ok: pd.DataFrame) -> list[str]:
         extra_ms = (relative[k] - relative[1]) * base[k]
         extra_mem = line.loc[k, "mem_adapters_bytes"] - line.loc[1, "mem_adapters_bytes"]
         copies = _copies_text(line.loc[k])
+        # a K-task trial that answered faster than the one-task trial is noise between trials, not a saving
+        none = " (no added latency measurable: faster than one task in these rounds)" if extra_ms <= 0 else ""
         lines.append(f"{model}: serving {k} tasks with {method} costs {_mib(extra_mem)} and {extra_ms:+.1f} ms per "
                      f"request (p50 relative to the base alone in the same rounds, uniform requests, {mode} batches) "
-                     f"more than one task; {k} full copies would cost {copies}.")
+                     f"more than one task{none}; {k} full copies would cost {copies}.")
     return lines
 
 
