@@ -5,8 +5,6 @@ pytest tests/test_config.py
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -115,16 +113,6 @@ def test_missing_dataset_column(tmp_path: Path):
     assert record.status == "failed" and record.error["phase"] == "config"
     assert record.error["message"] == (f"`task.text_column` ('text') is not a column of {str(data)!r}; "
                                        "valid: label, sentence")
-
-
-@pytest.mark.parametrize("args", [["method=lorra"], ["method.params.r=0"], ["model.package='nothere-pkg==1.0'"]])
-def test_cli_bad_input_prints_one_line_and_writes_no_record(tmp_path: Path, args):
-    result = subprocess.run([sys.executable, "-m", "bench.cli", f"results_dir={tmp_path}", *args],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("peft-bench: "), result.stderr
-    assert not list(tmp_path.rglob("record.json"))
 
 
 def test_trial_names_leave_out_what_is_already_in_them_or_changes_no_result():
