@@ -150,6 +150,15 @@ def test_sweep_trial_line_names_status_quality_interval_memory_and_time():
     assert "accuracy 0.916 (95% n/a, n=419)" in no_interval  # a metric without an interval says so, never 0
 
 
+def test_a_distributed_trials_summary_gives_every_ranks_peak():
+    ranks = {"world_size": 2, "peak_mem_bytes_rank0": 605286400, "peak_mem_bytes_rank1": 667783168, "peak_mem_rank": 1}
+    record = {"status": "ok", "identity": IDENTITY, "metrics": {**MEASURED, **ranks}, "error": None}
+    assert console.summary(record).splitlines()[-1].split() == [
+        "ranks", "2:", "peak", "577.2", "MiB", "/", "636.8", "MiB", "(memory", "above:", "rank", "1's)"]
+    one_process = {**record, "metrics": MEASURED}
+    assert "ranks" not in console.summary(one_process)
+
+
 def test_sweep_trial_line_of_a_failure_says_why():
     error = {"phase": "train", "type": "NonFiniteLoss", "message": "loss is nan at step 3"}
     line = console.trial_line({"status": "failed", "metrics": {}, "error": error}, NAME)

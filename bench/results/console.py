@@ -30,9 +30,20 @@ def summary(record, path: Path | None = None) -> str:
             unit = f" {metric.unit}" if metric.unit and value != NA else ""
             of = f" ({metrics[metric.context]})" if metrics.get(metric.context) else ""
             lines.append(f"  {metric.label:<20}{value}{unit}{of}")
+    lines += _ranks(metrics)
     if path:
         lines.append(f"  record: {path}")
     return "\n".join(lines)
+
+
+def _ranks(metrics: dict) -> list[str]:
+    """A distributed trial's peak of every rank (the figures above are the highest rank's, and the group's)."""
+    size = metrics.get("world_size") or 1
+    if size < 2:
+        return []
+    peaks = " / ".join(_value("peak_mem_bytes", {"peak_mem_bytes": metrics.get(f"peak_mem_bytes_rank{rank}")})
+                       for rank in range(size))
+    return [f"  {'ranks':<20}{size}: peak {peaks} (memory above: rank {metrics.get('peak_mem_rank', NA)}'s)"]
 
 
 def trial_line(record, name: str) -> str:
