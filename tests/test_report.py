@@ -503,6 +503,76 @@ def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):
     assert cost["quality_ci_low"].notna().all() and set(cost["n_eval"]) == {300}
 
 
+# --- training curves (train.eval_every) -------------------------------------------------------------------------------
+
+CURVE_PLOT = "learning_vs_forgetting"
+
+
+def curve_sweep(folder: Path, curves: bool = True) -> Path:
+    """Two trials as trials write them, lora and full, each with its record.json and an items.json that holds, with
+    `curves`, three checkpoints: quality rising, full forgetting faster than lora."""
+    from bench.results.record import TrialRecord, write
+
+    base = synthetic_rows()[0]
+    for method, family, quality, forgets in (("lora", "reparameterization", 0.9, 0.05), ("full", "full", 0.92, 0.3)):
+        metrics = {k: base[k] for k in ("total_params", "trainable_params", "trainable_fraction", "peak_mem_bytes",
+                                        "train_tokens_per_s", "checkpoint_bytes", "forgetting_probe")}
+        metrics.update(quality=quality, accuracy=quality, quality_metric="accuracy", forgetting=forgets)
+        points = [{"step": step, "train_loss": 1.0 / step, "val_quality": quality * step / 60,
+                   "val_quality_ci_low": None, "val_quality_ci_high": None, "n_val": 100, "probe": 0.9,
+                   "forgetting": forgets * step / 60, "seconds": 0.5} for step in (20, 40, 60)]
+        if curves:
+            metrics.update(curve_points=len(points), val_quality=points[-1]["val_quality"])
+        identity = {"method": method, "family": family, "model": "tiny-a", "task": "topic", "seed": 0}
+        record = TrialRecord(status="ok", config={"method": {"params": {}}}, key=method, identity=identity,
+                             metrics=metrics, items={"quality": [1, 0, 1], **({"curve": points} if curves else {})})
+        write(record, folder / f"tiny-a__topic__{method}__seed0")
+    return folder
+
+
+def test_trials_with_curves_get_the_learning_vs_forgetting_plot(tmp_path):
+    build_report(curve_sweep(tmp_path / "curves"), tmp_path / "out")
+    for ext in ("png", "svg"):
+        path = tmp_path / "out" / "plots" / f"{CURVE_PLOT}.{ext}"
+        assert path.is_file() and path.stat().st_size > 1000, path
+    md = (tmp_path / "out" / "report.md").read_text()
+    title = "Learning vs forgetting over training"
+    assert f"### {title}\n\n![{title}](plots/{CURVE_PLOT}.png)" in md
+    assert "validation quality" in md and "mean over seeds at each step (1 seed(s))" in md
+    assert "Learning vs forgetting over training" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_curve_points_are_averaged_over_seeds_per_step():
+    from bench.report.plots.curve import curve_points, seed_means
+
+    trials = normalize(pd.DataFrame([dict(r, curve=[{"step": 10, "val_quality": 0.5 + 0.1 * r["seed"],
+                                                      "forgetting": 0.1 * r["seed"]}])
+                                     for r in synthetic_rows() if r["model"] == "tiny-a" and r["task"] == "topic"]))
+    means = seed_means(curve_points(trials)).set_index("label")
+    assert len(means) == len(METHODS) and set(means["seeds"]) == {3}
+    assert means.at["lora", "val_quality"] == pytest.approx(0.6)
+    assert means.at["lora", "forgetting"] == pytest.approx(0.1)
+
+
+def test_no_curve_no_curve_plot(tmp_path):
+    """Without curves (trials run without eval_every, or a bare trials.csv whose trial folders are gone) the plot is
+    not drawn and not listed as left out: curves are opt-in."""
+    import shutil
+
+    from bench.results.consolidate import load_table
+
+    build_report(curve_sweep(tmp_path / "flat", curves=False), tmp_path / "flat-out")
+    table = load_table(curve_sweep(tmp_path / "curves"))
+    (tmp_path / "bare").mkdir()
+    table.to_csv(tmp_path / "bare" / "trials.csv", index=False)
+    shutil.rmtree(tmp_path / "curves")
+    build_report(tmp_path / "bare", tmp_path / "bare-out")
+    for out in ("flat-out", "bare-out"):
+        assert not list((tmp_path / out / "plots").glob(f"{CURVE_PLOT}.*"))
+        assert "forgetting_vs_quality.png" in {p.name for p in (tmp_path / out / "plots").iterdir()}
+        assert "over training" not in (tmp_path / out / "report.md").read_text()
+
+
 # --- serving records (peft-bench-serve) -------------------------------------------------------------------------------
 
 SERVING_PLOTS = ("latency_vs_k", "throughput_vs_k", "memory_vs_k", "swap_cost")

@@ -166,16 +166,20 @@ def _items_file(trial_dir, source: Path) -> Path | None:
 
 def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """`quality_items`: the trial's per-item quality scores (a float array) where its folder has them, else None.
-    A plain list in the file is read as the quality scores."""
+    A plain list in the file is read as the quality scores. `curve`: the trial's checkpoints along training (a list
+    of dicts, `train.eval_every`) where it recorded them, else None."""
     from bench.results.record import read_json
 
-    items = []
+    items, curves = [], []
     for trial_dir, status in zip(table["trial_dir"], table["status"]):
         path = _items_file(trial_dir, Path(source)) if status == "ok" else None
         payload = read_json(path) if path else None
         scores = payload.get("quality") if isinstance(payload, dict) else payload
         items.append(np.asarray(scores, dtype=float) if isinstance(scores, list) and scores else None)
-    return table.assign(quality_items=pd.Series(items, index=table.index, dtype=object))
+        curve = payload.get("curve") if isinstance(payload, dict) else None
+        curves.append(curve if isinstance(curve, list) and curve else None)
+    return table.assign(quality_items=pd.Series(items, index=table.index, dtype=object),
+                        curve=pd.Series(curves, index=table.index, dtype=object))
 
 
 def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:

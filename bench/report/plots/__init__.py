@@ -1,7 +1,8 @@
 """Every plot of the report, one module per plot family; `draw_all` draws those the sweep can show.
 
 A plot that does not apply (one model size, no forgetting probe) raises NotApplicable with the reason, and the
-report says which plots were left out and why.
+report says which plots were left out and why. An opt-in plot (the training curve) returns no plot when the sweep
+did not ask for it: nothing to say is missing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.plots.checkpoint import checkpoint_size
+from bench.report.plots.curve import learning_vs_forgetting
 from bench.report.plots.forgetting import forgetting_vs_quality
 from bench.report.plots.latency import latency
 from bench.report.plots.memory import memory_breakdown
@@ -29,6 +31,7 @@ PLOTS = {
     "memory breakdown": memory_breakdown,
     "latency unmerged vs merged": latency,
     "forgetting vs quality": forgetting_vs_quality,
+    "learning vs forgetting over training": learning_vs_forgetting,
     "checkpoint size": checkpoint_size,
     "scaling with model size": scaling,
 }
