@@ -123,7 +123,7 @@ def test_bad_eval_settings_name_the_key(override, key):
 
 def test_lr_search_scores_validation_and_scales_each_methods_rate():
     preset = OmegaConf.load(CONF_DIR / "sweep" / "lr-search.yaml")
-    assert set(str(preset.hydra.sweeper.params["train.lr_scale"]).split(",")) == {"0.3", "1", "3"}
+    assert set(str(preset.hydra.sweeper.params["train.lr_scale"]).split(",")) == {"0.3", "1", "3", "10"}
     raw = compose_raw("sweep=lr-search", "method=full", "train.max_steps=7", "train.lr_scale=3")
     assert raw["train"]["eval_every"] == 7  # one validation checkpoint, after the last step
     cfg = trial_config("sweep=lr-search", "method=full", "train.lr_scale=3")
