@@ -198,6 +198,9 @@ def test_config_error_in_the_sweep_process_is_recorded(tmp_path):
     assert "2 trials: 0 ok, 2 failed" in done.stdout
 
 
+# slow (four sweeps of two trials, ~35 s): the fast tests already run forked trials and joblib sweeps; this one
+# compares two ways of running the same trials
+@pytest.mark.slow
 def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
     methods = f"method={OK},{KILL}"  # the trial's own process under loky workers and submitit jobs, killed or not
     peft_bench(tmp_path, methods, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", faults=FAULTS, name="joblib")
@@ -208,6 +211,9 @@ def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
     assert list(tables[0]["status"]) == ["ok", "failed"]  # lora, prompt-tuning
 
 
+# slow (four sweeps of two trials, ~35 s): the fast tests already run forked trials and joblib sweeps; this one
+# compares two ways of running the same trials
+@pytest.mark.slow
 def test_forked_trials_match_fresh_interpreter_trials(tmp_path, monkeypatch):
     """Trials forked from the sweep process (libraries imported once) and trials in a fresh interpreter each
     (PEFT_BENCH_NO_FORK) give the same table: same fates, same trained parameters, same quality."""
