@@ -146,9 +146,11 @@ FAILED_OBJECTIVE = 0.0  # quality metrics lie in [0, 1]: a failed trial counts a
 
 
 def objective(result) -> float:
-    """What a multirun job returns, for sweepers that search (Optuna maximises it): the trial's held-out quality."""
+    """What a multirun job returns, for sweepers that search (Optuna maximises it): the trial's VALIDATION quality
+    (`val_quality`, scored when train.eval_every is set), never the test split's, which is scored once and never
+    chosen on. A trial without a validation score counts as failed."""
     record = result if isinstance(result, dict) else getattr(result, "to_dict", lambda: {})()
-    quality = (record.get("metrics") or {}).get("quality") if record.get("status") == records.OK else None
+    quality = (record.get("metrics") or {}).get("val_quality") if record.get("status") == records.OK else None
     return float(quality) if isinstance(quality, (int, float)) and math.isfinite(quality) else FAILED_OBJECTIVE
 
 

@@ -344,6 +344,16 @@ def test_quick_sweeps_every_family_and_the_optuna_variant_composes_without_its_p
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["sweep=lora-rank-optuna"], return_hydra_config=True)
     assert cfg.hydra.sweeper.direction == "maximize" and cfg.method.params.alpha == cfg.method.params.r
+    assert cfg.train.eval_every == cfg.train.max_steps  # every trial gets the validation score Optuna maximises
+
+
+def test_a_search_maximises_validation_quality_never_test():
+    from bench.cli import FAILED_OBJECTIVE, objective
+
+    scored = {"status": "ok", "metrics": {"quality": 0.99, "val_quality": 0.71}}
+    assert objective(scored) == 0.71
+    assert objective({"status": "ok", "metrics": {"quality": 0.99}}) == FAILED_OBJECTIVE  # no validation score
+    assert objective({**scored, "status": "failed"}) == FAILED_OBJECTIVE
 
 
 def test_launcher_configs_print(tmp_path):
