@@ -372,6 +372,9 @@ def check_group_choices(argv: list[str]) -> None:
         if not match or match.group(2).startswith(("glob(", "range(")):
             continue
         group, value = match.groups()
+        if value.startswith("["):  # Hydra would merge every listed config into one trial
+            raise ConfigError(f"`{group}` ({value}) is a list, which would merge those configs into one trial; to run "
+                              f"each, sweep them: -m {group}={value.strip('[]')}")
         inner = re.fullmatch(r"choice\((.*)\)", value)
         values = (inner.group(1) if inner else value).split(",")
         available = {p.stem for d in dirs for p in (d / group).glob("*.yaml")}
