@@ -78,6 +78,7 @@ CASES = {
         ["model=hub", "model.name_or_path={dir}/no-such-model"],
         ["`model.name_or_path`", "no-such-model", "neither a folder nor a Hub id"]),
     "unknown method": Case(["method=lorra"], ["`method` ('lorra')", "closest: lora"]),
+    "a value every trial of a sweep shares": Case(["-m", "method=lora,full", "seed=abc"], ["`seed` ('abc')"]),
     "a list of methods": Case(["method=[lora,full]"], ["`method` ([lora,full]) is a list", "-m method=lora,full"]),
     "unknown key": Case(["train.batch_sise=4"], ["`train.batch_sise` is not a known key", "closest: batch_size"]),
     "bad method parameter": Case(["method.params.r=0"], ["`method.params.r` (0)", "integer >= 1"]),

@@ -7,6 +7,7 @@ elsewhere), so it counts from the records on disk, not from job return values.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +23,7 @@ class SweepEnd(Callback):
         self.started = time.time()
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        check_shared_values(config)
         self.started = time.time()
         from bench.sweep.progress import sweep_started
 
@@ -31,6 +33,30 @@ class SweepEnd(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         folder = Path(str(config.hydra.sweep.dir))
         print(summarise(folder, self.started, time.time() - self.started), flush=True)
+
+
+def check_shared_values(config: DictConfig) -> None:
+    """A bad value that every trial of the sweep shares (`seed=abc`, `train.batch_size=0`) stops the sweep before any
+    trial, in one line, exit 2, as on a single run: this is the config the sweep's trials start from, before the
+    swept values. A value only some trials get is theirs to fail, and the sweep goes on."""
+    from omegaconf import OmegaConf
+
+    from bench import config as configs
+
+    if "serve" in config:  # peft-bench-serve's sweeps check their own config (bench.serve.config)
+        return
+    raw = OmegaConf.to_container(config, resolve=False)
+    raw.pop("hydra", None)
+    configs.pop_run_options(raw)
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
+    except Exception:  # noqa: BLE001 - an interpolation only a trial can resolve: each trial says what failed
+        return
+    try:
+        configs.from_dict(resolved)
+    except configs.ConfigError as error:  # exit here: Hydra turns a callback's exception into a warning
+        print(f"peft-bench: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _int(value):
