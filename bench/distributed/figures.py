@@ -2,13 +2,12 @@
 
 Each rank measures itself with the trial's own trackers (bench.trackers.memory around training, the throughput
 callback listening to it); the breakdown counts the tensors the rank holds: under FSDP the local shards of its
-DTensors, so weights, gradients and optimizer state read about 1/nproc of the whole. Rank 0 gathers every rank's
-figures (torch.distributed.all_gather_object) and writes them as `<metric>_rank<i>` beside the group's figures.
+DTensors (bench.trackers.memory.tensor_bytes), so weights, gradients and optimizer state read about 1/nproc of the
+whole. Rank 0 gathers every rank's figures (torch.distributed.all_gather_object) and writes them as
+`<metric>_rank<i>` beside the group's figures.
 """
 
 from __future__ import annotations
-
-from bench.trackers.memory import split_peak, tensor_bytes
 
 PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
             "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds")
@@ -16,32 +15,6 @@ PER_RANK_GPU = ("peak_mem_nvml_bytes", "peak_mem_nvml_process_bytes")
 BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
              "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
              "peak_mem_nvml_process_bytes")
-
-
-def local(tensor):
-    """The part of a tensor this rank holds: an FSDP2 DTensor's local shard, any other tensor whole."""
-    to_local = getattr(tensor, "to_local", None)
-    return to_local() if callable(to_local) else tensor
-
-
-def shard_breakdown(model, optimizer) -> dict:
-    """bench.trackers.memory.breakdown counted on this rank's shards (gradients match their parameters' shards)."""
-    parameters = list(model.parameters())
-    state = optimizer.state.values() if optimizer is not None else []
-    return {
-        "mem_weights_bytes": tensor_bytes(local(p) for p in parameters) + tensor_bytes(model.buffers()),
-        "mem_grads_bytes": tensor_bytes(local(p) for p in parameters if p.requires_grad),
-        "mem_optimizer_bytes": tensor_bytes(local(v) for s in state for v in s.values()),
-    }
-
-
-def rank_memory(memory, model, optimizer) -> dict:
-    """The memory tracker's result for this rank, its breakdown counted on shards."""
-    figures = memory.result(model, optimizer)
-    parts = shard_breakdown(model, optimizer)
-    figures.update(parts)
-    figures.update(split_peak(figures["peak_mem_bytes"], figures["mem_baseline_bytes"], parts))
-    return figures
 
 
 def group_metrics(per_rank: list[dict], kind: str) -> dict:

@@ -22,7 +22,7 @@ def trained(cfg, trainer, memory, speed, ready, rank: int, run_dir: Path, comm: 
     from bench.distributed import figures
     from bench.distributed.training import full_state_dict, is_sharded
 
-    mine = {**figures.rank_memory(memory, trainer.model, trainer.optimizer), **speed.result(), **comm}
+    mine = {**memory.result(trainer.model, trainer.optimizer), **speed.result(), **comm}
     per_rank = [None] * dist.get_world_size()
     dist.all_gather_object(per_rank, mine)
     batch, reference = _reference_outputs(cfg, trainer.model, ready)

@@ -36,8 +36,12 @@ CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 def tensor_bytes(tensors) -> int:
+    """Bytes of the distinct tensors this process holds: a sharded tensor (an FSDP2 DTensor) counts its local shard,
+    so a distributed trial's ranks each read about 1/nproc of the weights, gradients and optimizer state."""
     seen, total = set(), 0
     for tensor in tensors:
+        to_local = getattr(tensor, "to_local", None)
+        tensor = to_local() if callable(to_local) else tensor
         if isinstance(tensor, torch.Tensor) and tensor.data_ptr() not in seen:
             seen.add(tensor.data_ptr())
             total += tensor.numel() * tensor.element_size()
