@@ -163,7 +163,7 @@ def hydra_main(cfg: DictConfig):
         raw = _resolved(cfg)
     except ConfigError as error:
         if not multirun:
-            _stop(error)
+            stop(error)
         return objective(_record_config_failure(OmegaConf.to_container(cfg), error, trial_dir))  # the sweep goes on
     options = config.pop_run_options(raw)
     force, timeout = bool(options["force"]), options["trial_timeout"]
@@ -171,7 +171,7 @@ def hydra_main(cfg: DictConfig):
         try:
             result = run_job(raw, trial_dir, force, isolated=False)
         except ConfigError as error:
-            _stop(error)
+            stop(error)
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
@@ -189,8 +189,8 @@ def hydra_main(cfg: DictConfig):
     return objective(result)
 
 
-def _stop(error: ConfigError) -> NoReturn:
-    """Bad input on a single run: one line, exit 2, no record."""
+def stop(error: ConfigError) -> NoReturn:
+    """Bad input on a single run, or shared by every trial of a sweep: one line, exit 2, no record."""
     print(f"peft-bench: {error}", file=sys.stderr)
     sys.exit(2)
 

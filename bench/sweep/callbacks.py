@@ -7,7 +7,6 @@ elsewhere), so it counts from the records on disk, not from job return values.
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,8 +54,9 @@ def check_shared_values(config: DictConfig) -> None:
     try:
         configs.from_dict(resolved)
     except configs.ConfigError as error:  # exit here: Hydra turns a callback's exception into a warning
-        print(f"peft-bench: {error}", file=sys.stderr)
-        sys.exit(2)
+        from bench.cli import stop
+
+        stop(error)
 
 
 def _int(value):
