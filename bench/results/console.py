@@ -41,8 +41,7 @@ def _ranks(metrics: dict) -> list[str]:
     size = metrics.get("world_size") or 1
     if size < 2:
         return []
-    peaks = " / ".join(_value("peak_mem_bytes", {"peak_mem_bytes": metrics.get(f"peak_mem_bytes_rank{rank}")})
-                       for rank in range(size))
+    peaks = " / ".join(_with_unit("peak_mem_bytes", metrics.get(f"peak_mem_bytes_rank{rank}")) for rank in range(size))
     return [f"  {'ranks':<20}{size}: peak {peaks} (memory above: rank {metrics.get('peak_mem_rank', NA)}'s)"]
 
 
@@ -66,6 +65,11 @@ def _quality(metrics: dict) -> str:
 
 
 def _value(column: str, metrics: dict) -> str:
+    return _with_unit(column, metrics.get(column))
+
+
+def _with_unit(column: str, raw) -> str:
+    """A value of a catalogue column as printed, with its unit (none after n/a)."""
     metric = METRICS[column]
-    value = number(metric, metrics.get(column))
+    value = number(metric, raw)
     return f"{value} {metric.unit}" if metric.unit and value != NA else value
