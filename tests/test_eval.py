@@ -111,7 +111,15 @@ def test_bootstrap_interval_is_seeded_and_holds_the_mean():
     low, high = metrics.interval("rougeL", "rougeL", items)
     assert (low, high) == metrics.interval("rougeL", "rougeL", items)
     assert low < sum(items) / len(items) < high
-    assert metrics.interval("f1_macro", "accuracy", [1, 0, 1]) == (None, None)  # not a mean of these items: n/a
+    assert metrics.interval("f1_macro", "accuracy", [1, 0, 1]) == (None, None)  # no labels to resample: n/a
+
+
+def test_a_macro_f1_task_gets_its_interval_from_resampled_labels():
+    references = [0, 1, 2, 0, 1, 2, 0, 1, 2, 2] * 10
+    predictions = [0, 1, 2, 0, 1, 1, 0, 2, 2, 2] * 10
+    result = metrics.scored("classification", ["accuracy", "f1_macro"], "f1_macro", predictions, references)
+    assert result["quality_ci_low"] < result["f1_macro"] < result["quality_ci_high"]
+    assert result["n_eval"] == 100 and result["quality_items_metric"] == "accuracy"  # paired items stay 1/0
 
 
 @pytest.mark.parametrize("override, key", [("train.eval_every=0", "train.eval_every"),

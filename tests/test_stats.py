@@ -46,6 +46,21 @@ def test_bootstrap_ci_of_a_proportion_is_close_to_wilson():
     assert stats.bootstrap_mean_ci(items) == pytest.approx(stats.wilson_interval(170, 200), abs=0.012)
 
 
+def test_macro_f1_interval_recomputes_sklearns_f1_and_holds_it():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    references = rng.integers(0, 5, size=300)
+    predictions = np.where(rng.random(300) < 0.8, references, rng.integers(0, 5, size=300))
+    one_resample = stats._macro_f1(predictions[None, :], references[None, :], 5)[0]
+    assert one_resample == pytest.approx(f1_score(references, predictions, average="macro"), abs=1e-12)
+    low, high = stats.bootstrap_macro_f1_ci(predictions, references)
+    assert low < f1_score(references, predictions, average="macro") < high
+    assert 0.04 < high - low < 0.15  # about +-1.96 * sqrt(0.8 * 0.2 / 300) wide
+    assert stats.bootstrap_macro_f1_ci(predictions, references) == (low, high)  # seeded
+    assert np.isnan(stats.bootstrap_macro_f1_ci([], [])).all()
+
+
 def test_bootstrap_over_seeds_averages_seed_means():
     seeds = [np.full(50, 0.6), np.full(80, 0.8)]  # no item noise: the interval is the average itself
     assert stats.bootstrap_mean_ci(seeds) == pytest.approx((0.7, 0.7))

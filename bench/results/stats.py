@@ -3,6 +3,7 @@
     from bench.results import stats
     stats.wilson_interval(187, 200)                        # accuracy 0.935 on 200 items -> (0.892, 0.962)
     stats.bootstrap_mean_ci(rouge_per_item)                # (low, high) of the mean, percentile bootstrap
+    stats.bootstrap_macro_f1_ci(predicted_ids, label_ids)  # (low, high) of macro-F1, pairs resampled
     stats.paired_bootstrap(lora_items, full_items)         # lora - full on the same items: difference, CI, p
     stats.tie_set({"lora": [...], "full": [...], ...})     # the methods not significantly worse than the top one
 
@@ -69,6 +70,38 @@ def bootstrap_mean_ci(scores, confidence: float = CONFIDENCE, n_resamples: int =
     means = _resampled_means(per_seed, n_resamples, np.random.default_rng(seed))
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _macro_f1(predictions: np.ndarray, references: np.ndarray, n_classes: int) -> np.ndarray:
+    """Macro-F1 of each row of (resamples x items) label arrays, over the classes that occur in the references or
+    predictions of that row (scikit-learn's macro average, zero_division=0)."""
+    rows = np.arange(len(predictions))[:, None]
+    def counts(labels, mask):
+        out = np.zeros((len(labels), n_classes))
+        np.add.at(out, (np.broadcast_to(rows, labels.shape)[mask], labels[mask]), 1)
+        return out
+    everything = np.ones_like(predictions, dtype=bool)
+    hits = counts(references, predictions == references)
+    predicted, actual = counts(predictions, everything), counts(references, everything)
+    denominator = predicted + actual
+    f1 = np.divide(2 * hits, denominator, out=np.zeros_like(hits), where=denominator > 0)
+    present = denominator > 0
+    return f1.sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
+def bootstrap_macro_f1_ci(predictions, references, confidence: float = CONFIDENCE,
+                          n_resamples: int = N_RESAMPLES, seed: int = SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of macro-F1 over items (seeded): macro-F1 is not a mean of per-item scores,
+    so the (prediction, reference) pairs are resampled and the F1 recomputed. (nan, nan) with no items."""
+    predictions, references = np.asarray(predictions, dtype=int), np.asarray(references, dtype=int)
+    if not len(references):
+        return float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, len(references), size=(n_resamples, len(references)))
+    n_classes = int(max(predictions.max(), references.max())) + 1
+    scores = _macro_f1(predictions[picks], references[picks], n_classes)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(scores, [tail, 100 - tail])
     return float(low), float(high)
 
 

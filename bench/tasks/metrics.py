@@ -84,12 +84,15 @@ def item_scores(kind: str, primary: str, predictions, references) -> tuple[str, 
     return metric, [round(v, ITEM_DIGITS) for v in rouge_items(predictions, references)[metric]]
 
 
-def interval(primary: str, items_metric: str, items: list[float]) -> tuple[float | None, float | None]:
+def interval(primary: str, items_metric: str, items: list[float], predictions=None,
+             references=None) -> tuple[float | None, float | None]:
     """95% interval of the primary metric over the evaluated items: Wilson for accuracy, a seeded percentile
-    bootstrap of the mean for the other per-item means; None (n/a) for a metric that is not a mean over items
-    (macro-F1, Hub metrics), which these items cannot resample."""
+    bootstrap of the mean for the other per-item means, a bootstrap of the recomputed F1 over resampled
+    (prediction, label) pairs for macro-F1; None (n/a) for a Hub metric, which the harness cannot resample."""
     from bench.results import stats
 
+    if primary == "f1_macro" and predictions is not None and len(predictions):
+        return stats.bootstrap_macro_f1_ci(predictions, references)
     if primary != items_metric or not items:
         return None, None
     if primary == "accuracy":
@@ -102,7 +105,8 @@ def scored(kind: str, names: list[str], primary: str, predictions, references) -
     scores that the trial keeps beside its record, not in it (their metric under `quality_items_metric`)."""
     result: dict = compute(names, predictions, references)
     items_metric, items = item_scores(kind, primary, predictions, references)
-    result["quality_ci_low"], result["quality_ci_high"] = interval(primary, items_metric, items)
+    labels = (predictions, references) if kind == "classification" else (None, None)
+    result["quality_ci_low"], result["quality_ci_high"] = interval(primary, items_metric, items, *labels)
     result["n_eval"] = len(items)
     result["quality_items_metric"] = items_metric
     result["items"] = items
