@@ -386,6 +386,9 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
     memory = MemoryTracker(device)
+    for listener in listeners:  # checkpoints scored between steps stay out of the training peak
+        if hasattr(listener, "outside_memory"):
+            listener.outside_memory = memory.paused
     if cfg.train.distributed != "none":  # tracked from the first step, on the model as sharded (or wrapped)
         callbacks.insert(0, MemoryFromTrainBegin(memory))
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:

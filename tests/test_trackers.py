@@ -62,6 +62,22 @@ def test_the_kernels_high_water_mark_catches_a_peak_between_two_samples(monkeypa
     assert tracker.peak_bytes == tracker.hwm_peak_bytes
 
 
+def test_work_inside_paused_stays_out_of_the_peak_and_the_peak_before_it_is_kept():
+    """Scoring a checkpoint between training steps allocates; a paused block keeps it out of the training peak,
+    whichever reading (sampler or the kernel's mark) would have caught it."""
+    size_bytes = 300 * 2**20
+    with MemoryTracker("cpu") as tracker:
+        trained = torch.ones(size_bytes // 4 // 3)  # a 100 MiB "training" peak before the pause
+        del trained
+        with tracker.paused():
+            scored = torch.ones(size_bytes // 4)  # a 300 MiB "checkpoint" inside it
+            del scored
+        after = torch.ones(size_bytes // 4 // 6)  # 50 MiB after it
+        del after
+    grown = tracker.peak_bytes - tracker.baseline_bytes
+    assert 0.9 * size_bytes / 3 < grown < 0.6 * size_bytes, grown / 2**20  # the 100 MiB peak, not the 300
+
+
 HEAP_HISTORY = """
 import sys, psutil, torch
 from bench.trackers.memory import return_freed_memory

@@ -7,12 +7,14 @@ steps and at the last step, from a TrainerCallback (the training loop itself is 
 Each checkpoint scores the validation split, never the test split, so the last one (`val_quality` in the record)
 is what a learning-rate search chooses on. The callback must come after the throughput callback in the Trainer's
 list: its evaluation then runs after that callback has stopped the step's clock, outside every timed step, so
-training speed does not include it. Evaluation does not touch the random state training uses (no dropout in eval
-mode, greedy generation), so a trial trains the same with or without checkpoints.
+training speed does not include it; the memory peak leaves it out too (the tracker is paused while it runs).
+Evaluation does not touch the random state training uses (no dropout in eval mode, greedy generation), so a trial
+trains the same with or without checkpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -32,10 +34,12 @@ class CurveCallback(TrainerCallback):
         self.probe, self.probe_before = probe, probe_before
         self.points: list[dict] = []
         self.val_items: list = []
+        self.outside_memory = contextlib.nullcontext  # the trial sets its memory tracker's `paused`
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every_steps == 0 or state.global_step >= state.max_steps:
-            self.points.append(self.point(model, state.global_step, _last_loss(state.log_history)))
+            with self.outside_memory():  # the training peak is training's: scoring a checkpoint stays out of it
+                self.points.append(self.point(model, state.global_step, _last_loss(state.log_history)))
             model.train()  # evaluation left it in eval mode; the Trainer sets train mode again too, but not all loops
 
     def point(self, model, step: int, loss: float | None) -> dict:

@@ -20,6 +20,7 @@ whose cache was cold and one whose cache was warm. With fixed thresholds the RSS
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -74,18 +75,31 @@ def _larger(a, b):
 
 
 class _Sampler(threading.Thread):
+    """The largest reading of `read` every SAMPLE_INTERVAL_S, except while paused (pause/resume)."""
+
     def __init__(self, read):
         super().__init__(daemon=True)
         self.read, self.peak, self.stop_event = read, read(), threading.Event()
+        self.held, self.paused, self.lock = None, False, threading.Lock()
 
     def run(self):
         while not self.stop_event.wait(SAMPLE_INTERVAL_S):
-            self.peak = _larger(self.peak, self.read())
+            with self.lock:
+                if not self.paused:
+                    self.peak = _larger(self.peak, self.read())
+
+    def pause(self):
+        with self.lock:
+            self.held, self.paused = _larger(self.held, _larger(self.peak, self.read())), True
+
+    def resume(self):
+        with self.lock:
+            self.peak, self.paused = self.read(), False
 
     def stop(self) -> int | None:
         self.stop_event.set()
         self.join()
-        return _larger(self.peak, self.read())
+        return _larger(self.held, _larger(self.peak, self.read()))
 
 
 def return_freed_memory() -> bool:
@@ -128,6 +142,7 @@ class MemoryTracker:
         self.sampled_peak_bytes = self.hwm_peak_bytes = None
         self.nvml_peak_bytes = self.nvml_process_peak_bytes = None
         self._sampler = self._process_sampler = None
+        self._hwm_reset, self._held_peak_bytes = False, None  # the peak before a paused() block
 
     def __enter__(self):
         if self.device.type == "cuda":
@@ -152,15 +167,38 @@ class MemoryTracker:
         sampled = self._sampler.stop() if self._sampler else None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak_bytes = torch.cuda.max_memory_allocated(self.device)
+            self.peak_bytes = _larger(self._held_peak_bytes, torch.cuda.max_memory_allocated(self.device))
             self.nvml_peak_bytes = sampled
             self.nvml_process_peak_bytes = self._process_sampler.stop() if self._process_sampler else None
         else:
             self.sampled_peak_bytes = sampled
-            self.hwm_peak_bytes = high_water_mark_bytes() if self._hwm_reset else None
+            self.hwm_peak_bytes = _larger(self._held_peak_bytes, high_water_mark_bytes()) if self._hwm_reset else None
             # The kernel's mark sees spikes between two samples; the sampled peak stands where /proc is not there.
             self.peak_bytes = max(sampled, self.hwm_peak_bytes or 0)
         return False
+
+    @contextlib.contextmanager
+    def paused(self):
+        """Work inside is left out of the peak (e.g. scoring checkpoints between training steps): the peak so far is
+        kept, and after the block every reading (samplers, the kernel's mark, CUDA's peak) starts again from the
+        memory in use then."""
+        samplers = [s for s in (self._sampler, self._process_sampler) if s]
+        for sampler in samplers:
+            sampler.pause()
+        if self.device.type == "cuda":
+            self._held_peak_bytes = _larger(self._held_peak_bytes, torch.cuda.max_memory_allocated(self.device))
+        elif self._hwm_reset:
+            self._held_peak_bytes = _larger(self._held_peak_bytes, high_water_mark_bytes())
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+            elif self._hwm_reset:
+                reset_high_water_mark()
+            for sampler in samplers:
+                sampler.resume()
 
     @property
     def source(self) -> str:
