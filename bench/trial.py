@@ -385,7 +385,9 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
-    memory = MemoryTracker(device)
+    memory = MemoryTracker(device, window_steps=cfg.train.warmup_steps)  # CPU: the peak over the warm-up steps
+    window = memory.window()
+    callbacks += [window] if window else []
     for listener in listeners:  # checkpoints scored between steps stay out of the training peak
         if hasattr(listener, "outside_memory"):
             listener.outside_memory = memory.paused

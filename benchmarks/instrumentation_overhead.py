@@ -1,5 +1,6 @@
 """One trial's training with every tracker (throughput listener with its FLOP-counted step, token-counting
-collator, memory sampler thread) against the same Trainer run bare. Prints the throughput ratio over the same
+collator, memory sampler thread and, on CPU, malloc's exact policy over the warm-up window) against the same
+Trainer run bare. Prints the throughput ratio over the same
 timed steps (target: trackers cost <= 3%) and the CPU the memory sampler thread uses (it must not steal a core).
 
 python benchmarks/instrumentation_overhead.py                 # lora and full on minilm-l6, 5 repeats
@@ -9,6 +10,7 @@ python benchmarks/instrumentation_overhead.py --model smollm2-135m --methods lor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 
@@ -44,13 +46,13 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
     if instrumented:
         collator = CountingCollator(collator)
         callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))
+    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
+    if instrumented and memory.window():
+        callbacks.append(memory.window())
     with tempfile.TemporaryDirectory() as output_dir:
         trainer = Trainer(model=ready.model, args=training_args(cfg, ready.device, output_dir, progress=False),
                           train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)
-        if instrumented:
-            with MemoryTracker(ready.device):
-                trainer.train()
-        else:
+        with memory if instrumented else contextlib.nullcontext():
             trainer.train()
     return clock.seconds
 

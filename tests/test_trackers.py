@@ -12,6 +12,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -76,6 +77,32 @@ def test_work_inside_paused_stays_out_of_the_peak_and_the_peak_before_it_is_kept
         del after
     grown = tracker.peak_bytes - tracker.baseline_bytes
     assert 0.9 * size_bytes / 3 < grown < 0.6 * size_bytes, grown / 2**20  # the 100 MiB peak, not the 300
+
+
+def test_the_cpu_peak_is_final_when_its_window_ends_and_malloc_then_keeps_freed_blocks(monkeypatch):
+    """The window's peak stands; what the timed steps allocate after it is not counted, and they run under glibc's
+    fast policy (the exact one hands freed activations back to the kernel and slows a step by 40%)."""
+    policies = []
+    monkeypatch.setattr(memory, "keep_freed_memory", lambda: policies.append("keep"))
+    size_bytes = 300 * 2**20
+    tracker = MemoryTracker("cpu", window_steps=0)
+    assert tracker.window_steps == memory.MIN_WINDOW_STEPS  # the optimizer state exists from the second step
+    window = tracker.window()
+    step = SimpleNamespace(global_step=1)
+    with tracker:
+        in_window = torch.ones(size_bytes // 4 // 3)  # 100 MiB during the window
+        del in_window
+        window.on_step_end(None, step, None)
+        assert policies == []  # one step is not the window yet
+        step.global_step = 2
+        window.on_step_end(None, step, None)
+        after = torch.ones(size_bytes // 4)  # 300 MiB in a timed step
+        del after
+    assert policies == ["keep"]
+    grown = tracker.peak_bytes - tracker.baseline_bytes
+    assert 0.9 * size_bytes / 3 < grown < 0.6 * size_bytes, grown / 2**20
+    assert tracker.result(torch.nn.Linear(2, 2), None)["mem_window_steps"] == 2
+    assert MemoryTracker("cuda", window_steps=3).window() is None  # the caching allocator: every step counts
 
 
 HEAP_HISTORY = """
