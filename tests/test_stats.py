@@ -61,10 +61,21 @@ def test_macro_f1_interval_recomputes_sklearns_f1_and_holds_it():
     assert np.isnan(stats.bootstrap_macro_f1_ci([], [])).all()
 
 
-def test_bootstrap_over_seeds_averages_seed_means():
-    seeds = [np.full(50, 0.6), np.full(80, 0.8)]  # no item noise: the interval is the average itself
-    assert stats.bootstrap_mean_ci(seeds) == pytest.approx((0.7, 0.7))
+def test_bootstrap_over_seeds_averages_seed_means_and_widens_with_seed_noise():
+    agreeing = [np.full(50, 0.7), np.full(80, 0.7)]  # no item noise, no seed noise: the average itself
+    assert stats.bootstrap_mean_ci(agreeing) == pytest.approx((0.7, 0.7))
+    disagreeing = [np.full(50, 0.6), np.full(80, 0.8)]  # no item noise, but seeds 0.2 apart: the mean is unsure
+    assert stats.bootstrap_mean_ci(disagreeing) == pytest.approx((0.6, 0.8))
     assert np.isnan(stats.bootstrap_mean_ci([])).all()
+
+
+def test_seeds_on_the_same_items_share_the_items_noise():
+    """Three seeds that score the same items alike: item noise does not shrink by a third, as it would if each
+    seed had items of its own."""
+    items = np.random.default_rng(6).binomial(1, 0.8, size=200).astype(float)
+    one_low, one_high = stats.bootstrap_mean_ci(items)
+    low, high = stats.bootstrap_mean_ci([items, items.copy(), items.copy()])
+    assert (high - low) == pytest.approx(one_high - one_low, rel=0.1)
 
 
 def test_paired_test_sees_a_small_consistent_gain_that_unpaired_intervals_cannot():

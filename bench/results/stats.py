@@ -52,18 +52,28 @@ def _seeds(scores) -> list[np.ndarray]:
 
 
 def _resampled_means(per_seed: list[np.ndarray], n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap distribution of the mean over seeds of each seed's item mean (items resampled within each seed)."""
-    total = np.zeros(n_resamples)
-    for values in per_seed:
-        picks = rng.integers(0, len(values), size=(n_resamples, len(values)))
-        total += values[picks].mean(axis=1)
-    return total / len(per_seed)
+    """Bootstrap distribution of the mean over seeds of each seed's item mean, resampling items and seeds.
+
+    Items: seeds scored on the same items (equal lengths) share each draw of items, since item noise does not
+    average out over seeds that read the same items; seeds with items of their own are drawn apart. Seeds: each
+    resample draws as many seeds as there are, with replacement, so training noise between seeds widens the
+    interval too (with few seeds it is understated by (k - 1) / k in variance: three seeds read two thirds)."""
+    if len({len(values) for values in per_seed}) == 1:
+        picks = rng.integers(0, len(per_seed[0]), size=(n_resamples, len(per_seed[0])))
+        means = np.stack([values[picks].mean(axis=1) for values in per_seed], axis=1)
+    else:
+        means = np.stack([values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
+                          for values in per_seed], axis=1)
+    if len(per_seed) == 1:
+        return means[:, 0]
+    seeds = rng.integers(0, len(per_seed), size=(n_resamples, len(per_seed)))
+    return np.take_along_axis(means, seeds, axis=1).mean(axis=1)
 
 
 def bootstrap_mean_ci(scores, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
                       seed: int = SEED) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean score over items (seeded; items resampled within each seed and
-    the seed means averaged when `scores` holds one array per seed). (nan, nan) with no items."""
+    """Percentile bootstrap interval of the mean score over items (seeded; with one array per seed, items and
+    seeds are both resampled: _resampled_means). (nan, nan) with no items."""
     per_seed = [s for s in _seeds(scores) if len(s)]
     if not per_seed:
         return float("nan"), float("nan")
@@ -117,8 +127,8 @@ class PairedResult:
 
 def paired_bootstrap(a, b, higher_is_better: bool = True, confidence: float = CONFIDENCE,
                      n_resamples: int = N_RESAMPLES, seed: int = SEED) -> PairedResult:
-    """Paired bootstrap of a against b scored on the same items: resample items (the same draw for both methods),
-    within each seed when several are given, and average the per-seed mean differences over seeds.
+    """Paired bootstrap of a against b scored on the same items: resample items (the same draw for both methods)
+    and, when several seeds are given, seeds (_resampled_means), and average the per-seed mean differences.
 
     The p-value is the percentile-bootstrap one: (1 + #{resampled difference <= 0}) / (resamples + 1), so p < alpha
     exactly when the one-sided (1 - alpha) percentile interval of the difference lies above 0 (Koehn 2004's paired
