@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import answer, explorer, page, serving, uncertainty
+from bench.report import answer, claims, explorer, page, serving, uncertainty
 from bench.report.aggregate import aggregate, best_marks
 from bench.report.load import load_trials, read_table
 from bench.report.page import Block
@@ -159,6 +159,10 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
         add_table(recommendation_table(picks))
     blocks += [Block("heading", "Key figures", anchor="key-figures"),
                Block("list", key_figures(trials, agg, storage, storage_n))]
+    findings = claims.check(trials)
+    if findings:
+        blocks += [Block("heading", "Published findings", anchor="findings"), Block("text", claims.EXPLAINED),
+                   Block("list", findings)]
     if not agg.empty:
         blocks.append(Block("heading", "Tables", anchor="tables"))
         for table in (cost_table(agg), paper_table(agg), storage_table(agg, storage_n)):

@@ -167,10 +167,11 @@ def _items_file(trial_dir, source: Path) -> Path | None:
 def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """`quality_items`: the trial's per-item quality scores (a float array) where its folder has them, else None.
     A plain list in the file is read as the quality scores. `curve`: the trial's checkpoints along training (a list
-    of dicts, `train.eval_every`) where it recorded them, else None."""
+    of dicts, `train.eval_every`) where it recorded them, else None. `probe_items`: the forgetting probe's
+    per-item scores (_probe_items), else None."""
     from bench.results.record import read_json
 
-    items, curves = [], []
+    items, curves, probes = [], [], []
     for trial_dir, status in zip(table["trial_dir"], table["status"]):
         path = _items_file(trial_dir, Path(source)) if status == "ok" else None
         payload = read_json(path) if path else None
@@ -178,8 +179,18 @@ def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
         items.append(np.asarray(scores, dtype=float) if isinstance(scores, list) and scores else None)
         curve = payload.get("curve") if isinstance(payload, dict) else None
         curves.append(curve if isinstance(curve, list) and curve else None)
+        probes.append(_probe_items(payload))
     return table.assign(quality_items=pd.Series(items, index=table.index, dtype=object),
-                        curve=pd.Series(curves, index=table.index, dtype=object))
+                        curve=pd.Series(curves, index=table.index, dtype=object),
+                        probe_items=pd.Series(probes, index=table.index, dtype=object))
+
+
+def _probe_items(payload) -> dict | None:
+    """{"before", "after", "weights"}: the forgetting probe's per-item scores on the base and the tuned model."""
+    if not isinstance(payload, dict) or not payload.get("probe_before") or not payload.get("probe_after"):
+        return None
+    return {"before": payload["probe_before"], "after": payload["probe_after"],
+            "weights": payload.get("probe_weights")}
 
 
 def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -26,6 +26,13 @@ N_RESAMPLES = 2000  # enough for a 95% interval's ends to move by < 0.005 on 200
 SEED = 0
 
 
+def percentile_interval(resampled: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The two-sided percentile interval of a bootstrap distribution."""
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def wilson_interval(successes: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Wilson score interval of a proportion (successes of n); (nan, nan) when n is 0 or unknown.
 
@@ -64,10 +71,16 @@ def _resampled_means(per_seed: list[np.ndarray], n_resamples: int, rng: np.rando
     else:
         means = np.stack([values[rng.integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
                           for values in per_seed], axis=1)
-    if len(per_seed) == 1:
-        return means[:, 0]
-    seeds = rng.integers(0, len(per_seed), size=(n_resamples, len(per_seed)))
-    return np.take_along_axis(means, seeds, axis=1).mean(axis=1)
+    return mean_over_resampled_seeds(means, rng)
+
+
+def mean_over_resampled_seeds(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(resamples x seeds) statistics -> (resamples,): each resample's mean over as many seeds drawn with
+    replacement, so the spread between seeds counts; one seed is returned as it is."""
+    if per_seed.shape[1] == 1:
+        return per_seed[:, 0]
+    seeds = rng.integers(0, per_seed.shape[1], size=per_seed.shape)
+    return np.take_along_axis(per_seed, seeds, axis=1).mean(axis=1)
 
 
 def bootstrap_mean_ci(scores, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
@@ -77,10 +90,7 @@ def bootstrap_mean_ci(scores, confidence: float = CONFIDENCE, n_resamples: int =
     per_seed = [s for s in _seeds(scores) if len(s)]
     if not per_seed:
         return float("nan"), float("nan")
-    means = _resampled_means(per_seed, n_resamples, np.random.default_rng(seed))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    return percentile_interval(_resampled_means(per_seed, n_resamples, np.random.default_rng(seed)), confidence)
 
 
 def _macro_f1(predictions: np.ndarray, references: np.ndarray, n_classes: int) -> np.ndarray:
@@ -109,10 +119,7 @@ def bootstrap_macro_f1_ci(predictions, references, confidence: float = CONFIDENC
         return float("nan"), float("nan")
     picks = np.random.default_rng(seed).integers(0, len(references), size=(n_resamples, len(references)))
     n_classes = int(max(predictions.max(), references.max())) + 1
-    scores = _macro_f1(predictions[picks], references[picks], n_classes)
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return float(low), float(high)
+    return percentile_interval(_macro_f1(predictions[picks], references[picks], n_classes), confidence)
 
 
 @dataclass(frozen=True)
@@ -145,8 +152,7 @@ def paired_bootstrap(a, b, higher_is_better: bool = True, confidence: float = CO
         return PairedResult(nan, nan, nan, nan, 0, 0)
     observed = float(np.mean([d.mean() for d in diffs]))
     resampled = _resampled_means(diffs, n_resamples, np.random.default_rng(seed))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(resampled, [tail, 100 - tail])
+    low, high = percentile_interval(resampled, confidence)
     p_value = (1 + np.count_nonzero(resampled <= 0)) / (n_resamples + 1)
     return PairedResult(observed, float(low), float(high), float(p_value), min(len(d) for d in diffs), len(diffs))
 
