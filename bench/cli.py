@@ -189,9 +189,9 @@ def hydra_main(cfg: DictConfig):
     return objective(result)
 
 
-def stop(error: ConfigError) -> NoReturn:
+def stop(error: ConfigError, program: str = "peft-bench") -> NoReturn:
     """Bad input on a single run, or shared by every trial of a sweep: one line, exit 2, no record."""
-    print(f"peft-bench: {error}", file=sys.stderr)
+    print(f"{program}: {error}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -283,6 +283,7 @@ def serve_cli(results: Path, *args: str) -> subprocess.CompletedProcess:
     (["serve.adapters={dir}/missing"], "`serve.adapters` ("),
     (["serve.adapters={dir}/sweep", "serve.k=1"], "another base model (tiny-llama)"),
     (["serve.adapters={dir}/sweep", "serve.k=1", "model=tiny-llama", "method=ia3"], "`serve.k` (1) is more than the 0"),
+    (["serve.k=1,2", "serve.batch_size=0"], "`serve.batch_size` (0)"),  # a sweep's shared value: before any trial
 ])
 def test_bad_input_one_line_exit_2_no_record(args, says, tmp_path):
     if any("sweep" in arg for arg in args):

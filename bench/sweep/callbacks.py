@@ -18,11 +18,15 @@ MAX_FAILURES_SHOWN = 20
 
 
 class SweepEnd(Callback):
-    def __init__(self) -> None:
+    def __init__(self, build: str = "bench.config.from_dict", program: str = "peft-bench") -> None:
         self.started = time.time()
+        self.build = build  # what turns the resolved config into a trial's (peft-bench-serve names its own)
+        self.program = program  # the name a one-line error starts with
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        check_shared_values(config)
+        from hydra.utils import get_method
+
+        check_shared_values(config, get_method(self.build), self.program)
         self.started = time.time()
         from bench.sweep.progress import sweep_started
 
@@ -34,16 +38,15 @@ class SweepEnd(Callback):
         print(summarise(folder, self.started, time.time() - self.started), flush=True)
 
 
-def check_shared_values(config: DictConfig) -> None:
+def check_shared_values(config: DictConfig, build, program: str = "peft-bench") -> None:
     """A bad value that every trial of the sweep shares (`seed=abc`, `train.batch_size=0`) stops the sweep before any
     trial, in one line, exit 2, as on a single run: this is the config the sweep's trials start from, before the
-    swept values. A value only some trials get is theirs to fail, and the sweep goes on."""
+    swept values, given to `build` (the resolved dict -> a trial's config, raising ConfigError). A value only some
+    trials get is theirs to fail, and the sweep goes on."""
     from omegaconf import OmegaConf
 
     from bench import config as configs
 
-    if "serve" in config:  # peft-bench-serve's sweeps check their own config (bench.serve.config)
-        return
     raw = OmegaConf.to_container(config, resolve=False)
     raw.pop("hydra", None)
     configs.pop_run_options(raw)
@@ -52,11 +55,11 @@ def check_shared_values(config: DictConfig) -> None:
     except Exception:  # noqa: BLE001 - an interpolation only a trial can resolve: each trial says what failed
         return
     try:
-        configs.from_dict(resolved)
+        build(resolved)
     except configs.ConfigError as error:  # exit here: Hydra turns a callback's exception into a warning
         from bench.cli import stop
 
-        stop(error)
+        stop(error, program)
 
 
 def _int(value):
