@@ -501,6 +501,10 @@ def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):
     cost = pd.read_csv(tmp_path / "out" / "tables" / "cost.csv")
     assert set(cost.loc[cost["quality_tied"].eq(True), "method"]) == {"lora", "dora", "full"}
     assert cost["quality_ci_low"].notna().all() and set(cost["n_eval"]) == {300}
+    findings = md.split("\n## Published findings")[1].split("\n## ")[0]
+    # LoRA 0.01 above full on 300 items and two noisy seeds: an interval that reaches past the 2-point margin
+    assert "at under 1% of the parameters: **not separable**" in findings and "(300 items × 2 seed(s))" in findings
+    assert "<strong>not separable</strong>" in (tmp_path / "out" / "report.html").read_text()
 
 
 # --- training curves (train.eval_every) -------------------------------------------------------------------------------

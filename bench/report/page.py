@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,12 +161,17 @@ def _grouped_html(table: Table) -> str:
     return "\n".join(out)
 
 
+def _inline(text: str) -> str:
+    """Escaped text with Markdown's **bold** kept as bold, so one sentence serves report.md and report.html."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(text))
+
+
 RENDERERS = {
     "heading": (lambda c: f"## {c}\n", None),  # html: with its anchor, below
-    "text": (lambda c: f"{c}\n", lambda c: f"<p>{html.escape(c)}</p>"),
+    "text": (lambda c: f"{c}\n", lambda c: f"<p>{_inline(c)}</p>"),
     "sub": (lambda c: f"{c}\n", lambda c: f'<p class="sub">{html.escape(c)}</p>'),
     "list": (lambda c: "\n".join(f"- {item}" for item in c) + "\n",
-             lambda c: "<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in c) + "</ul>"),
+             lambda c: "<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in c) + "</ul>"),
     "table": (lambda c: f"**{c.title}**\n\n{to_markdown(c)}", _grouped_html),
     "plot": (_plot_md, _plot_html),
     "main-plot": (_plot_md, lambda c: _plot_html(c, "main-plot")),
