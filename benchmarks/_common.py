@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+from transformers import Trainer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import config, trial  # noqa: E402
+from bench import config, tasks, trial  # noqa: E402
+from bench.trackers.memory import MemoryTracker  # noqa: E402
+from bench.trackers.throughput import CountingCollator, ThroughputCallback  # noqa: E402
 
 # Per-model sizes that keep a repetition short on 2 CPU cores; batches are full (articles exceed max_length).
 SIZES = {
@@ -38,3 +45,39 @@ def median(values) -> float:
 
 def spread(values) -> str:
     return f"median {statistics.median(values):,.1f} (min {min(values):,.1f}, max {max(values):,.1f}, n={len(values)})"
+
+
+class StepClock(TrainerCallback):
+    """The least a timing needs: the wall clock at each step's start and end."""
+
+    def __init__(self, warmup_steps: int):
+        self.warmup_steps, self.seconds, self.index = warmup_steps, 0.0, 0
+
+    def on_step_begin(self, *args, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, *args, **kwargs):
+        if self.index >= self.warmup_steps:
+            self.seconds += time.perf_counter() - self.started
+        self.index += 1
+
+
+def timed_seconds(cfg, ready, instrumented: bool) -> float:
+    """Seconds of the timed steps (after warm-up) of the Trainer loop, bare or with every tracker a trial uses
+    (throughput listener with its FLOP-counted step, token-counting collator, memory tracker and its CPU window);
+    every run sees the same batches (same seed, same sampler)."""
+    collator = tasks.collator(cfg.task.kind, ready.tokenizer)
+    clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
+    callbacks = [clock]
+    if instrumented:
+        collator = CountingCollator(collator)
+        callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))
+    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
+    if instrumented and memory.window():
+        callbacks.append(memory.window())
+    with tempfile.TemporaryDirectory() as output_dir:
+        trainer = Trainer(model=ready.model, args=trial.training_args(cfg, ready.device, output_dir, progress=False),
+                          train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)
+        with memory if instrumented else contextlib.nullcontext():
+            trainer.train()
+    return clock.seconds

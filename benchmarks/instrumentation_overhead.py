@@ -1,7 +1,7 @@
 """One trial's training with every tracker (throughput listener with its FLOP-counted step, token-counting
 collator, memory sampler thread and, on CPU, malloc's exact policy over the warm-up window) against the same
-Trainer run bare. Prints the throughput ratio over the same
-timed steps (target: trackers cost <= 3%) and the CPU the memory sampler thread uses (it must not steal a core).
+Trainer run bare. Prints the throughput ratio over the same timed steps (target: trackers cost <= 3%) and the CPU
+the memory sampler thread uses (it must not steal a core).
 
 python benchmarks/instrumentation_overhead.py                 # lora and full on minilm-l6, 5 repeats
 python benchmarks/instrumentation_overhead.py --model smollm2-135m --methods lora
@@ -10,51 +10,11 @@ python benchmarks/instrumentation_overhead.py --model smollm2-135m --methods lor
 from __future__ import annotations
 
 import argparse
-import contextlib
-import tempfile
 import time
 
-from _common import build, configure, median, spread
-from transformers import Trainer, TrainerCallback
+from _common import build, configure, median, spread, timed_seconds
 
-from bench import tasks
 from bench.trackers.memory import MemoryTracker
-from bench.trackers.throughput import CountingCollator, ThroughputCallback
-from bench.trial import training_args
-
-
-class StepClock(TrainerCallback):
-    """The least a timing needs: the wall clock at each step's start and end."""
-
-    def __init__(self, warmup_steps: int):
-        self.warmup_steps, self.seconds, self.index = warmup_steps, 0.0, 0
-
-    def on_step_begin(self, *args, **kwargs):
-        self.started = time.perf_counter()
-
-    def on_step_end(self, *args, **kwargs):
-        if self.index >= self.warmup_steps:
-            self.seconds += time.perf_counter() - self.started
-        self.index += 1
-
-
-def timed_seconds(cfg, ready, instrumented: bool) -> float:
-    """Seconds of the timed steps (after warm-up); both runs see the same batches (same seed, same sampler)."""
-    collator = tasks.collator(cfg.task.kind, ready.tokenizer)
-    clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
-    callbacks = [clock]
-    if instrumented:
-        collator = CountingCollator(collator)
-        callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))
-    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
-    if instrumented and memory.window():
-        callbacks.append(memory.window())
-    with tempfile.TemporaryDirectory() as output_dir:
-        trainer = Trainer(model=ready.model, args=training_args(cfg, ready.device, output_dir, progress=False),
-                          train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)
-        with memory if instrumented else contextlib.nullcontext():
-            trainer.train()
-    return clock.seconds
 
 
 def sampler_cpu_fraction(seconds: float = 3.0) -> float:
