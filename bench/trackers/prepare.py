@@ -55,10 +55,15 @@ def _cold(cfg: TrialConfig) -> dict:
 
 def prepare(cfg: TrialConfig) -> dict:
     """Fill the caches the trial will read, in a child process where one is cold; {"seconds_prepare": s} when a
-    child ran, {} when all was warm. Never raises: a trial that then finds a cache empty records n/a."""
+    child ran, {} when all was warm. Raises only ConfigError, for data the trial could not read either; a cache the
+    child could not fill is the trial's n/a."""
     cold = _cold(cfg)
     if not (cold["peak"] or cold["probe"]):
         return {}
+    from bench import tasks
+
+    # Bad data is the trial's to report (ConfigError, one line): checked here, before a child loads a model for it.
+    tasks.raw_splits(cfg.task, Path(cfg.cache_dir).expanduser())
     from bench.probes import base
     from bench.trackers import peak_flops
 
