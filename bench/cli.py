@@ -208,6 +208,12 @@ def _resolved(cfg: DictConfig) -> dict:
 
 def main() -> None:
     """Bad input on the command line, or in composing it, ends here in one line and exit 2 (no Hydra page)."""
+    run_app("peft-bench", hydra_main)
+
+
+def run_app(program: str, app) -> None:
+    """Run a Hydra app (`app`: its @hydra.main function) as `program`, so that bad input on the command line or in
+    composing conf/ ends in one line naming the key and value, exit 2; peft-bench-serve runs through here too."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
@@ -221,13 +227,13 @@ def main() -> None:
         check_plugins(sys.argv[1:])
         os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
         try:
-            hydra_main()
+            app()
         except (HydraException, OmegaConfBaseException, YAMLError) as error:
             if traces:
                 raise
             raise ConfigError(explain(error, sys.argv[1:])) from error
 
-    config.exit_on_bad_input("peft-bench", run)
+    config.exit_on_bad_input(program, run)
 
 
 def explain(error: BaseException, argv: list[str]) -> str:
@@ -302,8 +308,7 @@ def _no_such_option(error, argv) -> str:
     if not found or not listed:
         return ""
     group, name = found.groups()
-    place = f"in conf/{group}/" if group in config.GROUPS else "one of its options"
-    return f"`{group}` ({name!r}) is not {place}{closest(name, listed.group(1).split())}"
+    return f"`{group}` ({name!r}) is not in conf/{group}/{closest(name, listed.group(1).split())}"
 
 
 def _no_such_group(error, argv) -> str:

@@ -284,6 +284,8 @@ def serve_cli(results: Path, *args: str) -> subprocess.CompletedProcess:
     (["serve.adapters={dir}/sweep", "serve.k=1"], "another base model (tiny-llama)"),
     (["serve.adapters={dir}/sweep", "serve.k=1", "model=tiny-llama", "method=ia3"], "`serve.k` (1) is more than the 0"),
     (["serve.k=1,2", "serve.batch_size=0"], "`serve.batch_size` (0)"),  # a sweep's shared value: before any trial
+    (["serve/sweep=nosuch"], "`serve/sweep` ('nosuch') is not in conf/serve/sweep/; valid: all, methods, smollm2"),
+    (["method=bitfit", "method.params.alpha=1"], "`method.params.alpha` (1) is not a parameter of method bitfit"),
 ])
 def test_bad_input_one_line_exit_2_no_record(args, says, tmp_path):
     if any("sweep" in arg for arg in args):

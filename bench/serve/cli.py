@@ -15,7 +15,6 @@ force=true runs them again).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from bench import cli, config
-from bench.config import CONF_DIR, ConfigError, check_group_choices
+from bench.config import CONF_DIR, ConfigError
 from bench.results import record as records
 from bench.serve import config as serve_config
 from bench.serve.child import NAME
@@ -81,15 +80,8 @@ def hydra_main(cfg: DictConfig):
 
 
 def main() -> None:
-    """Bad input on the command line, or in composing it, ends here in one line and exit 2."""
-    from bench.sweep.lifetime import SWEEP_ENV, process_identity
-
-    def run() -> None:
-        check_group_choices(sys.argv[1:])
-        os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
-        hydra_main()
-
-    config.exit_on_bad_input(NAME, run)
+    """Bad input on the command line, or in composing it, ends here in one line and exit 2 (as in peft-bench)."""
+    cli.run_app(NAME, hydra_main)
 
 
 if __name__ == "__main__":
