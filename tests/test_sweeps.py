@@ -188,6 +188,20 @@ def test_a_trial_ends_with_its_sweep_only_where_the_sweep_is_the_same_process(sa
         assert code is None  # still running when its sweep had long gone
 
 
+def test_a_live_sweep_keeps_its_identity_when_the_wall_clock_moves(monkeypatch):
+    """A process's identity must not follow the wall clock: psutil's create_time adds a boot time read from it,
+    which moved by a second a minute on a VM whose clock was being adjusted, and every trial of a live sweep then
+    ended as if its sweep had died."""
+    from bench.sweep import lifetime
+
+    before = lifetime.process_identity()
+    shift = iter(range(1, 100))
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: 1.7e9 + next(shift))
+    monkeypatch.setattr(psutil, "boot_time", lambda: 1.7e9 + next(shift))
+    assert lifetime.process_identity() == before == lifetime.process_identity()
+    assert json.loads(before)[-1] != json.loads(lifetime.process_identity(1))[-1]  # init started long before
+
+
 def test_config_error_in_the_sweep_process_is_recorded(tmp_path):
     """from_dict fails in the multirun parent itself for swept values: a failed record with phase config, one row
     per trial, and the sweep goes on (a bad value every trial shares stops the sweep first: tests/test_bad_input)."""

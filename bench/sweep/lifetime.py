@@ -22,11 +22,20 @@ SWEEP_POLL_SECONDS = 2.0
 def process_identity(pid: int | None = None) -> str:
     """boot id, pid namespace, SLURM job, pid and start time of a process: what tells, from another process,
     that it is still that very process, on this machine, in this namespace."""
-    import psutil
-
     pid = pid or os.getpid()
-    return json.dumps([_boot_id(), _pid_namespace(), os.environ.get("SLURM_JOB_ID"), pid,
-                       psutil.Process(pid).create_time()])
+    return json.dumps([_boot_id(), _pid_namespace(), os.environ.get("SLURM_JOB_ID"), pid, _started(pid)])
+
+
+def _started(pid: int):
+    """When the process started, on a clock the wall clock cannot move: clock ticks since boot (/proc/PID/stat,
+    field 22). psutil's create_time adds the boot time read from the wall clock, so a clock adjustment (NTP, a VM
+    resumed) changes it, and a live sweep would look like another process. Elsewhere: create_time, to 1 s."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        import psutil
+
+        return round(psutil.Process(pid).create_time())
 
 
 def _boot_id() -> str | None:
@@ -77,8 +86,7 @@ def die_with_sweep() -> None:
 
         while True:
             try:
-                process = psutil.Process(pid)
-                if process.create_time() != started or process.status() == psutil.STATUS_ZOMBIE:
+                if _started(pid) != started or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
                     break
             except psutil.NoSuchProcess:
                 break
