@@ -159,6 +159,19 @@ def test_choose_lr_selects_on_validation_never_on_test(tmp_path, capsys):
     assert chosen["full"].tied == [3e-5, 1e-5]  # 81 vs 80 of 100 validation items: not separable
     assert choose_lr.main([str(tmp_path)]) == 0
     assert "lora: learning_rate 0.0003" in capsys.readouterr().out
+    assert not chosen["lora"].beside_a_failure  # 1e-3 fell to 0.70 of 0.90: worse, not failed
+
+
+def test_choose_lr_flags_a_one_seed_choice_just_below_a_rate_that_failed(tmp_path):
+    for rate, val in [(3e-3, 0.93), (1e-2, 0.97), (3e-2, 0.18)]:
+        _fake_trial(tmp_path, "adapter", rate, val, 0.5)
+    (chosen,) = choose_lr.choose(tmp_path)
+    assert chosen.rate == 1e-2 and chosen.beside_a_failure and "confirm on more seeds" in chosen.line()
+    for rate, val in [(3e-3, 0.93), (1e-2, 0.96)]:  # a second seed where 1e-2 held too
+        _fake_trial(tmp_path, "adapter", rate, val, 0.5, seed=1)
+    _fake_trial(tmp_path, "adapter", 3e-2, 0.2, 0.5, seed=1)
+    (chosen,) = choose_lr.choose(tmp_path)
+    assert chosen.seeds == 2 and not chosen.beside_a_failure
 
 
 def test_checkpoints_of_a_dataset_without_validation_score_rows_carved_from_train_never_test():

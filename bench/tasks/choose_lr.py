@@ -31,11 +31,21 @@ class Choice:
     tied: list[float] = field(default_factory=list)  # rates not separable from the chosen one (it first)
     at_edge: bool = False  # the best rate is the smallest or largest tried: the grid should extend past it
 
+    @property
+    def beside_a_failure(self) -> bool:
+        """Chosen on one seed right below a rate that failed (under half the chosen rate's validation quality): such
+        a rate sits at the edge of stability, where another seed can fail too (adapter-houlsby's 1e-2, chosen on
+        seed 0 below a 3e-2 that fell to the majority class, collapsed on seed 1 of the study)."""
+        above = sorted(rate for rate in self.grid if rate > self.rate)
+        return self.seeds == 1 and bool(above) and self.grid[above[0]] < 0.5 * self.val_quality
+
     def line(self) -> str:
         grid = ", ".join(f"{rate:.2g}: {quality:.3f}" for rate, quality in sorted(self.grid.items()))
         others = [f"{r:.2g}" for r in self.tied[1:]]
         notes = ([f"not separable from {', '.join(others)}"] if others else []) + (
-            ["at the edge of the grid: extend it"] if self.at_edge else [])
+            ["at the edge of the grid: extend it"] if self.at_edge else []) + (
+            ["one seed, just below a rate that failed: confirm on more seeds ('seed=1,2' with these rates)"]
+            if self.beside_a_failure else [])
         return (f"{self.model} / {self.task} / {self.method}: learning_rate {self.rate:.2g} "
                 f"(validation {self.val_quality:.3f}, n_val {self.n_val}, {self.seeds} seed(s); grid {grid})"
                 + (f"; {'; '.join(notes)}" if notes else ""))
