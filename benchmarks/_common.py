@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import sys
@@ -81,3 +82,14 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
         with memory if instrumented else contextlib.nullcontext():
             trainer.train()
     return clock.seconds
+
+
+def arguments(doc: str, steps: int, warmup: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that times one model's training for some methods, side by side."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm-l6")
+    parser.add_argument("--methods", nargs="+", default=["lora", "full"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    return parser

@@ -9,10 +9,9 @@ python benchmarks/instrumentation_overhead.py --model smollm2-135m --methods lor
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _common import build, configure, median, spread, timed_seconds
+from _common import arguments, build, configure, median, spread, timed_seconds
 
 from bench.trackers.memory import MemoryTracker
 
@@ -26,12 +25,7 @@ def sampler_cpu_fraction(seconds: float = 3.0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="minilm-l6")
-    parser.add_argument("--methods", nargs="+", default=["lora", "full"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=15)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser = arguments(__doc__, steps=15, warmup=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     ratios = []

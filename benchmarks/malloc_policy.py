@@ -10,21 +10,14 @@ python benchmarks/malloc_policy.py --methods full --repeats 3 --steps 8
 
 from __future__ import annotations
 
-import argparse
 
-from _common import build, configure, median, spread, timed_seconds
+from _common import arguments, build, configure, median, spread, timed_seconds
 
 from bench.trackers.memory import keep_freed_memory, return_freed_memory
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="minilm-l6")
-    parser.add_argument("--methods", nargs="+", default=["lora", "full"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
-    args = parser.parse_args()
+    args = arguments(__doc__, steps=10, warmup=2).parse_args()
     policies = {"exact": return_freed_memory, "fast": keep_freed_memory}
     ratios = []
     for method in args.methods:
