@@ -10,7 +10,6 @@ python benchmarks/malloc_policy.py --methods full --repeats 3 --steps 8
 
 from __future__ import annotations
 
-
 from _common import arguments, build, configure, median, spread, timed_seconds
 
 from bench.trackers.memory import keep_freed_memory, return_freed_memory
