@@ -386,8 +386,7 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
     memory = MemoryTracker(device, window_steps=cfg.train.warmup_steps)  # CPU: the peak over the warm-up steps
-    window = memory.window()
-    callbacks += [window] if window else []
+    callbacks += memory.callbacks()
     for listener in listeners:  # checkpoints scored between steps stay out of the training peak
         if hasattr(listener, "outside_memory"):
             listener.outside_memory = memory.paused

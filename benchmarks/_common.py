@@ -70,12 +70,11 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
     collator = tasks.collator(cfg.task.kind, ready.tokenizer)
     clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
     callbacks = [clock]
+    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
     if instrumented:
         collator = CountingCollator(collator)
         callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))
-    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
-    if instrumented and memory.window():
-        callbacks.append(memory.window())
+        callbacks += memory.callbacks()
     with tempfile.TemporaryDirectory() as output_dir:
         trainer = Trainer(model=ready.model, args=trial.training_args(cfg, ready.device, output_dir, progress=False),
                           train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)

@@ -159,7 +159,7 @@ def high_water_mark_bytes() -> int | None:
 class MemoryTracker:
     """`with MemoryTracker(device) as mem: train()`; then mem.result() with the model and optimizer.
 
-    With `window_steps` on CPU, pass `mem.window()` to the Trainer as a callback: the peak is read over the first
+    With `window_steps` on CPU, pass `mem.callbacks()` to the Trainer: the peak is read over the first
     `window_steps` steps (at least MIN_WINDOW_STEPS), and malloc's fast policy serves the rest (module docstring)."""
 
     def __init__(self, device: torch.device, window_steps: int | None = None):
@@ -246,12 +246,12 @@ class MemoryTracker:
             self._stopped = True
             keep_freed_memory()
 
-    def window(self):
-        """The Trainer callback that ends the CPU window after `window_steps` steps; None where the peak covers
-        every step (GPU, or no window asked for)."""
+    def callbacks(self) -> list[TrainerCallback]:
+        """The Trainer callbacks the tracker needs: the one that ends the CPU window after `window_steps` steps;
+        none where the peak covers every step (GPU, or no window asked for)."""
         if self.window_steps is None or self.device.type == "cuda":
-            return None
-        return _Window(self)
+            return []
+        return [_Window(self)]
 
     @property
     def source(self) -> str:
@@ -284,7 +284,6 @@ def nvml_memory_readers(device: torch.device):
         return None
     pynvml = nvml.module()
     return (lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used), (lambda: nvml.process_bytes(handle, os.getpid()))
-
 
 
 class _Window(TrainerCallback):
