@@ -60,10 +60,10 @@ def difference_interval(runs: list[tuple[dict, dict]], higher_is_better: bool, c
         return None
     (n_items,) = lengths
     picks = np.random.default_rng(seed).integers(0, n_items, size=(n_resamples, n_items))
+    whole = np.arange(n_items)[None, :]  # the items as observed: one "resample" of every item once
     observed, resampled = [], []
     for a, b in runs:
         weights = np.asarray(a.get("weights") or b.get("weights") or np.ones(n_items), dtype=float)
-        whole = np.arange(n_items)[None, :]
         losses = [_loss(a, weights, rows, higher_is_better) - _loss(b, weights, rows, higher_is_better)
                   for rows in (whole, picks)]
         observed.append(float(losses[0][0]))

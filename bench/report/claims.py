@@ -30,6 +30,7 @@ from scipy import stats as sps
 
 from bench.probes import forgetting
 from bench.results import stats
+from bench.results.metrics import is_na
 
 MARGIN = 0.02  # quality points: "near" and "no worse" mean within 2 points (accuracy or ROUGE-L)
 LATENCY_MARGIN = 0.05  # "no added latency": at most 5% slower
@@ -63,12 +64,10 @@ def _rows(trials: pd.DataFrame, method: str) -> pd.DataFrame:
 
 
 def _shared_seeds(a: pd.DataFrame, b: pd.DataFrame, column: str) -> list:
-    has = lambda rows: {s for s, v in rows[column].items() if v is not None and not _missing(v)}  # noqa: E731
-    return sorted(has(a) & has(b)) if column in a and column in b else []
-
-
-def _missing(value) -> bool:
-    return isinstance(value, float) and np.isnan(value)
+    """The seeds where both sides have a value in `column`."""
+    if column not in a or column not in b:
+        return []
+    return sorted({s for s, v in a[column].items() if not is_na(v)} & {s for s, v in b[column].items() if not is_na(v)})
 
 
 def quality_difference(a: pd.DataFrame, b: pd.DataFrame) -> Interval | None:

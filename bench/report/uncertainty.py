@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from bench.results import stats
+from bench.results.metrics import is_na
 
 ALPHA = stats.ALPHA
 BASELINE_COLUMN = "majority_share"  # classification: share of the most frequent label among the evaluated items
@@ -85,17 +86,13 @@ def _items(rows: pd.DataFrame, key: str):
     if key not in rows or rows[key].isna().all():
         return None
     by_label = {label: dict(zip(group["seed"], group[key])) for label, group in rows.groupby("label", sort=False)}
-    seeds = set.intersection(*({s for s, v in d.items() if v is not None and not _nan(v)}
+    seeds = set.intersection(*({s for s, v in d.items() if not is_na(v)}
                                for d in by_label.values()))
     if not seeds:
         return None
     scores = {label: [np.asarray(d[s], dtype=float) for s in sorted(seeds)] for label, d in by_label.items()}
     lengths = {tuple(len(a) for a in arrays) for arrays in scores.values()}
     return scores if len(lengths) == 1 else None
-
-
-def _nan(value) -> bool:
-    return isinstance(value, float) and np.isnan(value)
 
 
 def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: str | None = None,
