@@ -113,24 +113,35 @@ class _Sampler(threading.Thread):
         return self.held if self.paused else _larger(self.held, _larger(self.peak, self.read()))
 
 
-def _mallopt(mmap_threshold_bytes: int, trim_threshold_bytes: int) -> bool:
-    """Fixed glibc malloc thresholds; False where the C library is not glibc (macOS, musl)."""
+def _libc():
+    """The C library, or None where it cannot be loaded."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _mallopt(mmap_threshold_bytes: int, trim_threshold_bytes: int) -> bool:
+    """Fixed glibc malloc thresholds; False where the C library is not glibc (macOS, musl)."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold_bytes)) and bool(mallopt(M_TRIM_THRESHOLD,
                                                                                   trim_threshold_bytes))
 
 
 def return_freed_memory() -> bool:
-    """Fixed malloc thresholds (glibc), so freed tensor memory leaves the RSS whatever the allocation history; False
-    where the C library is not glibc (macOS, musl), where RSS then carries the allocator's own policy."""
-    return _mallopt(MALLOC_RETURN_BYTES, MALLOC_RETURN_BYTES)
+    """Fixed malloc thresholds (glibc), so freed tensor memory leaves the RSS whatever the allocation history, and
+    what the heap already holds free goes back now (malloc_trim): a process that ran an earlier trial under the
+    fast policy keeps up to 64 MiB of freed heap, which the next trial's baseline would count and its training
+    reuse unseen. False where the C library is not glibc (macOS, musl): RSS then carries the allocator's policy."""
+    if not _mallopt(MALLOC_RETURN_BYTES, MALLOC_RETURN_BYTES):
+        return False
+    getattr(_libc(), "malloc_trim", lambda pad: 0)(0)
+    return True
 
 
 def keep_freed_memory() -> bool:
