@@ -274,9 +274,11 @@ def _run(cfg: TrialConfig, phases: Phases, metrics: dict, progress: bool, items:
     with phases("train"):
         from bench.tasks import curve as curves
 
-        curve = curves.for_trial(cfg, data, tokenizer, model_kind, device, probe, metrics.get("probe_before"))
+        memory = training_memory(cfg, device)
+        curve = curves.for_trial(cfg, data, tokenizer, model_kind, device, probe, metrics.get("probe_before"),
+                                 outside_memory=memory.paused)  # checkpoints scored between steps stay out of it
         trainer, memory, speed = _train(cfg, method, method_cfg, model, tokenizer, data, device, progress,
-                                        [curve] if curve else [])
+                                        [curve] if curve else [], memory)
         if curve:
             metrics.update(curve.result())
             items["curve"], items["val_quality"] = curve.points, curve.val_items
@@ -374,22 +376,26 @@ def training_args(cfg: TrialConfig, device, output_dir: str, progress: bool):
     return TrainingArguments(**{**args, **trainer_arguments(cfg, device)})  # DDP/FSDP: the batch split, the backend
 
 
-def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=()):
-    """Train with transformers' Trainer; the memory tracker wraps it, the throughput tracker listens to it."""
+def training_memory(cfg: TrialConfig, device):
+    """The training phase's memory tracker; on CPU its peak is read over the warm-up steps (bench.trackers.memory)."""
+    from bench.trackers.memory import MemoryTracker
+
+    return MemoryTracker(device, window_steps=cfg.train.warmup_steps)
+
+
+def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=(), memory=None):
+    """Train with transformers' Trainer; the memory tracker (`training_memory` unless given) wraps it, the
+    throughput tracker listens to it."""
     from bench.distributed.memory import MemoryFromTrainBegin
     from bench.distributed.training import trainer_class
-    from bench.trackers.memory import MemoryTracker
     from bench.trackers.throughput import CountingCollator, ThroughputCallback
 
     counter = CountingCollator(tasks.collator(cfg.task.kind, tokenizer))
     speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
-    memory = MemoryTracker(device, window_steps=cfg.train.warmup_steps)  # CPU: the peak over the warm-up steps
+    memory = memory or training_memory(cfg, device)
     callbacks += memory.callbacks()
-    for listener in listeners:  # checkpoints scored between steps stay out of the training peak
-        if hasattr(listener, "outside_memory"):
-            listener.outside_memory = memory.paused
     if cfg.train.distributed != "none":  # tracked from the first step, on the model as sharded (or wrapped)
         callbacks.insert(0, MemoryFromTrainBegin(memory))
     with tempfile.TemporaryDirectory(prefix="peft-bench-trainer-") as output_dir:

@@ -15,7 +15,6 @@ from transformers import Trainer, TrainerCallback
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import config, tasks, trial  # noqa: E402
-from bench.trackers.memory import MemoryTracker  # noqa: E402
 from bench.trackers.throughput import CountingCollator, ThroughputCallback  # noqa: E402
 
 # Per-model sizes that keep a repetition short on 2 CPU cores; batches are full (articles exceed max_length).
@@ -70,7 +69,7 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
     collator = tasks.collator(cfg.task.kind, ready.tokenizer)
     clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
     callbacks = [clock]
-    memory = MemoryTracker(ready.device, window_steps=cfg.train.warmup_steps)  # as a trial tracks it
+    memory = trial.training_memory(cfg, ready.device)  # as a trial tracks it
     if instrumented:
         collator = CountingCollator(collator)
         callbacks.insert(0, ThroughputCallback(collator, cfg.train.warmup_steps, ready.device, measure_flops=True))

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from bench import tasks, trial
@@ -94,6 +95,26 @@ def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
     assert checked.metrics["curve_points"] == 2
     assert checked.metrics["seconds_train"] >= 2 * hour_s  # the train phase's wall time holds the checkpoints...
     assert checked.metrics["train_seconds"] < hour_s  # ...and the timed steps do not
+
+
+def test_scoring_a_checkpoint_stays_out_of_the_training_peak(monkeypatch):
+    """A checkpoint inside the CPU memory window (step 2 of a 2-step window) that holds 400 MiB while it scores:
+    the trial's peak is training's, as without checkpoints."""
+    base = ["model=tiny-bert", "method=full", "train.max_steps=4", "task.max_val_samples=8"]
+    plain = trial.run(trial_config(*base), progress=False)
+    point = curve.CurveCallback.point
+
+    def hungry_point(self, model, step, loss):
+        held = torch.ones(100 * 2**20)  # 400 MiB, written, so resident
+        scored = point(self, model, step, loss)
+        del held
+        return scored
+
+    monkeypatch.setattr(curve.CurveCallback, "point", hungry_point)
+    checked = trial.run(trial_config(*base, "train.eval_every=2"), progress=False)
+    assert checked.status == "ok", checked.error
+    assert checked.metrics["curve_points"] == 2 and checked.metrics["mem_window_steps"] == 2
+    assert checked.metrics["peak_mem_bytes"] < plain.metrics["peak_mem_bytes"] + 100 * 2**20
 
 
 def test_generation_items_are_rouge_l_with_a_bootstrap_interval():

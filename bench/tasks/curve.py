@@ -27,14 +27,15 @@ from bench import tasks
 class CurveCallback(TrainerCallback):
     """`points`: one dict per checkpoint (see `point`); `val_items`: the last checkpoint's per-item scores."""
 
-    def __init__(self, every_steps: int, evaluate, primary_metric: str, probe=None, probe_before: float | None = None):
+    def __init__(self, every_steps: int, evaluate, primary_metric: str, probe=None, probe_before: float | None = None,
+                 outside_memory=contextlib.nullcontext):
         self.every_steps = every_steps
         self.evaluate = evaluate  # model -> tasks.evaluate's dict for the validation rows
         self.primary_metric = primary_metric
         self.probe, self.probe_before = probe, probe_before
         self.points: list[dict] = []
         self.val_items: list = []
-        self.outside_memory = contextlib.nullcontext  # the trial sets its memory tracker's `paused`
+        self.outside_memory = outside_memory  # a context (the memory tracker's `paused`) its scoring runs in
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every_steps == 0 or state.global_step >= state.max_steps:
@@ -82,8 +83,10 @@ def validation_rows(task_cfg, cache_dir: Path) -> list[dict]:
     return tasks.raw_splits(task_cfg, cache_dir)["validation"][: task_cfg.max_val_samples]
 
 
-def for_trial(cfg, data, tokenizer, model_kind: str, device, probe=None, probe_before: float | None = None):
-    """The trial's CurveCallback, or None when `train.eval_every` is off."""
+def for_trial(cfg, data, tokenizer, model_kind: str, device, probe=None, probe_before: float | None = None,
+              outside_memory=contextlib.nullcontext):
+    """The trial's CurveCallback, or None when `train.eval_every` is off. Checkpoints are scored inside
+    `outside_memory()`: the trial passes its memory tracker's `paused`, so scoring stays out of the training peak."""
     if not cfg.train.eval_every:
         return None
     validation = dataclasses.replace(data, test_rows=validation_rows(cfg.task, Path(cfg.cache_dir).expanduser()))
@@ -92,4 +95,4 @@ def for_trial(cfg, data, tokenizer, model_kind: str, device, probe=None, probe_b
         return tasks.evaluate(validation, model, tokenizer, model_kind, cfg.train.eval_batch_size,
                               cfg.train.max_length, device)
 
-    return CurveCallback(cfg.train.eval_every, evaluate, cfg.task.primary_metric, probe, probe_before)
+    return CurveCallback(cfg.train.eval_every, evaluate, cfg.task.primary_metric, probe, probe_before, outside_memory)
