@@ -46,7 +46,7 @@ lint: setup
 	$(BIN)/ruff check bench tests benchmarks
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
