@@ -195,6 +195,19 @@ def test_choose_lr_flags_a_one_seed_choice_just_below_a_rate_that_failed(tmp_pat
     assert chosen.seeds == 2 and not chosen.beside_a_failure
 
 
+def test_choose_lr_compares_rates_on_the_same_seeds_and_reads_one_rate_however_it_was_written(tmp_path):
+    """A confirmation run gives two candidates seeds 1 and 2: the choice is between them, on three seeds each, not
+    against a rate's single lucky seed; and 3 x 3e-3 (0.009000000000000001) is the rate 9e-3."""
+    for rate, val in [(3e-3, 0.93), (3 * 3e-3, 0.96), (3e-2, 0.97)]:
+        _fake_trial(tmp_path, "lora", rate, val, 0.5)
+    for seed, (low, high) in ((1, (0.94, 0.60)), (2, (0.95, 0.70))):
+        _fake_trial(tmp_path, "lora", 3e-3, low, 0.5, seed=seed)
+        _fake_trial(tmp_path, "lora", 9e-3, high, 0.5, seed=seed)
+    (chosen,) = choose_lr.choose(tmp_path)
+    assert set(chosen.grid) == {3e-3, 9e-3, 3e-2}
+    assert chosen.rate == 3e-3 and chosen.seeds == 3  # 3e-2 had the best single seed, 9e-3 failed on two of three
+
+
 def test_checkpoints_of_a_dataset_without_validation_score_rows_carved_from_train_never_test():
     own = Path(__file__).parent.parent / "examples" / "own-data"  # train.csv and test.csv: no validation split
     cfg = trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files.train={own}/train.csv",

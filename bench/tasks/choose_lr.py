@@ -3,9 +3,11 @@
     python -m bench.tasks.choose_lr results/lr-search          (after: peft-bench sweep=lr-search)
 
 Per model, task and method: the rate with the best mean validation quality (`val_quality`, the last checkpoint
-of `train.eval_every`) over seeds, the rates the validation items cannot separate from it (a paired bootstrap on
-the same validation items, Holm-corrected), and a warning when the best rate sits at the edge of the grid. Test
-quality is in the same records and is never read here: the test split is scored once per trial, not chosen on.
+of `train.eval_every`) over seeds, among the rates run on the most seeds (a confirmation run gives the best
+candidates more seeds: `seed=1,2` with their rates; a rate on one seed is not compared with a mean of three); the
+rates the validation items cannot separate from it (a paired bootstrap on the same validation items,
+Holm-corrected); and a warning when the best rate sits at the edge of the grid. Test quality is in the same records
+and is never read here: the test split is scored once per trial, not chosen on.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def _trials(folder: Path) -> list[dict]:
         if not record or record["status"] != "ok" or record["metrics"].get("val_quality") is None:
             continue
         items = read_json(path.parent / ITEMS_NAME) or {}
-        trials.append({**record["identity"], "rate": record["config"]["learning_rate"],
+        rate = float(f"{record['config']['learning_rate']:.6g}")  # 3 x 3e-3 and 9e-3 are one rate
+        trials.append({**record["identity"], "rate": rate,
                        "val_quality": record["metrics"]["val_quality"], "n_val": record["metrics"].get("n_val"),
                        "val_items": items.get("val_quality") or []})
     return trials
@@ -84,8 +87,10 @@ def choose(folder: Path) -> list[Choice]:
     choices = []
     for (model, task, method), by_rate in sorted(groups.items()):
         grid = {rate: sum(t["val_quality"] for t in trials) / len(trials) for rate, trials in by_rate.items()}
-        best = max(sorted(grid), key=lambda rate: grid[rate])  # ties of the mean go to the smallest rate
-        tied = _tied_rates(by_rate) or [best]
+        most_seeds = max(len(trials) for trials in by_rate.values())
+        candidates = {rate: trials for rate, trials in by_rate.items() if len(trials) == most_seeds}
+        best = max(sorted(candidates), key=lambda rate: grid[rate])  # ties of the mean go to the smallest rate
+        tied = _tied_rates(candidates) or [best]
         if tied[0] != best:  # tie_set breaks equal means by name; keep the chosen rate first
             tied = [best] + [r for r in tied if r != best]
         choices.append(Choice(model, task, method, best, grid[best], by_rate[best][0]["n_val"], len(by_rate[best]),
