@@ -350,6 +350,21 @@ def test_every_preset_sweeps_seeds_with_one_job_per_seed(preset):
     assert {o for job in seeded for o in job if o.startswith("seed=")} == {"seed=0", "seed=1"}
 
 
+def test_the_latency_pass_keeps_each_settings_shapes_and_trains_four_steps():
+    """Its figures compare with the study's: the same model, batch and input length per setting; 4 steps each."""
+    from tests.conftest import trial_config
+
+    jobs = _sweep_jobs("latency")
+    assert len(jobs) == 2 * 5 * 3
+    for job in (jobs[0], jobs[-1]):
+        setting = next(o.split("=", 1)[1] for o in job if o.startswith("setting="))
+        cfg, study = trial_config("sweep=latency", *job, fast=False), trial_config(f"setting={setting}", fast=False)
+        assert cfg.train.max_steps == 4 and cfg.train.threads == 1
+        assert (cfg.model.name, cfg.train.batch_size, cfg.train.max_length) == (
+            study.model.name, study.train.batch_size, study.train.max_length)
+        assert cfg.train.latency_batch_size == study.train.latency_batch_size
+
+
 def test_quick_sweeps_every_family_and_the_optuna_variant_composes_without_its_plugin():
     from bench import methods
 
