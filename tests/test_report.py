@@ -21,7 +21,7 @@ from bench.report.build import build_report
 from bench.report.cli import main as report_main
 from bench.report.load import load_trials, normalize
 from bench.report.pareto import pareto_mask
-from bench.report.recommend import Budget, parse_size, recommend
+from bench.report.recommend import Budget, parse_size, recommend, summary
 from bench.report.render import latex_escape, to_latex
 from bench.report.tables import cost_table, paper_table, storage_frame
 
@@ -487,6 +487,21 @@ def test_quality_within_noise_of_the_majority_baseline_is_flagged_and_never_reco
     only = recommend(aggregate(trials[trials["method"] == "prompt-tuning"]), Budget(),
                      trials[trials["method"] == "prompt-tuning"])
     assert not only["recommended"].any()  # alone it is still not distinguishable from guessing the majority
+
+
+def test_a_method_with_a_seed_at_the_majority_baseline_is_unstable_and_never_recommended(tmp_path):
+    """Two seeds near the top and one collapsed to the majority class: the mean over seeds can stay tied with the
+    top (three seeds leave a wide interval), but recommending it would be betting on the seed."""
+    folder = item_sweep(tmp_path / "unstable", {"lora": 0.90, "full": 0.88, "adapter": 0.90}, n_items=200,
+                        majority=0.12)
+    item_sweep(folder, {"adapter": 0.10}, n_items=200, seeds=1, majority=0.12)  # seed 0 collapses: 0.14 [0.10, 0.19]
+    trials, decision = quality_decision(folder)
+    assert decision.unstable == {"adapter": "1 of 3 seeds"} and decision.at_baseline == []
+    picks = recommend(aggregate(trials), Budget(), trials).set_index("label")
+    assert picks.at["adapter", "unstable"] and not picks.at["adapter", "recommended"]
+    assert picks.loc[["lora", "full"], "recommended"].all()
+    line = " ".join(summary(picks.reset_index(), Budget()))
+    assert "unstable (a seed fell to the majority-class baseline): adapter (1 of 3 seeds)" in line
 
 
 def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):

@@ -54,8 +54,13 @@ def baseline_notes(group: pd.DataFrame) -> list[str]:
         return ["Majority-class baseline: n/a (these trials did not record the majority share of the test split)."]
     at_baseline = group[group["at_baseline"].eq(True)]
     text = f"Majority-class baseline {number('quality', share.iloc[0])}: "
-    return [text + ("not distinguishable from it: " + ", ".join(at_baseline["label"]) + "." if len(at_baseline)
-                    else "every method is above it.")]
+    notes = [text + ("not distinguishable from it: " + ", ".join(at_baseline["label"]) + "." if len(at_baseline)
+                     else "every method is above it.")]
+    unstable = group[group["unstable"].notna()] if "unstable" in group else group.iloc[:0]
+    if len(unstable):
+        notes.append("Unstable, a seed at that baseline: " + ", ".join(
+            f"{r['label']} ({r['unstable']})" for _, r in unstable.iterrows()) + "; its mean hides a failed seed.")
+    return notes
 
 
 def card(group: pd.DataFrame) -> Card:

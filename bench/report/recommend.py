@@ -6,7 +6,8 @@ Budgets are on the aggregated means: peak training memory, checkpoint bytes per 
 A method whose budgeted metric is n/a does not fit (it cannot be shown to). Without a budget, every method fits.
 The top of quality within budget is a tie set (uncertainty.decide over the finished trials: paired over items where
 per-item scores exist, else on the intervals, Holm-corrected); a method not distinguishable from the
-majority-class baseline is never recommended. The Pareto set is over quality (max), peak memory, checkpoint size
+majority-class baseline is never recommended, nor an unstable one: a seed of it fell to that baseline, however well
+its other seeds did. The Pareto set is over quality (max), peak memory, checkpoint size
 and serving latency (min), among the methods within budget, with the quality of every method tied at the top
 levelled to the top's: a tied method is only beaten on cost, never on a quality gap the data cannot show.
 """
@@ -94,23 +95,24 @@ def violations(row: pd.Series, budget: Budget) -> list[str]:
     return out
 
 
-def _top(group: pd.DataFrame, trials: pd.DataFrame | None) -> tuple[list[str], list[str], str]:
-    """(labels tied at the top of quality, labels at the majority baseline, how it was decided) among `group`."""
+def _top(group: pd.DataFrame, trials: pd.DataFrame | None) -> tuple[list[str], list[str], dict, str]:
+    """(labels tied at the top of quality, labels at the majority baseline, unstable labels -> "k of n seeds" at
+    the baseline, how it was decided) among `group`."""
     if trials is not None:
         rows = trials[trials["status"].eq("ok") & trials["model"].eq(group["model"].iloc[0])
                       & trials["task"].eq(group["task"].iloc[0]) & trials["label"].isin(group["label"])
                       & trials["quality"].notna()]
         if rows.empty:
-            return [], [], ""
+            return [], [], {}, ""
         decision = uncertainty.decide(rows, "quality", True, "quality_items")
         if decision.ties is None:
-            return [], decision.at_baseline, "undecided"
-        return decision.ties.tied, decision.at_baseline, decision.ties.how
+            return [], decision.at_baseline, decision.unstable, "undecided"
+        return decision.ties.tied, decision.at_baseline, decision.unstable, decision.ties.how
     quality = group[group["quality_mean"].notna()]
     if quality.empty:
-        return [], [], ""
+        return [], [], {}, ""
     tied = quality.loc[seed_ties(quality, "quality", True), "label"]
-    return list(tied), [], "spread over seeds"
+    return list(tied), [], {}, "spread over seeds"
 
 
 def recommend(agg: pd.DataFrame, budget: Budget, trials: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -123,19 +125,21 @@ def recommend(agg: pd.DataFrame, budget: Budget, trials: pd.DataFrame | None = N
     frame["pareto"] = False
     frame["recommended"] = False
     frame["at_baseline"] = False
+    frame["unstable"] = ""
     frame["quality_level"] = frame["quality_mean"]
     frame["decided_by"] = ""
     for _, group in frame.groupby(["model", "task"], sort=False):
         fitting = group[group["fits"]]
         if fitting.empty:
             continue
-        tied, at_baseline, how = _top(fitting, trials)
+        tied, at_baseline, unstable, how = _top(fitting, trials)
         frame.loc[fitting.index, "decided_by"] = how
         frame.loc[fitting.index, "at_baseline"] = fitting["label"].isin(at_baseline)
-        chosen = fitting["label"].isin(tied) & ~fitting["label"].isin(at_baseline)
+        frame.loc[fitting.index, "unstable"] = [unstable.get(label, "") for label in fitting["label"]]
+        chosen = fitting["label"].isin(tied) & ~fitting["label"].isin(at_baseline) & ~fitting["label"].isin(unstable)
         frame.loc[fitting.index, "recommended"] = chosen
-        if chosen.any():
-            frame.loc[fitting.index[fitting["label"].isin(tied)], "quality_level"] = fitting["quality_mean"].max()
+        if chosen.any():  # an unstable method keeps its own mean: its failed seed is part of its quality
+            frame.loc[fitting.index[chosen], "quality_level"] = fitting["quality_mean"].max()
         frame.loc[fitting.index, "pareto"] = pareto_mask(frame.loc[fitting.index], PARETO_OBJECTIVES)
     return frame
 
@@ -175,8 +179,18 @@ def summary(frame: pd.DataFrame, budget: Budget) -> list[str]:
             base = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
             share = f" ({number('quality', base.iloc[0])})" if len(base) else ""
             line += f" Not distinguishable from the majority-class baseline{share}: {_names(at_baseline)}."
+        unstable = group[group["unstable"].ne("")]
+        if len(unstable):
+            line += (" Not recommended, unstable (a seed fell to the majority-class baseline): "
+                     + ", ".join(f"{r['label']} ({r['unstable']})" for _, r in unstable.iterrows()) + ".")
         lines.append(line)
     return lines
+
+
+def _recommended_text(row: pd.Series) -> str:
+    if row["recommended"]:
+        return "tied at top"
+    return f"no: unstable, {row['unstable']} at the baseline" if row["unstable"] else ""
 
 
 def recommendation_table(frame: pd.DataFrame) -> Table:
@@ -189,15 +203,17 @@ def recommendation_table(frame: pd.DataFrame) -> Table:
                      Cell(human_bytes(r["peak_mem_bytes_mean"])), Cell(human_bytes(r["checkpoint_bytes_mean"])),
                      Cell(NA if is_na(latency) else f"{latency:,.1f}"),
                      Cell("yes" if r["fits"] else "no: " + "; ".join(r["why_not"])),
-                     Cell("yes" if r["pareto"] else ""), Cell("tied at top" if r["recommended"] else "")])
+                     Cell("yes" if r["pareto"] else ""), Cell(_recommended_text(r))])
     keep = ["model", "task", "family", "method", "label", "quality_mean", "peak_mem_bytes_mean",
-            "checkpoint_bytes_mean", "serving_latency_ms", "fits", "pareto", "recommended", "at_baseline", "decided_by"]
+            "checkpoint_bytes_mean", "serving_latency_ms", "fits", "pareto", "recommended", "at_baseline", "unstable",
+            "decided_by"]
     raw = frame[keep].assign(why_not=frame["why_not"].map("; ".join))
     return Table("recommendation", "Recommendation: methods within budget, tied at the top, Pareto-optimal set",
                  ["model", "task", "method", "family", "quality", "peak memory", "checkpoint", "latency (ms)",
                   "within budget", "Pareto-optimal", "recommended"], rows, raw, group_columns=2, text_columns=4,
                  notes=[("recommended: the methods within budget not significantly worse than the best quality within "
-                        "budget (bold), never one not distinguishable from the majority-class baseline (≈). "
+                        "budget (bold), never one not distinguishable from the majority-class baseline (≈), nor one "
+                        "with a seed at that baseline (unstable). "
                         "Pareto-optimal: no other method within budget is at least as good on quality (tied methods "
                         "count as equal), peak memory, checkpoint size and serving latency and better on one. Serving "
                         "latency: merged where the method merges, else unmerged.")])

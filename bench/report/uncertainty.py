@@ -72,6 +72,7 @@ class Decision:
     n_items: dict = field(default_factory=dict)  # label -> items per seed
     baseline: float = float("nan")  # majority-class share (quality only), NaN where unknown
     at_baseline: list[str] = field(default_factory=list)  # not distinguishable from the baseline
+    unstable: dict = field(default_factory=dict)  # label -> "1 of 3 seeds": seeds at the baseline, others above
     paired: bool = False
 
     def tied(self, label: str) -> bool:
@@ -126,7 +127,23 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     if metric == "quality" and BASELINE_COLUMN in rows and rows[BASELINE_COLUMN].notna().any():
         decision.baseline = float(rows[BASELINE_COLUMN].dropna().iloc[0])
         decision.at_baseline = _at_baseline(means, variances, decision.baseline, alpha)
+        decision.unstable = {label: text for label, text in _seeds_at_baseline(rows, decision.baseline).items()
+                             if label not in decision.at_baseline}
     return decision
+
+
+def _seeds_at_baseline(rows: pd.DataFrame, baseline: float) -> dict[str, str]:
+    """{label: "k of n seeds"} for methods with a seed whose quality its own interval over items cannot tell from
+    the majority share: a collapsed seed. Its mean over seeds can still be tied at the top, as the seeds that held
+    lift it, but a user would be betting on the seed (a learning rate at the edge of stability)."""
+    low = rows["quality_ci_low"].where(rows["quality_ci_low"].notna(), rows["quality"]) \
+        if "quality_ci_low" in rows else rows["quality"]
+    collapsed = rows.assign(collapsed=low.le(baseline))[rows["quality"].notna()]
+    found = {}
+    for label, group in collapsed.groupby("label", sort=False):
+        if group["collapsed"].any():
+            found[label] = f"{int(group['collapsed'].sum())} of {len(group)} seeds"
+    return found
 
 
 def _at_baseline(means: dict, variances: dict, baseline: float, alpha: float) -> list[str]:
@@ -163,6 +180,7 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
         agg[f"{metric}_ci_low"], agg[f"{metric}_ci_high"] = np.nan, np.nan
         agg[f"{metric}_tied"] = pd.Series(np.nan, index=agg.index, dtype=object)
     agg["n_eval"], agg["at_baseline"] = np.nan, pd.Series(np.nan, index=agg.index, dtype=object)
+    agg["unstable"] = pd.Series(np.nan, index=agg.index, dtype=object)
     agg["baseline"] = np.nan
     for index, row in agg.iterrows():
         for metric in ("quality", "forgetting"):
@@ -178,6 +196,7 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
                 if np.isfinite(decision.baseline):
                     agg.at[index, "baseline"] = decision.baseline
                     agg.at[index, "at_baseline"] = row["label"] in decision.at_baseline
+                    agg.at[index, "unstable"] = decision.unstable.get(row["label"], np.nan)
     return agg
 
 
