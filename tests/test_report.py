@@ -504,6 +504,33 @@ def test_a_method_with_a_seed_at_the_majority_baseline_is_unstable_and_never_rec
     assert "unstable (a seed fell to the majority-class baseline): adapter (1 of 3 seeds)" in line
 
 
+def test_forgetting_on_perplexity_is_compared_on_the_log_scale_where_a_collapsed_method_is_worse():
+    """Perplexity rises of ~0.5 against a method that collapsed (1e6 to 1e14 on three seeds): on the raw scale its
+    mean's spread over seeds is so wide it stays tied with the best; log(after / before) separates them."""
+    from bench.report import uncertainty
+
+    def rows(probe):
+        values = {"lora": [0.50, 0.60, 0.55], "full": [0.52, 0.58, 0.50], "adapter": [1e6, 3e7, 1e14]}
+        return pd.DataFrame([{"model": "m", "task": "t", "label": label, "seed": seed, "forgetting": value,
+                              "forgetting_ci_low": 0.9 * value, "forgetting_ci_high": 1.1 * value, "n_probe": 256,
+                              "forgetting_probe": probe}
+                             for label, seeds in values.items() for seed, value in enumerate(seeds)])
+
+    logged = uncertainty.decide(rows("perplexity"), "forgetting", False)
+    assert logged.log_scale and logged.ties.worse == ["adapter"] and set(logged.ties.tied) == {"lora", "full"}
+    low, high = logged.interval["lora"]
+    assert 0.4 < low < 0.55 < high < 0.7  # shown back as a relative rise
+    raw = uncertainty.decide(rows("retrieval_recall@1"), "forgetting", False)
+    assert not raw.log_scale and "adapter" in raw.ties.tied  # what the raw scale did
+
+
+def test_a_huge_forgetting_reads_in_three_digits():
+    from bench.results.metrics import number
+
+    assert number("forgetting", 0.25) == "+0.250"
+    assert number("forgetting", 5.2594107548347742e13) == "+5.26e+13"
+
+
 def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):
     folder = item_sweep(tmp_path / "tied", {"lora": 0.80, "dora": 0.795, "full": 0.79, "vera": 0.55}, seeds=2,
                         majority=0.3)

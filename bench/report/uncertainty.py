@@ -74,6 +74,7 @@ class Decision:
     at_baseline: list[str] = field(default_factory=list)  # not distinguishable from the baseline
     unstable: dict = field(default_factory=dict)  # label -> "1 of 3 seeds": seeds at the baseline, others above
     paired: bool = False
+    log_scale: bool = False  # forgetting on a perplexity probe: compared as log(after / before)
 
     def tied(self, label: str) -> bool:
         return self.ties is not None and label in self.ties.tied
@@ -103,6 +104,9 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     low_col, high_col, n_col = (("quality_ci_low", "quality_ci_high", "n_eval") if metric == "quality" else
                                 (f"{metric}_ci_low", f"{metric}_ci_high", "n_probe"))
     decision = Decision(first["model"], first["task"], metric, None)
+    decision.log_scale = metric == "forgetting" and _perplexity_probe(rows)
+    if decision.log_scale:  # compared as log(after / before); intervals are shown back on the relative scale
+        rows = rows.assign(**{c: np.log1p(rows[c].astype(float)) for c in (metric, low_col, high_col) if c in rows})
     means, variances = {}, {}
     for label, group in rows.groupby("label", sort=False):
         group = group[group[metric].notna()]
@@ -129,7 +133,19 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
         decision.at_baseline = _at_baseline(means, variances, decision.baseline, alpha)
         decision.unstable = {label: text for label, text in _seeds_at_baseline(rows, decision.baseline).items()
                              if label not in decision.at_baseline}
+    if decision.log_scale:
+        decision.interval = {label: (float(np.expm1(low)), float(np.expm1(high)))
+                             for label, (low, high) in decision.interval.items()}
     return decision
+
+
+def _perplexity_probe(rows: pd.DataFrame) -> bool:
+    """Forgetting read on perplexity: the relative rise (after - before) / before is heavy-tailed (a model that
+    collapsed reads 1e13 where others read 2), so a mean and its normal interval over seeds are dominated by one
+    trial and the collapsed method cannot be shown worse than any other. log(after / before) = log1p(forgetting)
+    is the scale on which such trials separate; it is monotone, so the order of trials is unchanged."""
+    probe = rows["forgetting_probe"] if "forgetting_probe" in rows else pd.Series(dtype=object)
+    return bool(len(probe)) and probe.eq("perplexity").all()
 
 
 def _seeds_at_baseline(rows: pd.DataFrame, baseline: float) -> dict[str, str]:
@@ -215,6 +231,11 @@ def evidence(trials: pd.DataFrame, found: dict) -> list[str]:
     paired = sorted({f"{d.model} / {d.task}" for d in found.values() if d.paired})
     if paired:
         lines.append("Paired over the same items (per-item scores beside the records): " + ", ".join(paired) + ".")
+    logged = sorted({f"{d.model} / {d.task}" for d in found.values() if d.log_scale})
+    if logged:
+        lines.append("Forgetting on a perplexity probe is compared as log(perplexity after / before), where one "
+                     "collapsed model cannot swamp a mean (intervals shown back as relative rises): "
+                     + ", ".join(logged) + ".")
     hows = sorted({d.ties.how for d in found.values() if d.ties is not None and d.ties.how})
     lines += [f"Tie set test: {how}." for how in hows]
     return lines

@@ -150,6 +150,6 @@ def number(metric: Metric | str, value: float) -> str:
         return f"{value:,.1f}" if abs(value) < 1e4 else f"{value:,.0f}"
     if metric.kind == "flops":
         return f"{value:.2e}"
-    if metric.kind == "relative":
-        return f"{value:+.3f}"
+    if metric.kind == "relative":  # a collapsed model's perplexity rise reads 1e13: three digits, not fourteen
+        return f"{value:+.3f}" if abs(value) < 1e4 else f"{value:+.3g}"
     return f"{value:.3f}"
