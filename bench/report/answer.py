@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bench.report import uncertainty
 from bench.report.recommend import serving_latency
 from bench.report.render import Cell, Table
 from bench.report.tables import interval_cell
@@ -56,10 +57,9 @@ def baseline_notes(group: pd.DataFrame) -> list[str]:
     text = f"Majority-class baseline {number('quality', share.iloc[0])}: "
     notes = [text + ("not distinguishable from it: " + ", ".join(at_baseline["label"]) + "." if len(at_baseline)
                      else "every method is above it.")]
-    unstable = group[group["unstable"].notna()] if "unstable" in group else group.iloc[:0]
-    if len(unstable):
-        notes.append("Unstable, a seed at that baseline: " + ", ".join(
-            f"{r['label']} ({r['unstable']})" for _, r in unstable.iterrows()) + "; its mean hides a failed seed.")
+    unstable = uncertainty.unstable_names(group)
+    if unstable:
+        notes.append(f"Unstable, a seed at that baseline: {unstable}; its mean hides a failed seed.")
     return notes
 
 

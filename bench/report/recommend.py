@@ -179,10 +179,9 @@ def summary(frame: pd.DataFrame, budget: Budget) -> list[str]:
             base = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
             share = f" ({number('quality', base.iloc[0])})" if len(base) else ""
             line += f" Not distinguishable from the majority-class baseline{share}: {_names(at_baseline)}."
-        unstable = group[group["unstable"].ne("")]
-        if len(unstable):
-            line += (" Not recommended, unstable (a seed fell to the majority-class baseline): "
-                     + ", ".join(f"{r['label']} ({r['unstable']})" for _, r in unstable.iterrows()) + ".")
+        unstable = uncertainty.unstable_names(group)
+        if unstable:
+            line += f" Not recommended, unstable (a seed fell to the majority-class baseline): {unstable}."
         lines.append(line)
     return lines
 

@@ -162,6 +162,14 @@ def _seeds_at_baseline(rows: pd.DataFrame, baseline: float) -> dict[str, str]:
     return found
 
 
+def unstable_names(frame: pd.DataFrame) -> str:
+    """"adapter (1 of 3 seeds), ..." for the rows whose `unstable` names seeds at the baseline; "" where none."""
+    if "unstable" not in frame:
+        return ""
+    marked = frame[frame["unstable"].map(lambda v: isinstance(v, str) and v != "")]  # NaN or "": not unstable
+    return ", ".join(f"{row['label']} ({row['unstable']})" for _, row in marked.iterrows())
+
+
 def _at_baseline(means: dict, variances: dict, baseline: float, alpha: float) -> list[str]:
     """Methods whose quality is not shown above the majority share: one-sided z test per method, Holm over them.
     A method without an interval cannot be shown above it either."""
