@@ -29,6 +29,7 @@ and the peak covers every step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -113,8 +114,9 @@ class _Sampler(threading.Thread):
         return self.held if self.paused else _larger(self.held, _larger(self.peak, self.read()))
 
 
+@functools.cache
 def _libc():
-    """The C library, or None where it cannot be loaded."""
+    """The C library, or None where it cannot be loaded (found once per process: mallopt and malloc_trim share it)."""
     import ctypes
     import ctypes.util
 
