@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
 from bench.results import stats
 
@@ -135,7 +136,8 @@ def test_methods_apart_by_less_than_the_noise_are_tied():
     result = stats.tie_set(scores)
     assert result.top in {"dora", "lora", "full"}
     assert set(result.tied) == {"dora", "lora", "full"} and result.worse == ["prompt"]
-    assert result.describe().startswith("tied: ") and "Holm" in result.how and "200 items" in result.how
+    assert result.describe().startswith("not shown worse than the best: ") and "200 items" in result.how
+    assert "multiple comparisons with the best" in result.how and "1 seed" in result.describe()
 
 
 def test_methods_apart_clearly_are_not_tied():
@@ -143,7 +145,7 @@ def test_methods_apart_clearly_are_not_tied():
     hard = rng.random(400)
     result = stats.tie_set({"a": [_classifier(rng, hard, 0.90, 0.05) for _ in range(3)],
                             "b": [_classifier(rng, hard, 0.75, 0.05) for _ in range(3)]})
-    assert result.tied == ["a"] and result.worse == ["b"] and result.describe() == "a"
+    assert result.tied == ["a"] and result.worse == ["b"] and result.describe().endswith(": a")
     assert "3 seed(s)" in result.how
 
 
@@ -151,7 +153,7 @@ def test_tie_set_lower_is_better_and_missing_methods():
     rng = np.random.default_rng(7)
     base = rng.random(100)
     result = stats.tie_set({"low": base, "high": base + 0.5, "none": []}, higher_is_better=False)
-    assert result.tied == ["low"] and "none" not in result.p_values
+    assert result.tied == ["low"] and "none" not in result.tied + result.worse
     assert stats.tie_set({}).top is None
 
 
@@ -173,3 +175,24 @@ def test_mean_variance_adds_item_and_seed_noise():
     assert var == pytest.approx(0.01 ** 2 + 0.01 / 3)
     mean, var = stats.mean_variance([0.8, float("nan")], [0.02, 0.5])
     assert (mean, var) == pytest.approx((0.8, 0.0004))
+
+
+def test_the_best_set_compares_every_method_with_every_other_not_only_with_the_observed_top():
+    """b sits between a and c: a is not shown better than b, but c is. Comparing with the observed top alone would
+    keep b; multiple comparisons with the best drops it, and its reason names c."""
+    estimates = {"a": stats.Estimate(0.90, 0.03 ** 2, 0.0, 200, (0.9,) * 3),
+                 "c": stats.Estimate(0.89, 0.0001 ** 2, 0.0, 200, (0.89,) * 3),
+                 "b": stats.Estimate(0.86, 0.0001 ** 2, 0.0, 200, (0.86,) * 3)}
+    result = stats.best_set(estimates, lambda j, i: stats.unpaired(estimates[j], estimates[i]))
+    assert result.tied == ["a", "c"] and result.beaten_by == {"b": "c"}
+    assert not stats.unpaired(estimates["a"], estimates["b"]).shown_above(0.0, 0.025)
+
+
+def test_an_interval_over_three_seeds_uses_two_degrees_of_freedom_for_the_seed_part():
+    """Per-seed differences from the study (LoRA − full forgetting, minilm-l6): three seeds agree in sign, but on
+    two degrees of freedom the interval reaches past 0, as a t interval over the seeds does."""
+    per_seed = [-0.115, -0.093, -0.319]
+    result = stats.estimate([np.full(256, v) for v in per_seed])
+    t_low, t_high = sps.t.interval(0.95, 2, np.mean(per_seed), np.std(per_seed, ddof=1) / np.sqrt(3))
+    assert result.interval() == pytest.approx((t_low, t_high), abs=1e-9)
+    assert result.interval()[1] > 0 and result.agreement() == "3 of 3 seeds agree in sign"
