@@ -46,6 +46,7 @@ def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
         method_cfg = method.build_config(trial.method.params)
     base = load_base(trial, phases, metrics)
     device, names = base.device, adapters.names(serve.k)
+    metrics["serve_malloc_policy"] = load.fast_malloc(device)
     amp = functools.partial(autocast, trial, device)
     with tempfile.TemporaryDirectory(prefix="peft-bench-serve-", dir=serve.work_dir) as work:
         with phases("adapters"):

@@ -135,6 +135,22 @@ def _mallopt(mmap_threshold_bytes: int, trim_threshold_bytes: int) -> bool:
                                                                                   trim_threshold_bytes))
 
 
+_policy = [None]  # the malloc policy this process set last: EXACT, FAST, or None (never set, or not glibc)
+EXACT, FAST = "exact", "fast"
+
+
+def malloc_policy() -> str | None:
+    """The malloc policy this process runs under now, as set here: EXACT (freed blocks of 1 MiB and more go back
+    to the system at once), FAST (glibc's thresholds, freed blocks kept for reuse), None (never set, or not glibc)."""
+    return _policy[0]
+
+
+def trim_freed_memory() -> None:
+    """Hand the freed pages the heap keeps back to the system now (glibc's malloc_trim; elsewhere nothing to do):
+    under either policy, an RSS reading taken right after counts only live memory."""
+    getattr(_libc(), "malloc_trim", lambda pad: 0)(0)
+
+
 def return_freed_memory() -> bool:
     """Fixed malloc thresholds (glibc), so freed tensor memory leaves the RSS whatever the allocation history, and
     what the heap already holds free goes back now (malloc_trim): a process that ran an earlier trial under the
@@ -142,14 +158,18 @@ def return_freed_memory() -> bool:
     reuse unseen. False where the C library is not glibc (macOS, musl): RSS then carries the allocator's policy."""
     if not _mallopt(MALLOC_RETURN_BYTES, MALLOC_RETURN_BYTES):
         return False
-    getattr(_libc(), "malloc_trim", lambda pad: 0)(0)
+    _policy[0] = EXACT
+    trim_freed_memory()
     return True
 
 
 def keep_freed_memory() -> bool:
     """glibc's fast policy, as its dynamic thresholds settle in a long training process: blocks up to 32 MiB from
     the heap and freed ones kept for reuse (trim at twice that, glibc's own rule)."""
-    return _mallopt(MALLOC_FAST_MMAP_BYTES, 2 * MALLOC_FAST_MMAP_BYTES)
+    if not _mallopt(MALLOC_FAST_MMAP_BYTES, 2 * MALLOC_FAST_MMAP_BYTES):
+        return False
+    _policy[0] = FAST
+    return True
 
 
 def reset_high_water_mark() -> bool:
