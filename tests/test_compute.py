@@ -29,3 +29,29 @@ def test_packed_4bit_weights_count_as_weights_not_bytes():
     assert counts["total_params"] == 16 * 16 + 32
     assert counts["trainable_params"] == 32
     assert counts["trainable_fraction"] == 32 / (256 + 32)
+
+
+def _step_flops(attn_implementation: str, length: int = 256) -> int:
+    """FLOPs of one training step (forward and backward) of a tiny Llama on a padded batch, as the trial counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench.trackers.throughput import register_cpu_attention_flops
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=256, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=1, intermediate_size=64, max_position_embeddings=512,
+                         attn_implementation=attn_implementation)
+    model = LlamaForCausalLM(config)
+    input_ids = torch.randint(0, 256, (2, length))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, length // 2:] = 0  # padding, as the collator leaves it
+    register_cpu_attention_flops()  # what ThroughputCallback does before it counts
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=input_ids, attention_mask=attention_mask, labels=input_ids).loss.backward()
+    return counter.get_total_flops()
+
+
+def test_sdpa_attention_counts_the_flops_eager_attention_counts():
+    eager, sdpa = _step_flops("eager"), _step_flops("sdpa")
+    assert abs(sdpa - eager) / eager < 0.01, (sdpa, eager)  # attention is about half of this tiny model's FLOPs
