@@ -108,7 +108,8 @@ def precision(cfg: TrialConfig, device) -> str:
 
     if cfg.train.precision != "auto":
         return cfg.train.precision
-    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    # including_emulation=False: a V100 or T4 "supports" bf16 only by emulation, far slower than fp32
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
 
 
 def compute_dtype(cfg: TrialConfig, device):
@@ -416,7 +417,7 @@ def add_mfu(metrics: dict, device, cache_dir: Path, processes: int = 1) -> None:
     A distributed trial: the group's FLOP/s over one device's peak times the processes (one device each)."""
     from bench.trackers.peak_flops import peak
 
-    metrics.update(peak(device, cache_dir))
+    metrics.update(peak(device, cache_dir, metrics.get("precision") or "fp32"))  # the peak of the precision trained in
     rate, peak_flops = metrics.get("train_flops_per_s"), metrics["peak_flops_per_s"]
     trusted = peak_flops and not metrics.get("peak_flops_under_load")
     metrics["mfu"] = rate / (peak_flops * processes) if rate and trusted else None

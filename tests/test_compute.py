@@ -7,6 +7,7 @@ dtype, and the exposed share of communication from a profiled step's timeline.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,77 @@ def _step_flops(attn_implementation: str, length: int = 256) -> int:
 def test_sdpa_attention_counts_the_flops_eager_attention_counts():
     eager, sdpa = _step_flops("eager"), _step_flops("sdpa")
     assert abs(sdpa - eager) / eager < 0.01, (sdpa, eager)  # attention is about half of this tiny model's FLOPs
+
+
+@pytest.fixture
+def tf32():
+    """Sets torch's TF32 switch for fp32 matmuls (a setting object monkeypatch cannot undo) and puts it back."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    yield lambda allowed: setattr(torch.backends.cuda.matmul, "allow_tf32", allowed)
+    torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _on_gpu(monkeypatch, name: str):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: name)
+
+
+def test_the_gpu_peak_is_the_one_of_the_precision_trained_in(monkeypatch, tmp_path, tf32):
+    from bench.trackers import peak_flops
+
+    tf32(False)
+    _on_gpu(monkeypatch, "NVIDIA H100 80GB HBM3")
+    cuda = torch.device("cuda", 0)
+    fp32, bf16 = (peak_flops.peak(cuda, tmp_path, p)["peak_flops_per_s"] for p in ("fp32", "bf16"))
+    assert bf16 / fp32 > 10  # tensor cores against CUDA cores: an fp32 trial's mfu was about 15x too low
+    assert peak_flops.peak(cuda, tmp_path, "fp16")["peak_flops_per_s"] == bf16
+    tf32(True)  # fp32 matmuls then run on TF32 tensor cores
+    allowed = peak_flops.peak(cuda, tmp_path, "fp32")
+    assert fp32 < allowed["peak_flops_per_s"] < bf16 and "tf32" in allowed["peak_flops_source"]
+
+
+def test_mfu_divides_by_the_peak_of_its_precision(monkeypatch, tmp_path, tf32):
+    from bench import trial
+    from bench.trackers import peak_flops
+
+    tf32(False)
+    _on_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB")
+    metrics = {"precision": "fp32", "train_flops_per_s": 1e12}
+    trial.add_mfu(metrics, torch.device("cuda", 0), tmp_path)
+    assert metrics["mfu"] == 1e12 / peak_flops.gpu_peak("NVIDIA A100-SXM4-80GB", "fp32")
+    assert metrics["peak_flops_per_s"] < peak_flops.gpu_peak("NVIDIA A100-SXM4-80GB", "bf16")
+
+
+def test_device_names_match_whole_words_only():
+    from bench.trackers.peak_flops import gpu_entry, gpu_peak
+
+    assert gpu_entry("NVIDIA L40") == ("L40",) and gpu_entry("NVIDIA L4") == ("L4",)  # "L40" contains "L4"
+    assert gpu_peak("NVIDIA L40", "bf16") != gpu_peak("NVIDIA L4", "bf16")
+    assert gpu_entry("NVIDIA A10G") is None and gpu_entry("NVIDIA A10") == ("A10",)
+    assert gpu_entry("NVIDIA H100 PCIe") == ("H100", "PCIe") and gpu_entry("NVIDIA H100 80GB HBM3") == ("H100",)
+    assert gpu_entry("NVIDIA A100-SXM4-40GB") == gpu_entry("NVIDIA A100 80GB PCIe") == ("A100",)
+    assert gpu_entry("NVIDIA GeForce RTX 3090 Ti") is None  # another chip than the RTX 3090
+
+
+def test_no_peak_for_a_precision_or_device_without_one_is_na(monkeypatch, tmp_path):
+    from bench import trial
+    from bench.trackers import peak_flops
+
+    _on_gpu(monkeypatch, "Tesla T4")  # Turing: no bf16 tensor cores
+    metrics = {"precision": "bf16", "train_flops_per_s": 1e12}
+    trial.add_mfu(metrics, torch.device("cuda", 0), tmp_path)
+    assert metrics["peak_flops_per_s"] is None and metrics["mfu"] is None
+    assert "no bf16 peak" in metrics["peak_flops_source"]
+    assert peak_flops.peak(torch.device("cuda", 0), tmp_path, "fp16")["peak_flops_per_s"] is not None
+    _on_gpu(monkeypatch, "NVIDIA Some Future GPU")
+    assert peak_flops.peak(torch.device("cuda", 0), tmp_path, "bf16")["peak_flops_per_s"] is None
+
+
+def test_auto_precision_does_not_pick_emulated_bf16(monkeypatch):
+    from bench import trial
+    from tests.conftest import trial_config
+
+    # A V100 or T4: torch reports bf16 "supported" unless emulation is left out.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert trial.precision(trial_config(), torch.device("cuda", 0)) == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
+    assert trial.precision(trial_config(), torch.device("cuda", 0)) == "bf16"

@@ -58,3 +58,14 @@ def test_qlora_forgetting_starts_from_the_quantized_base():
     m = _run("method=qlora", "task=bbc-headline", "task.max_eval_samples=4", "task.max_new_tokens=4")
     assert m["probe_before_source"] == "quantized base"
     assert m["forgetting"] is not None
+
+
+def test_auto_precision_and_the_mfu_peak_follow_this_device():
+    from bench.trackers import peak_flops
+
+    native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+    m = _run("method=lora", "train.precision=auto")
+    assert m["precision"] == ("bf16" if native_bf16 else "fp32")
+    matmul = peak_flops.gpu_matmul_precision(m["precision"])
+    assert m["peak_flops_per_s"] == peak_flops.gpu_peak(torch.cuda.get_device_name(0), matmul)
+    assert (m["mfu"] is None) == (m["peak_flops_per_s"] is None)

@@ -1,6 +1,7 @@
 """The machine's peak FLOP/s, the denominator of model FLOPs utilisation (mfu).
 
-GPU: the spec sheet's dense bf16/fp16 tensor-core figure for known devices.
+GPU: the data sheet's dense figure for the device and the precision training runs in (fp32, tf32, bf16, fp16);
+n/a for a device or precision the table does not hold.
 CPU: no spec sheet fits every CPU, so a square float32 matmul is timed (best of several) once per machine and thread
 count, before any trial, when the machine is idle enough, and kept: a trial only reads it. A peak timed while
 another trial runs reads low and inflates mfu (above 1, even), so trials never time it themselves; one timed under
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -22,10 +24,29 @@ from pathlib import Path
 import psutil
 import torch
 
-# Dense (no sparsity) tensor-core peaks, FLOP/s, from the vendors' data sheets.
-GPU_PEAK_BF16 = {
-    "H200": 989e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12,
-    "L4": 121e12, "A10G": 70e12, "A10": 125e12, "RTX 4090": 165e12, "RTX 3090": 71e12, "V100": 125e12, "T4": 65e12,
+# Dense (no sparsity) peaks in TFLOP/s by precision, from the vendors' data sheets: NVIDIA H100 and H200 product
+# briefs and data sheets (SXM, PCIe, NVL), A100 data sheet, L40S, L40, L4, A10, V100 and T4 data sheets, the Ada
+# (RTX 4090) and Ampere GA102 (RTX 3090) architecture white papers. bf16/fp16 are the tensor-core rates with fp32
+# accumulation (what mixed precision uses); tf32 the tensor-core rate for fp32 matmuls with TF32 allowed; fp32 the
+# CUDA-core rate. Where a data sheet gives only the sparse figure, the dense one is half of it. A precision a device
+# lacks (bf16 and tf32 before Ampere) is absent: its mfu is n/a. The A10G (AWS) has no NVIDIA data sheet: n/a.
+GPU_PEAK_TFLOPS = {
+    ("H200",): {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5},  # SXM
+    ("H200", "NVL"): {"fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
+    ("H100",): {"fp32": 67, "tf32": 494.5, "bf16": 989.5, "fp16": 989.5},  # SXM ("H100 80GB HBM3")
+    ("H100", "PCIe"): {"fp32": 51, "tf32": 378, "bf16": 756.5, "fp16": 756.5},
+    ("H100", "NVL"): {"fp32": 60, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5},
+    ("A100",): {"fp32": 19.5, "tf32": 156, "bf16": 312, "fp16": 312},
+    ("L40S",): {"fp32": 91.6, "tf32": 183, "bf16": 362, "fp16": 362},
+    ("L40",): {"fp32": 90.5, "tf32": 90.5, "bf16": 181, "fp16": 181},
+    ("L4",): {"fp32": 30.3, "tf32": 60, "bf16": 121, "fp16": 121},
+    ("A10",): {"fp32": 31.2, "tf32": 62.5, "bf16": 125, "fp16": 125},
+    ("RTX", "4090"): {"fp32": 82.6, "tf32": 82.6, "bf16": 165.2, "fp16": 165.2},
+    ("RTX", "3090"): {"fp32": 35.6, "tf32": 35.6, "bf16": 71, "fp16": 71},
+    ("V100",): {"fp32": 15.7, "fp16": 125},  # SXM2
+    ("V100", "PCIe"): {"fp32": 14, "fp16": 112},
+    ("V100S",): {"fp32": 16.4, "fp16": 130},
+    ("T4",): {"fp32": 8.1, "fp16": 65},
 }
 MATMUL_SIZE = 1024
 REPEATS = 7  # best of 7: a stray interruption spoils one timing, not the peak
@@ -33,11 +54,41 @@ IDLE_WAIT_S = 30.0  # how long to wait for the machine to become idle before tim
 IDLE_SAMPLE_S = 0.5
 
 
-def gpu_peak(device_name: str) -> float | None:
-    for key in sorted(GPU_PEAK_BF16, key=len, reverse=True):  # "H100 PCIe" before "H100"
-        if key in device_name:
-            return GPU_PEAK_BF16[key]
-    return None
+# Words of a CUDA device name that do not change its compute: brand, memory size and kind, form factor (where the
+# form factor does, H100 and V100 PCIe, the table has an entry with the word in it).
+_NAME_NOISE = re.compile(r"nvidia|tesla|geforce|\d+gb|hbm\w*|sxm\d*|pcie")
+
+
+def _name_words(device_name: str) -> set[str]:
+    """The words of a CUDA device name, lower case ("NVIDIA A100-SXM4-80GB" -> {"nvidia", "a100", "sxm4", "80gb"})."""
+    return set(re.split(r"[\s\-_/]+", device_name.lower())) - {""}
+
+
+def gpu_entry(device_name: str) -> tuple[str, ...] | None:
+    """The table's entry for a device, matched by whole words: every word of the entry is in the name and the name
+    has no other word but noise, so "L40" is not "L4" and an "RTX 3090 Ti" is not an "RTX 3090"; the entry with most
+    words wins ("H100 PCIe" over "H100"). None for a device not in the table."""
+    words = _name_words(device_name)
+    matches = [key for key in GPU_PEAK_TFLOPS
+               if {w.lower() for w in key} <= words
+               and all(_NAME_NOISE.fullmatch(w) for w in words - {w.lower() for w in key})]
+    return max(matches, key=len) if matches else None
+
+
+def gpu_peak(device_name: str, precision: str) -> float | None:
+    """Dense peak FLOP/s of a device in a precision (fp32, tf32, bf16, fp16); None where the table has none."""
+    entry = gpu_entry(device_name)
+    tflops = GPU_PEAK_TFLOPS[entry].get(precision) if entry else None
+    return tflops * 1e12 if tflops else None
+
+
+def gpu_matmul_precision(precision: str) -> str:
+    """The precision fp32 matmuls actually run in: tf32 where torch allows TF32 tensor cores for them."""
+    import torch
+
+    if precision == "fp32" and torch.backends.cuda.matmul.allow_tf32:
+        return "tf32"
+    return precision
 
 
 def _machine() -> str:
@@ -121,13 +172,14 @@ def source(threads: int) -> str:
     return f"measured fp32 matmul {MATMUL_SIZE}^3, {threads} threads, {platform.node()}"
 
 
-def peak(device: torch.device, cache_dir: Path) -> dict:
+def peak(device: torch.device, cache_dir: Path, precision: str = "fp32") -> dict:
     """peak_flops_per_s, peak_flops_source and peak_flops_under_load; never timed here (n/a where none was kept)."""
     device = torch.device(device)
     if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        return {"peak_flops_per_s": gpu_peak(name), "peak_flops_source": f"spec sheet bf16 dense ({name})",
-                "peak_flops_under_load": None}
+        name, matmul = torch.cuda.get_device_name(device), gpu_matmul_precision(precision)
+        flops = gpu_peak(name, matmul)
+        where = f"data sheet {matmul} dense ({name})" if flops else f"no {matmul} peak known for {name}"
+        return {"peak_flops_per_s": flops, "peak_flops_source": where, "peak_flops_under_load": None}
     threads = torch.get_num_threads()
     kept = cached(cache_dir, threads) or {}
     missing = f"not measured: python -m bench.trackers.peak_flops {threads}"
