@@ -40,8 +40,7 @@ class Phases:
 
     def metrics(self) -> dict:
         figures = {f"seconds_{name}": round(value, 4) for name, value in self.seconds.items()}
-        figures.update({f"energy_joules_{name}": round(value, 3) for name, value in self.energy.joules.items()})
-        figures["energy_source"] = self.energy.source
+        figures.update(self.energy.metrics())  # energy_joules_<phase> (None where the counter did not move), source
         return figures
 
 
