@@ -130,3 +130,61 @@ def test_auto_precision_does_not_pick_emulated_bf16(monkeypatch):
     assert trial.precision(trial_config(), torch.device("cuda", 0)) == "fp32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
     assert trial.precision(trial_config(), torch.device("cuda", 0)) == "bf16"
+
+
+def _event(name: str, start: float, end: float, parent=None, device: str = "CPU"):
+    """A profiler event as torch.profiler's FunctionEvent shows it (microseconds)."""
+    from types import SimpleNamespace
+
+    event = SimpleNamespace(name=name, time_range=SimpleNamespace(start=start, end=end), cpu_parent=parent,
+                            cpu_children=[], device_type=SimpleNamespace(name=device))
+    if parent is not None:
+        parent.cpu_children.append(event)
+    return event
+
+
+def test_the_comm_share_is_the_collective_time_no_compute_covers():
+    from bench.distributed import comm
+
+    # A CPU step of 100 us: gloo's all-reduce runs on its own thread from 0 to 80 while the main thread computes
+    # (a linear whose matmul runs 10-50), then the main thread waits on it (80-100). FSDP's copy-in runs inside its
+    # all-gather span: part of the collective, not compute that hides it.
+    linear = _event("aten::linear", 5, 55)
+    gather = _event("FSDP::all_gather_copy_in", 0, 4)
+    events = [_event("gloo:all_reduce", 0, 80), linear, _event("aten::mm", 10, 50, parent=linear), gather,
+              _event("aten::copy_", 1, 3, parent=gather), _event("c10d::wait", 80, 100)]
+    figures = comm.share(events, on_device=False, wall_s=100e-6)
+    assert figures["comm_seconds"] == pytest.approx(100e-6)  # all the time a collective was under way
+    assert figures["comm_exposed_seconds"] == pytest.approx((100 - 40) * 1e-6)  # less the matmul's 40 us under it
+    assert figures["comm_share"] == pytest.approx(0.6)  # was 1.0: every collective microsecond, overlapped or not
+
+
+def test_on_gpu_only_device_kernels_count():
+    from bench.distributed import comm
+
+    events = [_event("ncclDevKernel_AllReduce", 0, 50, device="CUDA"), _event("ampere_sgemm", 0, 30, device="CUDA"),
+              _event("aten::mm", 0, 100)]  # a CPU-side launch: no device time
+    figures = comm.share(events, on_device=True, wall_s=100e-6)
+    assert figures["comm_exposed_seconds"] == pytest.approx(20e-6) and figures["comm_share"] == pytest.approx(0.2)
+
+
+def test_the_profiled_step_is_outside_the_memory_window_and_the_timed_steps():
+    from bench.distributed.comm import profiled_step
+    from bench.trackers.memory import MIN_WINDOW_STEPS
+
+    step = profiled_step(max_steps=6, warmup_steps=1, measure_flops=True)
+    assert step == 5 and step > MIN_WINDOW_STEPS  # the last, after the window (steps 0-1) and a timed step (2-4)
+    assert profiled_step(max_steps=3, warmup_steps=2, measure_flops=True) is None  # no timed step would be left
+
+
+def test_a_left_out_step_is_not_timed():
+    from bench.trackers.throughput import CountingCollator, ThroughputCallback
+
+    counter = CountingCollator(lambda features: features)
+    counter.batches = [(10, 16, 2)] * 4
+    speed = ThroughputCallback(counter, warmup_steps=1, device="cpu", measure_flops=False)
+    speed.step_seconds = [9.0, 1.0, 1.0, 5.0]  # the last step ran under the profiler
+    speed.leave_out(3)
+    result = speed.result()
+    assert result["train_timed_steps"] == 2 and result["train_seconds"] == 2.0
+    assert result["train_tokens_per_s"] == 10.0

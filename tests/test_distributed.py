@@ -194,6 +194,35 @@ def test_scaling_plot_draws_memory_per_rank_and_tokens_per_s_against_processes(t
     assert all(path.is_file() for path in plots[0].files)
 
 
+def _rank_figures(key: str, source: str, train_joules: float, tokens: int) -> dict:
+    """What a rank hands rank 0 for the group's figures (memory and speed as a rank of a real trial reports them)."""
+    return {"peak_mem_bytes": 1, "mem_source": "process_rss", "train_seconds": 2.0, "train_seconds_all_steps": 3.0,
+            "train_tokens": tokens, "train_padded_tokens": tokens, "train_tokens_per_s": tokens / 2.0,
+            "train_samples_per_s": 1.0, "energy_key": key, "energy_source": source,
+            "energy_joules_by_phase": {"load": 10.0, "train": train_joules, "config": None}}
+
+
+def test_group_energy_sums_every_gpu_and_counts_a_rapl_host_once():
+    from bench.distributed.figures import group_metrics
+
+    nvml = "nvml (whole GPU, all processes)"
+    gpus = group_metrics([_rank_figures("GPU-aaa", nvml, 100.0, 1000), _rank_figures("GPU-bbb", nvml, 120.0, 1000)],
+                         "ddp")
+    assert gpus["energy_joules_train"] == 220.0 and gpus["energy_joules_load"] == 20.0  # both GPUs, not rank 0's
+    assert gpus["energy_joules_train_rank1"] == 120.0 and "2 GPUs" in gpus["energy_source"]
+    assert gpus["train_tokens"] / gpus["energy_joules_train"] == pytest.approx(2000 / 220)  # was 2000 / 100
+    assert gpus["energy_joules_config"] is None  # no counter moved: n/a, not 0
+
+    rapl = "rapl (CPU packages, all processes)"
+    host = group_metrics([_rank_figures("rapl:node1", rapl, 50.0, 1000), _rank_figures("rapl:node1", rapl, 51.0, 1000)],
+                         "fsdp")
+    assert host["energy_joules_train"] == 51.0 and "1 host" in host["energy_source"]  # one host's packages, once
+
+    partial = group_metrics([_rank_figures("GPU-aaa", nvml, 100.0, 1000), _rank_figures(None, None, 0.0, 1000)],
+                            "ddp")
+    assert partial["energy_joules_train"] is None and "rank 1" in partial["energy_source"]  # a partial sum reads low
+
+
 def _sweep(results: Path, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench.cli", "-m", *TINY, *FAST, f"results_dir={results}", "sweep_name=d",
                "method=lora", "train.distributed=ddp", "train.nproc=2", *args]
@@ -263,5 +292,8 @@ def test_one_gpu_rank_under_nccl(kind):
                        progress=False)
     assert result.status == record.OK, result.error
     assert result.metrics["device"].startswith("cuda") and result.metrics["world_size"] == 1
-    assert result.metrics["peak_mem_bytes_rank0"] > 0 and result.metrics["comm_share"] is None  # FAST: no step free
+    assert result.metrics["peak_mem_bytes_rank0"] > 0 and 0 <= result.metrics["comm_share"] <= 1  # the last step
     assert result.metrics["gathered_max_abs_diff"] is not None
+    if (result.metrics.get("energy_source") or "").startswith("nvml"):  # the group's one GPU, counted once
+        assert result.metrics["energy_joules_train"] == pytest.approx(result.metrics["energy_joules_train_rank0"],
+                                                                     abs=1e-3)

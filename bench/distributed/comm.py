@@ -1,13 +1,18 @@
-"""Communication share of a training step: torch.profiler over one warm-up step of each rank (left out of the speed
-figures, so its overhead costs them nothing), the time collectives took divided by the step's wall time.
+"""Communication share of a training step: torch.profiler over one step of each rank, the time collectives held the
+step up (exposed: under way while no compute ran) divided by the step's wall time.
+
+The profiled step is the last one, when it comes after the CPU memory window, the warm-up and the FLOP-counted step
+and leaves a timed step before it: the profiler's own allocations stay out of the memory peak (on GPU, where the
+peak covers every step, the step runs with the memory tracker paused) and its overhead out of the speed figures
+(the step is left out of the timed ones). n/a where the trial has no such step (train.max_steps too small).
 
 A collective is any profiled event whose name says so: c10d, gloo, nccl, all_reduce, all_gather (FSDP's all-gather
-spans, their copy-in and copy-out included), reduce_scatter, broadcast, and waits on them. Nested and concurrent
-events are merged into one set of intervals, so time is never counted twice. On GPU the NCCL kernels' device time
-counts; on CPU the collectives' time on any thread (gloo runs them on threads of its own while the main thread may
-go on computing, so the share is the time communication was under way, an upper bound on what the step waited
-for). n/a where no warm-up step is free: the first step is the FLOP-counted one, so train.warmup_steps must be 2
-or more.
+spans, their copy-in and copy-out included), reduce_scatter, broadcast, and waits on them. Compute is every other
+innermost operator (CPU) or kernel (GPU) outside a collective's span. Nested and concurrent events are merged into
+one set of intervals, so time is never counted twice. DDP overlaps its gradient all-reduce with the backward pass and
+gloo runs collectives on threads of its own: the time a collective was under way (comm_seconds) is then much more than
+the time the step waited for it, and only the part no compute covered (comm_exposed_seconds) is the share. On CPU the
+gaps between operators (Python, the optimizer's bookkeeping) count as uncovered, so the share is an upper bound.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from transformers import TrainerCallback
 
@@ -23,20 +28,78 @@ COLLECTIVE = re.compile(r"c10d|gloo|nccl|all_?reduce|all_?gather|reduce_?scatter
                         re.IGNORECASE)
 
 
-def profiled_step(warmup_steps: int, measure_flops: bool) -> int | None:
-    """The warm-up step to profile: the last one left out of the speed figures that is not the FLOP-counted one."""
-    step = warmup_steps - 1
-    return step if step >= (1 if measure_flops else 0) else None
+def profiled_step(max_steps: int, warmup_steps: int, measure_flops: bool) -> int | None:
+    """The last step, where it comes after the memory window, the warm-up and the FLOP-counted step with at least one
+    timed step before it; None where there is none."""
+    from bench.trackers.memory import MIN_WINDOW_STEPS
+
+    last = max_steps - 1
+    untimed = max(warmup_steps, MIN_WINDOW_STEPS, 1 if measure_flops else 0)  # steps 0 .. untimed-1: never timed
+    return last if last >= untimed + 1 else None
+
+
+def union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (start, end) intervals merged: sorted, disjoint."""
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:
     """Length of the union of (start, end) intervals."""
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(intervals):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
+    return sum(end - start for start, end in union(intervals))
+
+
+def exposed(collectives: list[tuple[float, float]], compute: list[tuple[float, float]]) -> float:
+    """Length of the time some collective was under way and no compute ran."""
+    covering = union(compute)
+    total = 0.0
+    for start, end in union(collectives):
+        uncovered = end - start
+        for c_start, c_end in covering:
+            if c_end <= start:
+                continue
+            if c_start >= end:
+                break
+            uncovered -= min(end, c_end) - max(start, c_start)
+        total += uncovered
     return total
+
+
+def _inside_collective(event) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if COLLECTIVE.search(parent.name):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def timeline(events, on_device: bool) -> tuple[list, list]:
+    """(collective intervals, compute intervals) of a profiled step's events, in the profiler's microseconds. GPU:
+    kernels on the device; CPU: collectives' spans and the innermost operators outside them."""
+    collectives, compute = [], []
+    for event in events:
+        if on_device and event.device_type.name != "CUDA":
+            continue
+        span = (event.time_range.start, event.time_range.end)
+        if COLLECTIVE.search(event.name):
+            collectives.append(span)
+        elif on_device or (not event.cpu_children and not _inside_collective(event)):
+            compute.append(span)
+    return collectives, compute
+
+
+def share(events, on_device: bool, wall_s: float) -> dict:
+    """comm_share (exposed), comm_seconds (all collective time) and comm_exposed_seconds of one profiled step."""
+    collectives, compute = timeline(events, on_device)
+    seconds, hidden = busy_seconds(collectives) / 1e6, exposed(collectives, compute) / 1e6  # profiler: microseconds
+    return {"comm_share": min(hidden / wall_s, 1.0) if wall_s else None, "comm_seconds": seconds,
+            "comm_exposed_seconds": hidden}
 
 
 @contextmanager
@@ -54,15 +117,22 @@ def _quiet_stderr():
 
 
 class CommProfiler(TrainerCallback):
-    def __init__(self, step: int | None, device):
-        self.step, self.device = step, device
-        self.index, self.profiler, self.figures = 0, None, {"comm_share": None, "comm_seconds": None}
+    """Profiles step `step` (None: none), with the memory tracker paused (`outside_memory`, a context manager
+    factory) so that the profiler's buffers never count in the peak; the caller leaves the step out of the speed
+    figures (ThroughputCallback.leave_out)."""
+
+    def __init__(self, step: int | None, device, outside_memory=nullcontext):
+        self.step, self.device, self.outside_memory = step, device, outside_memory
+        self.index, self.profiler, self._paused = 0, None, None
+        self.figures = {"comm_share": None, "comm_seconds": None, "comm_exposed_seconds": None}
 
     def on_step_begin(self, args, state, control, **kwargs):
         if self.index != self.step:
             return
         from torch.profiler import ProfilerActivity, profile
 
+        self._paused = self.outside_memory()
+        self._paused.__enter__()
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
         self.profiler = profile(activities=activities)
         with _quiet_stderr():
@@ -80,9 +150,6 @@ class CommProfiler(TrainerCallback):
         wall = time.perf_counter() - self.started
         with _quiet_stderr():
             self.profiler.__exit__(None, None, None)
-        on_device = self.device.type == "cuda"
-        intervals = [(e.time_range.start, e.time_range.end) for e in self.profiler.events()
-                     if COLLECTIVE.search(e.name) and (not on_device or e.device_type.name == "CUDA")]
-        seconds = busy_seconds(intervals) / 1e6  # profiler times are microseconds
-        self.figures = {"comm_share": min(seconds / wall, 1.0) if wall else None, "comm_seconds": seconds}
+        self.figures = share(self.profiler.events(), self.device.type == "cuda", wall)
         self.profiler = None
+        self._paused.__exit__(None, None, None)

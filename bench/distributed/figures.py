@@ -5,12 +5,17 @@ callback listening to it); the breakdown counts the tensors the rank holds: unde
 DTensors (bench.trackers.memory.tensor_bytes), so weights, gradients and optimizer state read about 1/nproc of the
 whole. Rank 0 gathers every rank's figures (torch.distributed.all_gather_object) and writes them as
 `<metric>_rank<i>` beside the group's figures.
+
+Energy: each rank reads its own device's counter over the phases every rank runs (load to train); the group's figure
+sums every device once. Each GPU is its own (NVML, by UUID); ranks on one host share its CPU packages (RAPL), so a
+host counts once (the largest of its ranks' readings: their phases overlap in time). Rank 0's GPU alone, divided by
+every rank's tokens, read tokens per joule about nproc times too high.
 """
 
 from __future__ import annotations
 
 PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
-            "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds")
+            "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds", "comm_exposed_seconds")
 PER_RANK_GPU = ("peak_mem_nvml_bytes", "peak_mem_nvml_process_bytes")
 BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
              "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
@@ -31,6 +36,35 @@ def group_metrics(per_rank: list[dict], kind: str) -> dict:
     metrics.update(_speed(per_rank))
     shares = [f.get("comm_share") for f in per_rank if f.get("comm_share") is not None]
     metrics["comm_share"] = max(shares) if shares else None
+    metrics.update(group_energy(per_rank))
+    return metrics
+
+
+def group_energy(per_rank: list[dict]) -> dict:
+    """energy_joules_<phase> of the group's devices, each counted once, and energy_source; every phase n/a where a
+    rank had no readable counter (a partial sum would read low), {} where none had."""
+    keys = [f.get("energy_key") for f in per_rank]
+    if all(key is None for key in keys):
+        return {}
+    phases = sorted({phase for f in per_rank for phase in f.get("energy_joules_by_phase") or {}})
+    if None in keys:
+        return {**{f"energy_joules_{phase}": None for phase in phases},
+                "energy_source": f"n/a: rank {keys.index(None)} has no readable energy counter"}
+    per_device: dict[str, dict] = {}
+    for key, figures in zip(keys, per_rank):
+        kept = per_device.setdefault(key, {})
+        for phase, joules in (figures.get("energy_joules_by_phase") or {}).items():
+            if joules is not None:
+                kept[phase] = max(kept.get(phase, 0.0), joules)
+    metrics = {}
+    for phase in phases:
+        seen = [device[phase] for device in per_device.values() if phase in device]
+        metrics[f"energy_joules_{phase}"] = round(sum(seen), 3) if seen else None
+    for i, figures in enumerate(per_rank):
+        metrics[f"energy_joules_train_rank{i}"] = (figures.get("energy_joules_by_phase") or {}).get("train")
+    counted = "GPU" if per_rank[0].get("energy_source", "").startswith("nvml") else "host"
+    plural = "s" if len(per_device) > 1 else ""
+    metrics["energy_source"] = f"{per_rank[0].get('energy_source')}, summed over {len(per_device)} {counted}{plural}"
     return metrics
 
 

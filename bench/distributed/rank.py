@@ -73,17 +73,23 @@ def _run(cfg, folder: Path, rank: int, phases: RankPhases, given: dict) -> None:
     metrics, items = {}, {}
     ready = trial.setup(cfg, phases, metrics, with_probe=rank == 0)  # the probe runs once, on rank 0
     with phases("train"):
-        comm = CommProfiler(profiled_step(cfg.train.warmup_steps, cfg.train.measure_flops), ready.device)
+        memory = trial.training_memory(cfg, ready.device)
+        step = profiled_step(cfg.train.max_steps, cfg.train.warmup_steps, cfg.train.measure_flops)
+        comm = CommProfiler(step, ready.device, outside_memory=memory.paused)
         trainer, memory, speed = trial._train(cfg, ready.method, ready.method_cfg, ready.model, ready.tokenizer,
-                                              ready.data, ready.device, given["progress"] and rank == 0, [comm])
+                                              ready.data, ready.device, given["progress"] and rank == 0, [comm], memory)
+        speed.leave_out(step)  # profiled: its time and the profiler's overhead stay out of the speed figures
+    energy = {"energy_key": phases.energy.key, "energy_source": phases.energy.source,
+              "energy_joules_by_phase": dict(phases.energy.joules)}  # this rank's device, load to train
     with phases("gather"):
-        model, group = gather.trained(cfg, trainer, memory, speed, ready, rank, folder, comm.figures)
+        model, group = gather.trained(cfg, trainer, memory, speed, ready, rank, folder, {**comm.figures, **energy})
     if rank != 0:
         return
     metrics.update(group)
     trial.add_mfu(metrics, ready.device, Path(cfg.cache_dir).expanduser(), processes=cfg.train.nproc)
     trial.measure(cfg, ready, model, phases, metrics, items, Path(given["trial_dir"]) if given["trial_dir"] else None)
-    metrics.update(phases.metrics())
+    # the group's energy of the phases every rank ran stands; rank 0's own counter adds the phases only it ran
+    metrics.update({key: value for key, value in phases.metrics().items() if key not in metrics})
     write_atomic(folder / RESULT_NAME, {"metrics": metrics, "items": items})
 
 

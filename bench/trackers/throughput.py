@@ -6,8 +6,8 @@ computes on, so FLOPs of the counted step are divided by its padded tokens and m
 
 torch's FlopCounterMode has formulas for the GPU attention kernels but none for the CPU one that SDPA attention runs
 (aten._scaled_dot_product_flash_attention_for_cpu and its backward): a decoder's attention counted 0 FLOPs on CPU
-(-3.5% of a one-layer SmolLM2-shaped step at length 128, -55% of a tiny Llama's at 256, against eager attention).
-Formulas for them are registered here, so sdpa and eager attention count the same.
+(-0.5% of a one-layer SmolLM2-shaped step, batch 8 x 128 tokens, -55% of a tiny Llama's at 256, against eager
+attention). Formulas for them are registered here, so sdpa and eager attention count the same.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class ThroughputCallback(TrainerCallback):
         # The FLOP-counted step runs slower, so it is always among the excluded steps.
         self.first_timed_step = max(warmup_steps, 1 if measure_flops else 0)
         self.step_seconds: list[float] = []
+        self.left_out: set[int] = set()  # steps another tracker slowed (a profiled one): never timed
         self.step_index = 0
         self.flops_step = None
         self.losses: list[float] = []
@@ -115,12 +116,18 @@ class ThroughputCallback(TrainerCallback):
             if logs.get(key) is not None and not math.isfinite(logs[key]):
                 raise NonFiniteLoss(f"training {key} is {logs[key]} at step {state.global_step}")
 
+    def leave_out(self, step: int | None) -> None:
+        """Keep a step out of the timed ones (its time and tokens), e.g. one run under a profiler."""
+        if step is not None:
+            self.left_out.add(step)
+
     def result(self) -> dict:
         steps = len(self.step_seconds)
         batches = self.counter.batches[:steps]  # the collator may have prefetched past the last step
-        timed = slice(self.first_timed_step, steps)
-        seconds = sum(self.step_seconds[timed])
-        real, padded, samples = (sum(column) for column in zip(*batches[timed])) if batches[timed] else (0, 0, 0)
+        timed = [i for i in range(self.first_timed_step, steps) if i not in self.left_out]
+        seconds = sum(self.step_seconds[i] for i in timed)
+        timed_batches = [batches[i] for i in timed if i < len(batches)]
+        real, padded, samples = (sum(column) for column in zip(*timed_batches)) if timed_batches else (0, 0, 0)
         flops_per_padded_token = None
         if self.flops_step is not None and batches:
             flops_per_padded_token = self.flops_step / batches[0][1]  # the counted step is the first one
@@ -128,7 +135,7 @@ class ThroughputCallback(TrainerCallback):
         return {
             "startup_seconds": self.startup_seconds,
             "train_steps": steps,
-            "train_timed_steps": max(steps - self.first_timed_step, 0),
+            "train_timed_steps": len(timed),
             "train_seconds": seconds,
             "train_seconds_all_steps": sum(self.step_seconds),
             "train_tokens": sum(t for t, _, _ in batches),
