@@ -158,10 +158,11 @@ def test_mean_std_count_and_best_marks():
         def best(col, group=group):
             return set(group.loc[marks.loc[group.index, col], "method"])
 
-        assert best("quality") == {"full", ODD}  # 0.80 vs 0.79, std 0.01 over 3 seeds: inside the noise
+        # 0.80, 0.79, 0.78 with std 0.01 over 3 seeds: inside the noise on t(2); 0.70 is not
+        assert best("quality") == {"full", ODD, "lora"}
         assert best("checkpoint_bytes") == {"prompt-tuning"}
-        # bitfit 0.0001 and lora 0.001 with std 0.001: tied; prompt-tuning's n/a forgetting is never best
-        assert best("forgetting") == {"bitfit", "lora"}
+        # bitfit 0.0001, lora 0.001 and ODD 0.002 with std 0.001 on t(2): tied; prompt-tuning's n/a never best
+        assert best("forgetting") == {"bitfit", "lora", ODD}
     # failed and skipped trials are not averaged in
     assert "adapter-houlsby" not in set(agg["method"])
 
@@ -350,15 +351,16 @@ def test_variants_of_one_method_get_their_own_label():
     assert labels == {"lora (r=8)", "lora (r=16)"}
 
 
-def test_mfu_uses_the_best_peak_measured_on_the_same_machine():
-    """A matmul probe timed on a busy CPU reads low; mfu divides by the best peak of the same source instead."""
+def test_the_report_reads_mfu_as_the_trial_recorded_it():
+    """A trial that timed its peak under load records mfu n/a; the report never recomputes it from another trial's
+    peak (it did: rate / best peak of the same source brought the n/a back as a number)."""
     rows = [r for r in synthetic_rows() if r["status"] == "ok"][:3]
-    cpu, gpu = "measured fp32 matmul 1024^3, 1 threads", "spec sheet bf16 dense (H200)"
-    peaks, rates, sources = [30e9, 150e9, 989e12], [45e9, 60e9, 300e12], [cpu, cpu, gpu]
-    rows = [dict(r, peak_flops_per_s=p, train_flops_per_s=f, peak_flops_source=s, mfu=f / p)
-            for r, p, f, s in zip(rows, peaks, rates, sources)]
+    cpu = "measured fp32 matmul 1024^3, 1 threads"
+    peaks, rates, mfus = [30e9, 150e9, 150e9], [45e9, 60e9, 30e9], [None, 0.4, 0.2]
+    rows = [dict(r, peak_flops_per_s=p, train_flops_per_s=f, peak_flops_source=cpu, mfu=m)
+            for r, p, f, m in zip(rows, peaks, rates, mfus)]
     mfu = normalize(pd.DataFrame(rows))["mfu"].tolist()
-    assert mfu == pytest.approx([45e9 / 150e9, 60e9 / 150e9, 300e12 / 989e12])  # not 1.5 for the first
+    assert np.isnan(mfu[0]) and mfu[1:] == pytest.approx([0.4, 0.2])
 
 
 def test_reads_record_files_of_a_running_sweep(tmp_path):
@@ -442,13 +444,13 @@ def quality_decision(folder: Path):
 def test_methods_apart_by_less_than_the_noise_are_reported_tied(tmp_path):
     trials, decision = quality_decision(item_sweep(tmp_path / "close", {"lora": 0.80, "dora": 0.795, "full": 0.79,
                                                                        "vera": 0.55}))
-    assert decision.paired and "paired bootstrap over 300 items × 3 seed(s)" in decision.ties.how
+    assert decision.paired and "multiple comparisons with the best over 300 items × 3 seed(s)" in decision.ties.how
     assert set(decision.ties.tied) == {"lora", "dora", "full"} and decision.ties.worse == ["vera"]
-    assert decision.describe().startswith("tied: ")
+    assert decision.describe().startswith("not shown worse than the best: ")
     picks = recommend(aggregate(trials), Budget(), trials)
     assert set(picks.loc[picks["recommended"], "label"]) == {"lora", "dora", "full"}
     line = next(iter(__import__("bench.report.recommend", fromlist=["summary"]).summary(picks, Budget())))
-    assert "tied: " in line and "vera" not in line.split("Pareto")[0]
+    assert "not shown worse than the best quality" in line and "vera" not in line.split("Pareto")[0]
 
 
 def test_methods_apart_clearly_are_not_tied(tmp_path):
@@ -496,21 +498,23 @@ def test_a_method_with_a_seed_at_the_majority_baseline_is_unstable_and_never_rec
                         majority=0.12)
     item_sweep(folder, {"adapter": 0.10}, n_items=200, seeds=1, majority=0.12)  # seed 0 collapses: 0.14 [0.10, 0.19]
     trials, decision = quality_decision(folder)
-    assert decision.unstable == {"adapter": "1 of 3 seeds"} and decision.at_baseline == []
+    assert decision.unstable["adapter"].startswith("1 of 3 seeds at the majority-class baseline; seed 0 at 0.140")
+    assert set(decision.unstable) == {"adapter"} and "adapter" not in decision.ties.tied
     picks = recommend(aggregate(trials), Budget(), trials).set_index("label")
     assert picks.at["adapter", "unstable"] and not picks.at["adapter", "recommended"]
     assert picks.loc[["lora", "full"], "recommended"].all()
     line = " ".join(summary(picks.reset_index(), Budget()))
-    assert "unstable (a seed fell to the majority-class baseline): adapter (1 of 3 seeds)" in line
+    assert "Unstable, never recommended nor on the front: adapter (1 of 3 seeds at the majority-class baseline" in line
+    assert not picks.at["adapter", "pareto"]
 
 
 def test_forgetting_on_perplexity_is_compared_on_the_log_scale_where_a_collapsed_method_is_worse():
-    """Perplexity rises of ~0.5 against a method that collapsed (1e6 to 1e14 on three seeds): on the raw scale its
+    """Perplexity rises of ~0.5 against a method that collapsed (1e6 to 1e9 on three seeds): on the raw scale its
     mean's spread over seeds is so wide it stays tied with the best; log(after / before) separates them."""
     from bench.report import uncertainty
 
     def rows(probe):
-        values = {"lora": [0.50, 0.60, 0.55], "full": [0.52, 0.58, 0.50], "adapter": [1e6, 3e7, 1e14]}
+        values = {"lora": [0.50, 0.60, 0.55], "full": [0.52, 0.58, 0.50], "adapter": [1e6, 3e7, 1e9]}
         return pd.DataFrame([{"model": "m", "task": "t", "label": label, "seed": seed, "forgetting": value,
                               "forgetting_ci_low": 0.9 * value, "forgetting_ci_high": 1.1 * value, "n_probe": 256,
                               "forgetting_probe": probe}
@@ -537,16 +541,18 @@ def test_report_of_a_tied_sweep_names_the_tie_set(tmp_path):
     build_report(folder, tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
     answer = md.split("\n## The answer")[1].split("\n## ")[0]
-    tied = answer.split("Tied at the top: ")[1].split(".")[0]
-    assert set(tied.split(", ")) == {"lora", "dora", "full"}
+    tied = answer.split("Not shown worse than the best: ")[1].split(".")[0]
+    assert set(tied.split(", ")) >= {"lora", "dora", "full"}  # vera too: two seeds cannot show it worse
+    assert "2 seed(s): the spread between training runs is barely measured" in answer
     assert "n = 300 items, 2 seed(s)" in answer and "Paired over the same items" in md
     cost = pd.read_csv(tmp_path / "out" / "tables" / "cost.csv")
-    assert set(cost.loc[cost["quality_tied"].eq(True), "method"]) == {"lora", "dora", "full"}
+    assert set(cost.loc[cost["quality_tied"].eq(True), "method"]) == set(tied.split(", "))
     assert cost["quality_ci_low"].notna().all() and set(cost["n_eval"]) == {300}
     findings = md.split("\n## Published findings")[1].split("\n## ")[0]
-    # LoRA 0.01 above full on 300 items and two noisy seeds: an interval that reaches past the 2-point margin
-    assert "at under 1% of the parameters: **not separable**" in findings and "(300 items × 2 seed(s))" in findings
+    # two seeds: no verdict stronger than not separable
+    assert "(lower bound above −0.02: not separable)" in findings and "(300 items × 2 seed(s); " in findings
     assert "<strong>not separable</strong>" in (tmp_path / "out" / "report.html").read_text()
+    assert "**reproduced**" not in findings
 
 
 # --- training curves (train.eval_every) -------------------------------------------------------------------------------

@@ -37,18 +37,32 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
     grouped = ok.groupby(KEYS, sort=False, dropna=False)
     stats = grouped[columns].agg(["mean", "std", "count"])
     stats.columns = [f"{col}_{'n' if stat == 'count' else stat}" for col, stat in stats.columns]
+    if "timed_alone" not in ok:
+        ok = ok.assign(timed_alone=None)
+        grouped = ok.groupby(KEYS, sort=False, dropna=False)
     extra = grouped.agg(n_seeds=("seed", "size"), quality_metric=("quality_metric", "first"),
+                        timed_alone_all=("timed_alone", lambda v: bool(len(v)) and all(x is True for x in v)),
                         can_merge=("can_merge", "first"), mem_source=("mem_source", "first"),
                         forgetting_probe=("forgetting_probe", "first"))
     return ordered(pd.concat([stats, extra], axis=1).reset_index())
 
 
+# the same for every seed by construction: the best value is the best whatever the seed count
+DETERMINISTIC = {"trainable_params", "trainable_fraction", "checkpoint_bytes", "total_params"}
+# speed and latency: a verdict only from trials timed alone (nothing else running beside them)
+TIMED = {"train_tokens_per_s", "train_samples_per_s", "train_seconds", "mfu", "latency_ms_p50", "latency_ms_p90",
+         "latency_ms_p50_merged"}
+MIN_SEEDS = 3  # fewer seeds cannot show training noise: no mark on a measured column
+
+
 def best_marks(agg: pd.DataFrame, columns: list[str], by: tuple[str, ...] = ("model", "task")) -> pd.DataFrame:
     """True where a row is among the best of its column within its group, never by a difference below the noise:
-    - the top tie set where the aggregate carries one (`<column>_tied`, from uncertainty.annotate: quality and
-      forgetting, tested over items); a group whose tie set is undecided (no interval) gets no mark;
-    - else the rows not significantly worse than the best mean over seeds (z test with std / sqrt(seeds),
-      Holm-corrected); where one seed gives no spread, the best value (equal values all marked). NaN never best."""
+    - the set not shown worse than the best where the aggregate carries one (`<column>_tied`, from
+      uncertainty.annotate: quality and forgetting, over items and seeds); an undecided group gets no mark;
+    - else the rows not shown worse than the best mean over seeds (multiple comparisons with the best on std /
+      sqrt(seeds), t on seeds − 1), among rows with at least three seeds, or any seed count for a column that is
+      the same for every seed (trainable parameters, checkpoint bytes: the best value, equal values all marked);
+    - speed and latency columns: only rows whose every trial was timed alone. NaN never best."""
     marks = pd.DataFrame(False, index=agg.index, columns=columns)
     for column in columns:
         better = METRICS[column].better if column in METRICS else "max"
@@ -57,15 +71,25 @@ def best_marks(agg: pd.DataFrame, columns: list[str], by: tuple[str, ...] = ("mo
         if f"{column}_tied" in agg:
             marks[column] = agg[f"{column}_tied"].eq(True)
             continue
-        for _, group in agg.groupby(list(by), sort=False):
+        eligible = agg.index.to_series().map(lambda _: True)
+        if column not in DETERMINISTIC:
+            eligible &= agg[f"{column}_n"].ge(MIN_SEEDS)
+        if column in TIMED:
+            eligible &= agg.get("timed_alone_all", pd.Series(False, index=agg.index)).eq(True)
+        for _, group in agg[eligible].groupby(list(by), sort=False):
             marks.loc[group.index, column] = seed_ties(group, column, better == "max")
     return marks
 
 
 def seed_ties(group: pd.DataFrame, column: str, higher_is_better: bool) -> pd.Series:
+    """The rows not shown worse than the best mean over seeds (uncertainty.unstable rows never)."""
+    unstable = group["unstable"].map(lambda v: isinstance(v, str) and v != "") if "unstable" in group else None
+    group = group[~unstable] if unstable is not None else group
     means = group[f"{column}_mean"]
     std, n = group[f"{column}_std"], group[f"{column}_n"]
-    variance = (std ** 2 / n).where((n > 1) & std.notna(), 0.0)  # one seed: no spread known, the value decides
+    variance = (std ** 2 / n).where((n > 1) & std.notna(), 0.0)  # no spread known: the value decides
     ties = stats.tie_set_from_intervals(dict(zip(group.index, means)), dict(zip(group.index, variance)),
-                                        higher_is_better=higher_is_better)
-    return group.index.to_series().isin(ties.tied)
+                                        higher_is_better=higher_is_better,
+                                        seeds=dict(zip(group.index, n.fillna(1).astype(int).clip(lower=1))))
+    return group.index.to_series().isin(ties.tied).reindex(unstable.index if unstable is not None else group.index,
+                                                            fill_value=False)

@@ -1,23 +1,26 @@
 """Published PEFT findings checked against a sweep: each one reproduced, not reproduced or not separable, with the
-interval behind the verdict.
+interval behind the verdict and how many seeds agree in sign.
 
     peft-bench-report results/tradeoffs          (the report's "Published findings" section)
 
-Per model × task, on the seeds both sides share:
-- LoRA near full fine-tuning with under 1% of the parameters trainable (Hu et al., 2021): the paired difference
-  LoRA − full in quality over the same items and seeds. Reproduced when its interval lies above −MARGIN (LoRA at
-  most MARGIN worse), not reproduced when it lies below −MARGIN, else not separable.
-- Merged LoRA adds no inference latency (Hu et al., 2021): merged LoRA's latency over full fine-tuning's, per seed.
-  Reproduced when the interval of the ratio lies below 1 + LATENCY_MARGIN, not reproduced when above it.
-- Adapters and soft prompts add latency (Houlsby et al., 2019; Lester et al., 2021): each such method's latency
-  over full fine-tuning's. Reproduced when the ratio's interval lies above 1, not reproduced when below 1.
-- Prompt tuning lags full fine-tuning at small scale (Lester et al., 2021): prompt tuning − full in quality.
-  Reproduced when the interval lies below 0, not reproduced when above −MARGIN.
-- LoRA learns less and forgets less (Biderman et al., 2024): LoRA − full in quality (learns less: below 0) and in
-  forgetting (forgets less: below 0), the forgetting difference bootstrapped over the same probe items.
+Per model × task, on the seeds both sides share, each claim worded as what is tested:
+- LoRA is not worse than full fine-tuning by more than MARGIN, with under 1% of the parameters trainable (Hu et al.,
+  2021): non-inferiority of the paired difference LoRA − full in quality (its lower bound above −MARGIN), and the
+  trainable fraction below 1% on every seed. Reproduced when both halves hold; not reproduced when the interval lies
+  below −MARGIN or the fraction is 1% or more; else not separable.
+- Merged LoRA is not slower than full fine-tuning by more than LATENCY_MARGIN (Hu et al., 2021): the ratio of
+  geometric-mean latencies, unpaired (latency has nothing to do with the training seed), from trials timed alone.
+- Adapters and soft prompts are slower than full fine-tuning (Houlsby et al., 2019; Lester et al., 2021): each such
+  method's latency ratio above 1, the same way.
+- Prompt tuning is worse than full fine-tuning at this scale (Lester et al., 2021): prompt tuning − full in quality
+  below 0; not reproduced when shown not worse by more than MARGIN.
+- LoRA learns less and forgets less than full fine-tuning (Biderman et al., 2024): LoRA − full in quality below 0,
+  and in forgetting below 0, paired over the same probe items and seeds: a decoder's perplexity rise compared as
+  log(after / before), an encoder's recall@1 loss (bounded by 1) as it is.
 
-Quality and forgetting intervals are paired percentile bootstraps over items and seeds (bench.results.stats,
-bench.probes.forgetting); latency ratios get a t interval over seeds of the log ratio (latency has no items).
+Every interval puts its seed part on k − 1 degrees of freedom (stats.Estimate); with fewer than MIN_SEEDS seeds no
+verdict is stronger than not separable. Latency from trials not timed alone (something else ran beside them, or the
+record does not say) gives the verdict "not timed alone".
 """
 
 from __future__ import annotations
@@ -26,18 +29,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from bench.probes import forgetting
 from bench.results import stats
 from bench.results.metrics import is_na
 
-MARGIN = 0.02  # quality points: "near" and "no worse" mean within 2 points (accuracy or ROUGE-L)
+MARGIN = 0.02  # quality points: "not worse by more than" 2 points (accuracy or ROUGE-L)
 LATENCY_MARGIN = 0.05  # "no added latency": at most 5% slower
+TRAINABLE_LIMIT = 0.01  # "under 1% of the parameters"
+MIN_SEEDS = 3  # fewer seeds cannot show training noise
 SOFT_OR_ADAPTER = ("adapter-houlsby", "adapter-parallel", "adapter-pfeiffer", "prefix-tuning", "prompt-tuning",
                    "p-tuning")
 PROBE_HIGHER_IS_BETTER = {"retrieval_recall@1": True, "perplexity": False}
 REPRODUCED, NOT_REPRODUCED, NOT_SEPARABLE = "reproduced", "not reproduced", "not separable"
+NOT_TIMED_ALONE = "not timed alone"
 
 
 @dataclass
@@ -47,14 +51,23 @@ class Interval:
     high: float
     n_items: int | None
     n_seeds: int
+    agree: str = ""  # "3 of 3 seeds agree in sign"; "" where seeds are not paired (latency)
+    count_word: str = "seed(s)"  # what n_seeds counts: seeds, or trials per side (latency)
+
+    @classmethod
+    def of(cls, estimate: stats.Estimate, n_items: int | None = None) -> Interval:
+        low, high = estimate.interval()
+        return cls(estimate.value, low, high, n_items if n_items is not None else estimate.n_items,
+                   estimate.n_seeds, estimate.agreement())
 
     def text(self, digits: int = 3, signed: bool = True) -> str:
         form = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
         items = f"{self.n_items} items × " if self.n_items else ""
-        if not np.isfinite(self.low):  # a ratio over one seed: no spread to build an interval from
-            return f"{form.format(self.value)} ({items}{self.n_seeds} seed: no interval)"
+        agree = f"; {self.agree}" if self.agree else ""
+        if not np.isfinite(self.low):  # no spread to build an interval from
+            return f"{form.format(self.value)} ({items}{self.n_seeds} {self.count_word}: no interval{agree})"
         return (f"{form.format(self.value)} [{form.format(self.low)}, {form.format(self.high)}] "
-                f"({items}{self.n_seeds} seed(s))")
+                f"({items}{self.n_seeds} {self.count_word}{agree})")
 
 
 def _rows(trials: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -75,92 +88,128 @@ def quality_difference(a: pd.DataFrame, b: pd.DataFrame) -> Interval | None:
     seeds = _shared_seeds(a, b, "quality_items")
     if not seeds or any(len(a.at[s, "quality_items"]) != len(b.at[s, "quality_items"]) for s in seeds):
         return None
-    result = stats.paired_bootstrap([a.at[s, "quality_items"] for s in seeds],
-                                    [b.at[s, "quality_items"] for s in seeds])
-    return Interval(result.difference, result.low, result.high, result.n_items, result.n_seeds)
+    return Interval.of(stats.difference([a.at[s, "quality_items"] for s in seeds],
+                                        [b.at[s, "quality_items"] for s in seeds]))
+
+
+def probe_contributions(side: dict, higher_is_better: bool) -> np.ndarray | None:
+    """Per-item terms whose mean is the trial's forgetting on the compared scale: perplexity (items: mean NLL per
+    window, weighted by tokens) -> log(after / before) = weighted mean of (after − before); recall@1 (items: hits)
+    -> relative loss (before − after) / mean(before)."""
+    before, after = (np.asarray(side.get(key) or [], dtype=float) for key in ("before", "after"))
+    if not len(before) or len(before) != len(after):
+        return None
+    if higher_is_better:
+        scale = before.mean()
+        return (before - after) / scale if scale else None
+    weights = np.asarray(side.get("weights") or np.ones(len(before)), dtype=float)
+    return weights * (after - before) / weights.mean()
 
 
 def forgetting_difference(a: pd.DataFrame, b: pd.DataFrame) -> Interval | None:
-    """a − b in forgetting, paired over the same probe items and seeds; None without probe items."""
+    """a − b in forgetting, paired over the same probe items and seeds, on log(after / before) for perplexity;
+    None without probe items."""
     seeds = _shared_seeds(a, b, "probe_items")
     if not seeds:
         return None
     probe = a.at[seeds[0], "forgetting_probe"]
     if probe not in PROBE_HIGHER_IS_BETTER:
         return None
-    runs = [(a.at[s, "probe_items"], b.at[s, "probe_items"]) for s in seeds]
-    result = forgetting.difference_interval(runs, PROBE_HIGHER_IS_BETTER[probe])
-    if result is None:
+    terms = [(probe_contributions(a.at[s, "probe_items"], PROBE_HIGHER_IS_BETTER[probe]),
+              probe_contributions(b.at[s, "probe_items"], PROBE_HIGHER_IS_BETTER[probe])) for s in seeds]
+    if any(x is None or y is None or len(x) != len(y) for x, y in terms) or len({len(x) for x, _ in terms}) != 1:
         return None
-    value, low, high = result
-    return Interval(value, low, high, len(runs[0][0]["after"]), len(seeds))
+    return Interval.of(stats.estimate([x - y for x, y in terms]))
+
+
+def _timed_alone(rows: pd.DataFrame) -> bool:
+    return "timed_alone" in rows and len(rows) > 0 and rows["timed_alone"].map(lambda v: v is True).all()
 
 
 def latency_ratio(a: pd.DataFrame, b: pd.DataFrame, a_column: str, b_column: str = "latency_ms_p50") -> Interval | None:
-    """a's latency over b's: geometric mean over shared seeds with a 95% t interval of the log ratio."""
-    seeds = [s for s in a.index.intersection(b.index) if pd.notna(a.at[s, a_column]) and pd.notna(b.at[s, b_column])]
-    if not seeds:
+    """a's latency over b's: the ratio of geometric means over each side's trials, unpaired (the training seed does
+    not pair latencies), with a 95% interval on the log scale whose spread has the fewer trials' degrees of
+    freedom."""
+    a_ms, b_ms = a[a_column].dropna().astype(float), b[b_column].dropna().astype(float)
+    if a_ms.empty or b_ms.empty:
         return None
-    logs = np.log([a.at[s, a_column] / b.at[s, b_column] for s in seeds])
-    centre = float(logs.mean())
-    if len(logs) < 2:
-        return Interval(float(np.exp(centre)), np.nan, np.nan, None, 1)
-    half = sps.t.ppf(0.5 + stats.CONFIDENCE / 2, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
-    return Interval(float(np.exp(centre)), float(np.exp(centre - half)), float(np.exp(centre + half)), None, len(logs))
+    logs = [stats.Estimate(float(np.log(v).mean()), 0.0, float(np.log(v).var(ddof=1) / len(v)) if len(v) > 1 else
+                           float("nan"), 0, tuple(np.log(v))) for v in (a_ms, b_ms)]
+    ratio = stats.unpaired(*logs)
+    low, high = ratio.interval()
+    if not np.isfinite(ratio.seed_var) or ratio.n_seeds < 2:
+        low = high = float("nan")
+    return Interval(float(np.exp(ratio.value)), float(np.exp(low)), float(np.exp(high)), None,
+                    min(len(a_ms), len(b_ms)), count_word="trials per side")
 
 
 def _verdict(interval: Interval | None, reproduced, not_reproduced) -> str:
-    if interval is None or not np.isfinite(interval.low):
+    if interval is None or not np.isfinite(interval.low) or interval.n_seeds < MIN_SEEDS:
         return NOT_SEPARABLE
     if reproduced(interval):
         return REPRODUCED
     return NOT_REPRODUCED if not_reproduced(interval) else NOT_SEPARABLE
 
 
-def _lora_near_full(lora, full, quality_metric: str) -> str | None:
+def _lora_not_worse(lora, full, quality_metric: str) -> str | None:
     diff = quality_difference(lora, full)
     if diff is None:
         return None
-    verdict = _verdict(diff, lambda i: i.low > -MARGIN, lambda i: i.high < -MARGIN)
+    quality = _verdict(diff, lambda i: i.low > -MARGIN, lambda i: i.high < -MARGIN)
     fraction = lora["trainable_fraction"].dropna()
-    share = f"; LoRA trains {fraction.iloc[0]:.2%} of the parameters" if len(fraction) else ""
-    return (f"LoRA near full fine-tuning (within {MARGIN} {quality_metric}) at under 1% of the parameters: "
-            f"**{verdict}**. LoRA − full {quality_metric} {diff.text()}{share}.")
+    small = bool(len(fraction)) and bool((fraction < TRAINABLE_LIMIT).all())
+    verdict = (NOT_REPRODUCED if quality == NOT_REPRODUCED or (len(fraction) and not small) else
+               REPRODUCED if quality == REPRODUCED and small else NOT_SEPARABLE)
+    share = (f"LoRA trains {fraction.max():.2%} of the parameters ({'under' if small else 'not under'} 1% on "
+             f"every seed)" if len(fraction) else "trainable fraction n/a")
+    return (f"LoRA is not worse than full fine-tuning by more than {MARGIN} {quality_metric}, with under 1% of the "
+            f"parameters trainable: **{verdict}**. LoRA − full {quality_metric} {diff.text()} (lower bound above "
+            f"−{MARGIN}: {quality}); {share}.")
+
+
+def _latency_check(ratio: Interval | None, rows: list[pd.DataFrame], reproduced, not_reproduced) -> str:
+    if ratio is None:
+        return NOT_SEPARABLE
+    if not all(_timed_alone(r) for r in rows):
+        return NOT_TIMED_ALONE
+    return _verdict(ratio, reproduced, not_reproduced)
 
 
 def _merged_lora_latency(lora, full) -> str | None:
     ratio = latency_ratio(lora, full, "latency_ms_p50_merged")
     if ratio is None:
         return None
-    verdict = _verdict(ratio, lambda i: i.high <= 1 + LATENCY_MARGIN, lambda i: i.low > 1 + LATENCY_MARGIN)
+    verdict = _latency_check(ratio, [lora, full], lambda i: i.high <= 1 + LATENCY_MARGIN,
+                             lambda i: i.low > 1 + LATENCY_MARGIN)
     unmerged = latency_ratio(lora, full, "latency_ms_p50")
     also = f"; unmerged {unmerged.text(2, signed=False)}" if unmerged else ""
-    return (f"Merged LoRA adds no latency (at most {LATENCY_MARGIN:.0%} over full fine-tuning): **{verdict}**. "
-            f"Latency over full fine-tuning's, merged {ratio.text(2, signed=False)}{also}.")
+    return (f"Merged LoRA is not slower than full fine-tuning by more than {LATENCY_MARGIN:.0%}: **{verdict}**. "
+            f"Latency over full fine-tuning's (geometric means, unpaired), merged {ratio.text(2, signed=False)}"
+            f"{also}.")
 
 
 def _added_latency(trials, full) -> str | None:
     parts, verdicts = [], []
     for method in SOFT_OR_ADAPTER:
-        ratio = latency_ratio(_rows(trials, method), full, "latency_ms_p50")
+        rows = _rows(trials, method)
+        ratio = latency_ratio(rows, full, "latency_ms_p50")
         if ratio is None:
             continue
-        verdicts.append(_verdict(ratio, lambda i: i.low > 1, lambda i: i.high < 1))
-        parts.append(f"{method} {ratio.text(2, signed=False)}: {verdicts[-1]}")
+        verdicts.append(_latency_check(ratio, [rows, full], lambda i: i.low > 1, lambda i: i.high < 1))
+        parts.append(f"{method} {ratio.text(2, signed=False)}: **{verdicts[-1]}**")
     if not parts:
         return None
-    overall = verdicts[0] if len(set(verdicts)) == 1 else "mixed"
-    return (f"Adapters and soft prompts add latency: **{overall}**. Latency over full fine-tuning's: "
+    return ("Adapters and soft prompts are slower than full fine-tuning (latency ratio above 1), per method: "
             + "; ".join(parts) + ".")
 
 
-def _prompt_tuning_lags(prompt, full, quality_metric: str) -> str | None:
+def _prompt_tuning_worse(prompt, full, quality_metric: str) -> str | None:
     diff = quality_difference(prompt, full)
     if diff is None:
         return None
     verdict = _verdict(diff, lambda i: i.high < 0, lambda i: i.low > -MARGIN)
-    return (f"Prompt tuning lags full fine-tuning at this scale: **{verdict}**. Prompt tuning − full "
-            f"{quality_metric} {diff.text()}.")
+    return (f"Prompt tuning is worse than full fine-tuning at this scale (difference below 0): **{verdict}**. "
+            f"Prompt tuning − full {quality_metric} {diff.text()}.")
 
 
 def _learns_less_forgets_less(lora, full, quality_metric: str) -> str | None:
@@ -169,10 +218,13 @@ def _learns_less_forgets_less(lora, full, quality_metric: str) -> str | None:
         return None
     learns = _verdict(learn, lambda i: i.high < 0, lambda i: i.low > 0)
     forgets = _verdict(forget, lambda i: i.high < 0, lambda i: i.low > 0)
+    probe = lora["forgetting_probe"].dropna()
+    scale = ("log(perplexity after / before)" if len(probe) and probe.iloc[0] == "perplexity" else
+             "recall@1 loss" if len(probe) else "forgetting")
     learn_text = f"LoRA − full {quality_metric} {learn.text()}" if learn else "no quality items"
-    forget_text = f"LoRA − full forgetting {forget.text()}" if forget else "no probe items"
-    return (f"LoRA learns less (**{learns}**) and forgets less (**{forgets}**) than full fine-tuning. "
-            f"{learn_text}; {forget_text}.")
+    forget_text = f"LoRA − full {scale} {forget.text()}" if forget else "no probe items"
+    return (f"LoRA learns less (quality difference below 0: **{learns}**) and forgets less (forgetting difference "
+            f"below 0: **{forgets}**) than full fine-tuning. {learn_text}; {forget_text}.")
 
 
 def check(trials: pd.DataFrame) -> list[str]:
@@ -184,16 +236,23 @@ def check(trials: pd.DataFrame) -> list[str]:
             continue
         metric = str(rows["quality_metric"].dropna().iloc[0]) if rows["quality_metric"].notna().any() else "quality"
         lora, prompt = _rows(rows, "lora"), _rows(rows, "prompt-tuning")
-        found = [_lora_near_full(lora, full, metric) if not lora.empty else None,
+        found = [_lora_not_worse(lora, full, metric) if not lora.empty else None,
                  _merged_lora_latency(lora, full) if not lora.empty else None,
                  _added_latency(rows, full),
-                 _prompt_tuning_lags(prompt, full, metric) if not prompt.empty else None,
+                 _prompt_tuning_worse(prompt, full, metric) if not prompt.empty else None,
                  _learns_less_forgets_less(lora, full, metric) if not lora.empty else None]
         lines += [f"{model} / {task}: {line}" for line in found if line]
     return lines
 
 
-EXPLAINED = (f"Each finding is checked per model × task against full fine-tuning on the seeds both share: quality "
-             f"and forgetting differences are paired bootstraps over the same items and seeds (95%), latency ratios "
-             f"a t interval over seeds. Not separable: the interval does not decide (it straddles 0, or the "
-             f"{MARGIN}-point or {LATENCY_MARGIN:.0%} margin).")
+def count_verdicts(lines: list[str]) -> int:
+    """Verdicts drawn: each is printed in bold."""
+    return sum(line.count("**") // 2 for line in lines)
+
+
+EXPLAINED = (f"Each finding is checked per model × task against full fine-tuning on the seeds both share, worded as "
+             f"what is tested. Quality and forgetting differences are paired over the same items and seeds; "
+             f"latency ratios are unpaired geometric means, and only trials timed alone give a latency verdict. "
+             f"Every interval is 95% with its seed part on k − 1 degrees of freedom, and says how many seeds agree "
+             f"in sign. Not separable: the interval does not decide (it straddles 0, or the {MARGIN}-point or "
+             f"{LATENCY_MARGIN:.0%} margin), or fewer than {MIN_SEEDS} seeds stand behind it.")

@@ -67,12 +67,14 @@ def data(agg: pd.DataFrame, trials: pd.DataFrame) -> dict:
             elif _number(row.get(f"{column}_std")) is not None and row.get(f"{column}_n", 0) > 1:
                 errors[column] = [row[f"{column}_std"] / scale] * 2  # ± std over seeds
         tied = row.get("quality_tied") is True
+        why = row.get("unstable")
+        unstable = why if isinstance(why, str) and why else ""
         top = agg.loc[(agg["model"] == row["model"]) & (agg["task"] == row["task"]), "quality_mean"].max()
         metric = row["quality_metric"]
         points.append({"model": row["model"], "task": row["task"], "family": row["family"], "method": row["method"],
                        "label": row["label"], "seeds": int(row["n_seeds"]),
                        "items": _number(row.get("n_eval")), "metric": QUALITY_LONG.get(metric, metric or "quality"),
-                       "tied": tied, "baseline": row.get("at_baseline") is True,
+                       "tied": tied, "baseline": row.get("at_baseline") is True, "unstable": unstable,
                        # the front counts every method tied at the top as equal in quality: the top's
                        "level": _number(top, axes["quality"]["scale"]) if tied and "quality" in axes else None,
                        "config": _config(trials, row), "v": values, "e": errors})
@@ -176,6 +178,7 @@ APP_JS = r"""
   }
   function front(points, x, y) {
     if (!D.axes[x].better || !D.axes[y].better) return [];
+    points = points.filter(function (p) { return !p.unstable; });  // an unstable method is never on a front
     var out = points.filter(function (p) { return !points.some(function (q) { return dominated(p, q, x, y); }); });
     return out.sort(function (a, b) { return a.v[x] - b.v[x]; });
   }
@@ -190,8 +193,9 @@ APP_JS = r"""
                        : " ± " + fmt(e[0]);
         lines.push(text);
       });
-    if (p.tied) lines.push("tied at the top of quality");
-    if (p.baseline) lines.push("not distinguishable from the majority baseline");
+    if (p.tied) lines.push("not shown worse than the best quality");
+    if (p.unstable) lines.push("<b>unstable</b>: " + p.unstable + "; never on the front");
+    if (p.baseline) lines.push("not shown above the task's trivial baseline");
     if (p.config) lines.push("config: " + p.config);
     return lines.join("<br>");
   }
@@ -209,7 +213,8 @@ APP_JS = r"""
       if (!ps.length) return;
       function bars(c, side) { return ps.map(function (p) { return p.e[c] ? p.e[c][side] : 0; }); }
       traces.push({type: "scatter", mode: "markers+text", name: family, x: ps.map(function (p) { return p.v[x]; }),
-        y: ps.map(function (p) { return p.v[y]; }), text: ps.map(function (p) { return p.label; }),
+        y: ps.map(function (p) { return p.v[y]; }),
+        text: ps.map(function (p) { return p.unstable ? p.label + " (unstable)" : p.label; }),
         textposition: "top right", textfont: {size: 10, color: "#444"},
         hovertext: ps.map(function (p) { return hover(p, x, y); }), hoverinfo: "text",
         marker: {size: 10, color: D.palette[family], opacity: 0.9,
@@ -237,9 +242,9 @@ APP_JS = r"""
     Plotly.react(plot, traces, layout, {displaylogo: false, responsive: true});
     plot.setAttribute("data-points", String(shown.length));
     status.textContent = shown.length + " of " + D.points.length + " method variants shown; " + fronts +
-      " on a Pareto front (per model × task, dashed; methods tied at the top of quality count as equal in quality). " +
-      "Ringed: tied at the top of quality. Error bars: 95% interval " +
-      "for quality and forgetting, ± std over seeds otherwise.";
+      " on a Pareto front (per model × task, dashed; methods not shown worse than the best quality count as equal " +
+      "in quality; unstable methods never on it). Ringed: not shown worse than the best quality. " +
+      "Error bars: 95% interval for quality and forgetting, ± std over seeds otherwise.";
   }
   window.peftExplorer = {draw: draw};
   draw();

@@ -77,23 +77,22 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     on_cpu = table["mem_source"].eq("process_rss")
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
-    table["mfu"] = mfu_against_best_peak(table)
+    table["timed_alone"] = timed_alone(table)
     keyed = table["key"].notna()  # a config run again (same key): keep its latest record
     table = pd.concat([dedupe(table[keyed], ["key"]), table[~keyed]]).sort_index().reset_index(drop=True)
     table["label"] = variant_labels(table)
     return dedupe(table, ["model", "task", "label", "seed"])
 
 
-def mfu_against_best_peak(table: pd.DataFrame) -> pd.Series:
-    """mfu with one denominator per machine: the best peak FLOP/s measured by any trial with the same peak source
-    (device, or CPU and thread count). A CPU trial times its matmul probe while the machine may be busy and read it
-    low, which would inflate that trial's mfu (above 1, even) and make trials of one sweep incomparable."""
-    if "peak_flops_source" not in table or "train_flops_per_s" not in table:
-        return table["mfu"]
-    peak = pd.to_numeric(table["peak_flops_per_s"], errors="coerce")
-    rate = pd.to_numeric(table["train_flops_per_s"], errors="coerce")
-    best_peak = peak.groupby(table["peak_flops_source"].fillna("?").astype(str)).transform("max")
-    return (rate / best_peak).where(rate.notna() & best_peak.notna(), table["mfu"])
+def timed_alone(table: pd.DataFrame) -> pd.Series:
+    """True where the trial recorded that nothing else ran beside its timed phases, False where something did,
+    None where it did not say (records from before the harness recorded concurrency): speed and latency verdicts
+    come only from True. The trial's mfu is read as recorded: a peak it timed under load is n/a there and stays
+    n/a here."""
+    if "timed_alone" not in table:
+        return pd.Series(None, index=table.index, dtype=object)
+    return table["timed_alone"].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
+                                    else str(v).lower() in ("true", "1", "1.0"))
 
 
 def _params(row) -> dict:
@@ -193,7 +192,30 @@ def _probe_items(payload) -> dict | None:
             "weights": payload.get("probe_weights")}
 
 
+BASELINES_NAME = "baselines.json"  # a generation task's trivial baseline, written by python -m bench.tasks.baselines
+MAJORITY = "majority-class"
+
+
+def attach_baselines(table: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """`baseline_score` and `baseline_kind`: each trial's trivial baseline, the floor a trained method must be shown
+    above: the majority-class share a classification trial recorded, or the lead of a generation task from the
+    sweep's baselines.json; NaN / None where neither exists."""
+    from bench.results.record import read_json
+
+    source = Path(source)
+    folder = source if source.is_dir() else source.parent
+    found = read_json(folder / BASELINES_NAME) if (folder / BASELINES_NAME).is_file() else None
+    found = found if isinstance(found, dict) else {}
+    score = table["majority_share"].copy()
+    kind = pd.Series(np.where(score.notna(), MAJORITY, None), index=table.index, dtype=object)
+    for task, entry in found.items():
+        rows = table["task"].eq(task) & score.isna()
+        if isinstance(entry, dict) and entry.get("score") is not None:
+            score[rows], kind[rows] = float(entry["score"]), str(entry.get("kind") or "trivial baseline")
+    return table.assign(baseline_score=score, baseline_kind=kind)
+
+
 def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The training trials of a sweep folder or table file (`table`: its rows, where already read)."""
     table = read_table(source) if table is None else table
-    return attach_items(normalize(training_rows(table)), Path(source))
+    return attach_baselines(attach_items(normalize(training_rows(table)), Path(source)), Path(source))

@@ -4,12 +4,13 @@ Pareto-optimal set, never a single winner picked from a difference smaller than 
 Budgets are on the aggregated means: peak training memory, checkpoint bytes per task, quality, serving latency
 (the merged latency where the method merges, else the unmerged one), throughput, forgetting, trainable fraction.
 A method whose budgeted metric is n/a does not fit (it cannot be shown to). Without a budget, every method fits.
-The top of quality within budget is a tie set (uncertainty.decide over the finished trials: paired over items where
-per-item scores exist, else on the intervals, Holm-corrected); a method not distinguishable from the
-majority-class baseline is never recommended, nor an unstable one: a seed of it fell to that baseline, however well
-its other seeds did. The Pareto set is over quality (max), peak memory, checkpoint size
-and serving latency (min), among the methods within budget, with the quality of every method tied at the top
-levelled to the top's: a tied method is only beaten on cost, never on a quality gap the data cannot show.
+The top of quality within budget is the set of methods not shown worse than the best (uncertainty.decide over the
+finished trials: multiple comparisons with the best, paired over items where per-item scores exist, else on the
+intervals); a method not shown above the task's trivial baseline is never recommended, nor an unstable one (a seed
+at that baseline, or far from its other seeds), however well its other seeds did; an unstable method is never on the
+Pareto front either. The Pareto set is over quality (max), peak memory, checkpoint size
+and serving latency (min), among the stable methods within budget, with the quality of every method in the top set
+levelled to the top's: such a method is only beaten on cost, never on a quality gap the data cannot show.
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def violations(row: pd.Series, budget: Budget) -> list[str]:
 
 
 def _top(group: pd.DataFrame, trials: pd.DataFrame | None) -> tuple[list[str], list[str], dict, str]:
-    """(labels tied at the top of quality, labels at the majority baseline, unstable labels -> "k of n seeds" at
-    the baseline, how it was decided) among `group`."""
+    """(labels not shown worse than the best quality, labels not shown above the trivial baseline, unstable labels
+    -> why, how it was decided) among `group`."""
     if trials is not None:
         rows = trials[trials["status"].eq("ok") & trials["model"].eq(group["model"].iloc[0])
                       & trials["task"].eq(group["task"].iloc[0]) & trials["label"].isin(group["label"])
@@ -140,7 +141,8 @@ def recommend(agg: pd.DataFrame, budget: Budget, trials: pd.DataFrame | None = N
         frame.loc[fitting.index, "recommended"] = chosen
         if chosen.any():  # an unstable method keeps its own mean: its failed seed is part of its quality
             frame.loc[fitting.index[chosen], "quality_level"] = fitting["quality_mean"].max()
-        frame.loc[fitting.index, "pareto"] = pareto_mask(frame.loc[fitting.index], PARETO_OBJECTIVES)
+        stable = fitting.index[~fitting["label"].isin(unstable)]
+        frame.loc[stable, "pareto"] = pareto_mask(frame.loc[stable], PARETO_OBJECTIVES)
     return frame
 
 
@@ -162,34 +164,43 @@ def summary(frame: pd.DataFrame, budget: Budget) -> list[str]:
         metric = best["quality_metric"].iloc[0] if len(best) else fitting["quality_metric"].iloc[0] or "quality"
         if best.empty:
             top = ("quality cannot be ranked: no interval over items" if fitting["decided_by"].eq("undecided").any()
-                   else "no method within budget is distinguishable from the majority-class baseline")
+                   else "no stable method within budget is shown above the trivial baseline")
         else:
             low, high = best["quality_mean"].min(), best["quality_mean"].max()
             spread = (number("quality", high) if len(best) == 1
                       else f"{number('quality', low)}–{number('quality', high)}")
-            name = f"tied: {_names(best)}" if len(best) > 1 else best["label"].iloc[0]
+            name = _names(best)
             memory = best["peak_mem_bytes_mean"]
             cheapest = best.loc[memory.idxmin()] if memory.notna().any() else None
-            top = f"top quality within budget, {name} ({metric} {spread})"
+            seeds = int(best["n_seeds"].min()) if "n_seeds" in best else 0
+            few = (f" ({seeds} seed(s): training noise not measured, so not separable from the rest)"
+                   if 0 < seeds < uncertainty.MIN_SEEDS else "")
+            top = f"not shown worse than the best quality within budget: {name} ({metric} {spread}){few}"
             if cheapest is not None and len(best) > 1:
                 top += (f"; of these the least peak memory: {cheapest['label']} "
                         f"({human_bytes(cheapest['peak_mem_bytes_mean'])})")
         line = f"{model} / {task}: {top}. Pareto-optimal within budget: {pareto}."
         if len(at_baseline):
-            base = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
-            share = f" ({number('quality', base.iloc[0])})" if len(base) else ""
-            line += f" Not distinguishable from the majority-class baseline{share}: {_names(at_baseline)}."
+            line += f" Not shown above the {baseline_text(group)}: {_names(at_baseline)}."
         unstable = uncertainty.unstable_names(group)
         if unstable:
-            line += f" Not recommended, unstable (a seed fell to the majority-class baseline): {unstable}."
+            line += f" Unstable, never recommended nor on the front: {unstable}."
         lines.append(line)
     return lines
 
 
+def baseline_text(group: pd.DataFrame) -> str:
+    """"majority-class baseline (0.239)", "lead-sentence baseline (0.185)", or "trivial baseline" where unknown."""
+    base = group["baseline"].dropna() if "baseline" in group else pd.Series(dtype=float)
+    kind = group["baseline_kind"].dropna() if "baseline_kind" in group else pd.Series(dtype=object)
+    name = f"{kind.iloc[0]} baseline" if len(kind) else "trivial baseline"
+    return f"{name} ({number('quality', base.iloc[0])})" if len(base) else name
+
+
 def _recommended_text(row: pd.Series) -> str:
     if row["recommended"]:
-        return "tied at top"
-    return f"no: unstable, {row['unstable']} at the baseline" if row["unstable"] else ""
+        return "not shown worse than the best"
+    return f"no: unstable ({row['unstable']})" if row["unstable"] else ""
 
 
 def recommendation_table(frame: pd.DataFrame) -> Table:
@@ -210,9 +221,10 @@ def recommendation_table(frame: pd.DataFrame) -> Table:
     return Table("recommendation", "Recommendation: methods within budget, tied at the top, Pareto-optimal set",
                  ["model", "task", "method", "family", "quality", "peak memory", "checkpoint", "latency (ms)",
                   "within budget", "Pareto-optimal", "recommended"], rows, raw, group_columns=2, text_columns=4,
-                 notes=[("recommended: the methods within budget not significantly worse than the best quality within "
-                        "budget (bold), never one not distinguishable from the majority-class baseline (≈), nor one "
-                        "with a seed at that baseline (unstable). "
-                        "Pareto-optimal: no other method within budget is at least as good on quality (tied methods "
-                        "count as equal), peak memory, checkpoint size and serving latency and better on one. Serving "
-                        "latency: merged where the method merges, else unmerged.")])
+                 notes=[("recommended: the methods within budget not shown worse than the best quality within budget "
+                        "(bold; multiple comparisons with the best), never one not shown above the task's trivial "
+                        "baseline (≈), nor an unstable one (a seed at that baseline or far from its other seeds; "
+                        "never on the Pareto front either). "
+                        "Pareto-optimal: no other method within budget is at least as good on quality (methods not "
+                        "shown worse than the best count as equal), peak memory, checkpoint size and serving latency "
+                        "and better on one. Serving latency: merged where the method merges, else unmerged.")])

@@ -57,15 +57,32 @@ def items_cell(row: pd.Series) -> Cell:
 
 
 def baseline_note(row: pd.Series) -> str:
-    """`≈` after a quality the data cannot tell from the majority-class baseline."""
-    return " ≈" if row.get("at_baseline") is True else ""
+    """`≈` after a quality not shown above the task's trivial baseline; ` unstable` after an unstable method's."""
+    unstable = isinstance(row.get("unstable"), str) and row.get("unstable") != ""
+    return (" ≈" if row.get("at_baseline") is True else "") + (UNSTABLE_MARK if unstable else "")
 
 
-BASELINE_NOTE = ("≈: not distinguishable from the majority-class baseline (predicting the most frequent label; "
-                 "one-sided z test at alpha 0.05, Holm over the methods of the model × task).")
-TIE_NOTE = ("bold: best in its model × task within the noise: for quality and forgetting the methods not significantly "
-            "worse than the top one (see Uncertainty), for the other columns the methods within the spread over seeds "
-            "(one seed: the best value).")
+UNSTABLE_MARK = " (unstable)"
+PROBE_UNITS = {"perplexity": "perplexity rise (decoder)", "retrieval_recall@1": "recall@1 loss (encoder)"}
+BASELINE_NOTE = ("≈: not shown above the task's trivial baseline (classification: predicting the most frequent "
+                 "label; generation: the article's lead sentence as the headline, scored the same way); one-sided at "
+                 "alpha 0.05 over the methods of the model × task (Bonferroni), seed part on t(seeds − 1).")
+UNSTABLE_NOTE = ("(unstable): a seed at the trivial baseline beside one above it, or a seed far from the method's "
+                 "other seeds; never bold, never in the top set, never on a Pareto front (the reasons are listed "
+                 "under The answer).")
+TIE_NOTE = ("bold: best in its model × task within the noise: for quality and forgetting the methods not shown worse "
+            "than the best (multiple comparisons with the best, see Uncertainty), for the other columns the methods "
+            "not shown worse than the best mean over seeds (t on seeds − 1; only with 3 seeds or more, except for "
+            "figures the same on every seed; speed and latency only from trials timed alone).")
+FORGETTING_NOTE = ("forgetting is two constructs, never compared across model types: an encoder's retrieval "
+                   "recall@1 loss ((before − after) / before) and a decoder's perplexity rise (after / before − 1), "
+                   "named in the probe column; a perplexity rise is the geometric mean over seeds (one collapsed seed "
+                   "would swamp an arithmetic mean), with its interval on the log scale.")
+
+
+def forgetting_probe_cell(row: pd.Series) -> Cell:
+    probe = row.get("forgetting_probe")
+    return Cell(PROBE_UNITS.get(probe, probe) if isinstance(probe, str) and probe else NA)
 
 
 def cost_table(agg: pd.DataFrame) -> Table:
@@ -78,20 +95,31 @@ def cost_table(agg: pd.DataFrame) -> Table:
                  Cell(str(row["n_seeds"]))]
         cells += [metric_cell(row, c, bool(marks.at[i, c]) if c in marks else False) for c in columns]
         cells[-1].note = baseline_note(row) if columns[-1] == "quality" else ""
-        cells += [interval_cell(row), items_cell(row), Cell(row["quality_metric"] or NA)]
+        cells += [interval_cell(row), items_cell(row), Cell(row["quality_metric"] or NA),
+                  interval_cell(row, "forgetting"), forgetting_probe_cell(row)]
         rows.append(cells)
     headers = (["model", "task", "method", "family", "seeds"] + [METRICS[c].axis_label for c in columns] +
-               ["quality 95% CI", "n items", "metric"])
+               ["quality 95% CI", "n items", "metric", "forgetting 95% CI", "forgetting probe"])
     frame = _raw_frame(agg, ["model", "task", "family", "method", "label", "n_seeds", "quality_metric"], columns)
-    for extra in ("quality_ci_low", "quality_ci_high", "n_eval", "quality_tied", "at_baseline", "baseline"):
+    for extra in ("quality_ci_low", "quality_ci_high", "n_eval", "quality_tied", "at_baseline", "baseline",
+                  "baseline_kind", "unstable", "forgetting_ci_low", "forgetting_ci_high", "forgetting_tied",
+                  "forgetting_probe", "forgetting_geometric", "timed_alone_all"):
         if extra in agg:
             frame[extra] = agg[extra]
     frame["best"] = [", ".join(c for c in marks.columns if marks.at[i, c]) for i in agg.index]
     notes = ["Mean ± std (sample, ddof=1) over the seeds of each row (seeds column); quality 95% CI: interval of the "
              "mean over the n evaluated items (and seeds). " + TIE_NOTE + " n/a: not measured or not applicable (e.g. "
              "merged latency for a method that cannot merge). Memory in MiB (2^20 bytes)."]
-    if any(c.note for r in rows for c in r):
+    if any("≈" in c.note for r in rows for c in r):
         notes.append(BASELINE_NOTE)
+    if any(UNSTABLE_MARK in c.note for r in rows for c in r):
+        notes.append(UNSTABLE_NOTE)
+    if "forgetting" in columns:
+        notes.append(FORGETTING_NOTE)
+    if not agg.get("timed_alone_all", pd.Series(False, index=agg.index)).eq(True).all():
+        notes.append("Not timed alone: " + ("every trial" if not agg.get("timed_alone_all", pd.Series(
+            False, index=agg.index)).eq(True).any() else "some trials") + " ran beside other work (or did not "
+            "record what ran beside them), so their throughput, MFU and latency are figures, not verdicts: no bold.")
     if "mem_other_bytes" in columns:
         notes.append("runtime/other (CPU): process RSS before training minus the weights; weights + runtime/other + "
                      "gradients + optimizer + activations = peak.")
@@ -140,12 +168,15 @@ def paper_table(agg: pd.DataFrame) -> Table:
         records.append(record)
     frame = pd.DataFrame(records)
     span = (f"{min(seeds)}" if len(seeds) == 1 else f"{min(seeds)}–{max(seeds)}") if seeds else "0"
-    notes = [(f"Primary metric ×100, mean ± std over {span} seed(s); bold: tied at the top of its model and task "
-             "(not significantly worse than the best, see Uncertainty); avg. is never bold: no test stands behind it. "
+    notes = [(f"Primary metric ×100, mean ± std over {span} seed(s); bold: not shown worse than the best of its "
+             "model and task (multiple comparisons with the best, see Uncertainty); avg. is never bold: no test "
+             "stands behind it. "
              "Trainable parameters as counted by the harness (a range where tasks differ, e.g. by label "
              "count).")]
-    if any(c.note.strip() == "≈" for r in rows for c in r):
+    if any("≈" in c.note for r in rows for c in r):
         notes.append(BASELINE_NOTE)
+    if any(UNSTABLE_MARK in c.note for r in rows for c in r):
+        notes.append(UNSTABLE_NOTE)
     if any(c.note == "†" for r in rows for c in r):
         notes.append("† average over the tasks this method finished, not all tasks.")
     return Table("paper", "Paper-style results (LoRA-paper layout): trainable parameters and task quality",

@@ -1,12 +1,14 @@
-"""What the report may claim: intervals of each method's quality and forgetting, the tie set at the top of each
-model × task, and whether a quality is distinguishable from the majority-class baseline.
+"""What the report may claim: intervals of each method's quality and forgetting, the set of methods not shown worse
+than the best in each model × task, whether a quality is shown above the task's trivial baseline, and which methods
+are unstable.
 
 Evidence, best first, per model × task:
-1. per-item scores beside each trial record (items.json): paired bootstrap over the same items, pooled over seeds;
-2. per-trial intervals (quality_ci_low/high, n_eval): a z test on the intervals, unpaired;
+1. per-item scores beside each trial record (items.json): differences paired over the same items and seeds;
+2. per-trial intervals (quality_ci_low/high, n_eval): unpaired differences of the means;
 3. neither (tables from before intervals were recorded): Wilson intervals from the accuracy and the number of
    evaluated items, n_eval, inferred as the smallest n that makes every accuracy of the task a whole count.
-Without any of them the tie set is n/a: the report says so rather than naming a winner.
+Every interval over seeds puts its seed part on k − 1 degrees of freedom (stats.Estimate). Without any evidence the
+tie set is n/a: the report says so rather than naming a winner.
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from bench.results import stats
 from bench.results.metrics import is_na
 
 ALPHA = stats.ALPHA
-BASELINE_COLUMN = "majority_share"  # classification: share of the most frequent label among the evaluated items
+MIN_SEEDS = 3  # fewer seeds cannot show training noise: verdicts stop at "not separable"
 MIN_DISTINCT_FOR_N = 5  # distinct accuracies needed before n_eval is inferred from them (fewer fit too many n)
 MAX_INFERRED_N = 5000
 SOURCES = {"record": "interval recorded by the trial", "wilson": "Wilson from accuracy and the recorded n_eval",
@@ -70,11 +71,14 @@ class Decision:
     ties: stats.TieSet | None  # None: no interval, nothing can be decided
     interval: dict = field(default_factory=dict)  # label -> (low, high) of the mean over seeds
     n_items: dict = field(default_factory=dict)  # label -> items per seed
-    baseline: float = float("nan")  # majority-class share (quality only), NaN where unknown
-    at_baseline: list[str] = field(default_factory=list)  # not distinguishable from the baseline
-    unstable: dict = field(default_factory=dict)  # label -> "1 of 3 seeds": seeds at the baseline, others above
+    baseline: float = float("nan")  # the task's trivial baseline (quality only), NaN where unknown
+    baseline_kind: str = ""  # "majority class", "lead sentence"
+    at_baseline: list[str] = field(default_factory=list)  # not shown above the baseline
+    unstable: dict = field(default_factory=dict)  # label -> why: a seed at the baseline, or far outside the others
     paired: bool = False
     log_scale: bool = False  # forgetting on a perplexity probe: compared as log(after / before)
+    estimates: dict = field(default_factory=dict)  # label -> stats.Estimate (on the compared scale)
+    n_seeds: int = 0  # the fewest seeds of any method in the decision
 
     def tied(self, label: str) -> bool:
         return self.ties is not None and label in self.ties.tied
@@ -97,9 +101,19 @@ def _items(rows: pd.DataFrame, key: str):
     return scores if len(lengths) == 1 else None
 
 
+def _trial_se(group: pd.DataFrame, low_col: str, high_col: str) -> pd.Series:
+    if low_col not in group:
+        return pd.Series(np.nan, index=group.index)
+    return stats.se_from_interval(group[low_col], group[high_col])
+
+
 def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: str | None = None,
-           alpha: float = ALPHA) -> Decision:
-    """Tie set, intervals and baseline check for one model × task (rows: its finished trials)."""
+           alpha: float = ALPHA, unstable: dict | None = None) -> Decision:
+    """Tie set, intervals, baseline and stability checks for one model × task (rows: its finished trials).
+
+    Intervals: stats.Estimate per method (seed part on k − 1 degrees of freedom), from per-item scores where
+    every method has them on the same seeds, else from the per-trial intervals. Unstable methods (`unstable`, or
+    found here on quality) are left out of the tie set: a mean over a collapsed seed is no bet to recommend."""
     first = rows.iloc[0]
     low_col, high_col, n_col = (("quality_ci_low", "quality_ci_high", "n_eval") if metric == "quality" else
                                 (f"{metric}_ci_low", f"{metric}_ci_high", "n_probe"))
@@ -107,98 +121,127 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     decision.log_scale = metric == "forgetting" and _perplexity_probe(rows)
     if decision.log_scale:  # compared as log(after / before); intervals are shown back on the relative scale
         rows = rows.assign(**{c: np.log1p(rows[c].astype(float)) for c in (metric, low_col, high_col) if c in rows})
-    means, variances = {}, {}
+    rows = rows[rows[metric].notna()]
+    if rows.empty:
+        return decision
+    scores = _items(rows, items_key) if items_key else None
     for label, group in rows.groupby("label", sort=False):
-        group = group[group[metric].notna()]
-        if group.empty:
-            continue
-        se = stats.se_from_interval(group.get(low_col, np.nan), group.get(high_col, np.nan)) \
-            if low_col in group else pd.Series(np.nan, index=group.index)
-        means[label], variances[label] = stats.mean_variance(group[metric], se)
-        if len(group) == 1 and low_col in group and group[low_col].notna().all():
-            decision.interval[label] = (float(group[low_col].iloc[0]), float(group[high_col].iloc[0]))  # its own
-        elif np.isfinite(variances[label]):  # several seeds: normal interval of the mean over seeds
-            half = norm.ppf(0.5 + stats.CONFIDENCE / 2) * np.sqrt(variances[label])
-            decision.interval[label] = (means[label] - half, means[label] + half)
+        if scores is not None and label in scores:
+            decision.estimates[label] = stats.estimate(scores[label])
+        else:
+            decision.estimates[label] = stats.estimate_from_trials(group[metric], _trial_se(group, low_col, high_col))
         if n_col in group and group[n_col].notna().any():
             decision.n_items[label] = int(group[n_col].max())
-    scores = _items(rows[rows[metric].notna()], items_key) if items_key else None
-    if scores is not None and set(scores) >= set(means):
-        decision.ties, decision.paired = stats.tie_set(scores, alpha, higher_is_better), True
-        decision.interval.update({label: stats.bootstrap_mean_ci(s) for label, s in scores.items()})
-    elif means and np.isfinite(list(variances.values())).any():
-        decision.ties = stats.tie_set_from_intervals(means, variances, alpha, higher_is_better)
-    if metric == "quality" and BASELINE_COLUMN in rows and rows[BASELINE_COLUMN].notna().any():
-        decision.baseline = float(rows[BASELINE_COLUMN].dropna().iloc[0])
-        decision.at_baseline = _at_baseline(means, variances, decision.baseline, alpha)
-        decision.unstable = {label: text for label, text in _seeds_at_baseline(rows, decision.baseline).items()
-                             if label not in decision.at_baseline}
+    decision.paired = scores is not None and set(scores) >= set(decision.estimates)
+    decision.n_seeds = min(e.n_seeds for e in decision.estimates.values())
+    if metric == "quality":
+        _baseline_checks(decision, rows, alpha)
+    decision.unstable = {**decision.unstable, **(unstable or {})}
+    decision.interval = {label: e.interval() for label, e in decision.estimates.items()
+                         if np.isfinite(e.half_width())}
+    stable = {label: e for label, e in decision.estimates.items() if label not in decision.unstable}
+    if decision.paired:
+        decision.ties = stats.tie_set({label: scores[label] for label in stable}, alpha, higher_is_better)
+    elif any(np.isfinite(e.half_width()) for e in stable.values()):
+        sign = 1.0 if higher_is_better else -1.0
+        decision.ties = stats.best_set(
+            stable, lambda j, i: stats.unpaired(stable[j], stable[i], sign), alpha, higher_is_better,
+            "multiple comparisons with the best on the per-trial intervals (no per-item scores; unpaired, so "
+            "conservative)")
     if decision.log_scale:
         decision.interval = {label: (float(np.expm1(low)), float(np.expm1(high)))
                              for label, (low, high) in decision.interval.items()}
     return decision
 
 
+def _baseline_checks(decision: Decision, rows: pd.DataFrame, alpha: float) -> None:
+    """at_baseline (the mean over seeds not shown above the trivial baseline, one-sided, Bonferroni over the
+    methods) and unstable (a seed at the baseline beside one above it, or a seed far outside the others)."""
+    score = rows["baseline_score"].dropna() if "baseline_score" in rows else pd.Series(dtype=float)
+    if len(score):
+        decision.baseline = float(score.iloc[0])
+        kind = rows.loc[score.index, "baseline_kind"].dropna() if "baseline_kind" in rows else pd.Series([])
+        decision.baseline_kind = str(kind.iloc[0]) if len(kind) else "trivial"
+        level = alpha / max(len(decision.estimates), 1)
+        decision.at_baseline = [label for label, e in decision.estimates.items()
+                                if not e.shown_above(decision.baseline, level)]
+    decision.unstable = unstable_seeds(rows, decision.baseline, decision.baseline_kind)
+
+
+OUTLIER_SE = 8.0  # a seed this many item standard errors from the nearest other seed is far outside them: in the
+# study the stable methods' seeds sat within 4 of each other, a collapsed seed 20 to 30 away
+
+
+def unstable_seeds(rows: pd.DataFrame, baseline: float = float("nan"), kind: str = "") -> dict[str, str]:
+    """{label: why} for methods whose seeds disagree about whether they learned the task:
+    - a seed whose own interval over items reaches the trivial baseline (majority class; the lead for generation)
+      while another seed is shown above it: the mean over seeds hides a failed run;
+    - with three seeds or more, a seed further than OUTLIER_SE item standard errors from the nearest of the
+      method's other seeds (a seed at 0.6 beside two at 0.95).
+    A method whose every seed sits at the baseline is not unstable: it is at the baseline (at_baseline)."""
+    found = {}
+    for label, group in rows[rows["quality"].notna()].groupby("label", sort=False):
+        group = group.sort_values("seed")
+        quality = group["quality"].to_numpy(float)
+        se = np.nan_to_num(_trial_se(group, "quality_ci_low", "quality_ci_high").to_numpy(float))
+        reasons = []
+        if np.isfinite(baseline):
+            low = group["quality_ci_low"].where(group["quality_ci_low"].notna(), group["quality"]).to_numpy(float) \
+                if "quality_ci_low" in group else quality
+            at = low <= baseline
+            if at.any() and (~at).any():
+                reasons.append(f"{int(at.sum())} of {len(at)} seeds at the {kind or 'trivial'} baseline")
+        if len(quality) >= 3:
+            scale = [max(np.sqrt(se[i] ** 2 + np.mean(np.delete(se, i) ** 2)), 1e-3) for i in range(len(se))]
+            gaps = [(np.min(np.abs(np.delete(quality, i) - q)) / scale[i], i) for i, q in enumerate(quality)]
+            far, i = max(gaps)
+            if far > OUTLIER_SE:
+                reasons.append(f"seed {int(group['seed'].iloc[i])} at {quality[i]:.3f}, far from the others "
+                               f"({', '.join(f'{v:.3f}' for v in np.delete(quality, i))})")
+        if reasons:
+            found[label] = "; ".join(reasons)
+    return found
+
+
 def _perplexity_probe(rows: pd.DataFrame) -> bool:
     """Forgetting read on perplexity: the relative rise (after - before) / before is heavy-tailed (a model that
     collapsed reads 1e13 where others read 2), so a mean and its normal interval over seeds are dominated by one
     trial and the collapsed method cannot be shown worse than any other. log(after / before) = log1p(forgetting)
-    is the scale on which such trials separate; it is monotone, so the order of trials is unchanged."""
+    is the scale on which such trials separate; it is monotone, so the order of trials is unchanged. A recall
+    probe's loss is bounded (at most 1) and stays on its own scale."""
     probe = rows["forgetting_probe"] if "forgetting_probe" in rows else pd.Series(dtype=object)
     return bool(len(probe)) and probe.eq("perplexity").all()
 
 
-def _seeds_at_baseline(rows: pd.DataFrame, baseline: float) -> dict[str, str]:
-    """{label: "k of n seeds"} for methods with a seed whose quality its own interval over items cannot tell from
-    the majority share: a collapsed seed. Its mean over seeds can still be tied at the top, as the seeds that held
-    lift it, but a user would be betting on the seed (a learning rate at the edge of stability)."""
-    low = rows["quality_ci_low"].where(rows["quality_ci_low"].notna(), rows["quality"]) \
-        if "quality_ci_low" in rows else rows["quality"]
-    collapsed = rows.assign(collapsed=low.le(baseline))[rows["quality"].notna()]
-    found = {}
-    for label, group in collapsed.groupby("label", sort=False):
-        if group["collapsed"].any():
-            found[label] = f"{int(group['collapsed'].sum())} of {len(group)} seeds"
-    return found
-
-
 def unstable_names(frame: pd.DataFrame) -> str:
-    """"adapter (1 of 3 seeds), ..." for the rows whose `unstable` names seeds at the baseline; "" where none."""
+    """"adapter (1 of 3 seeds at the majority class baseline), ..." for the rows whose `unstable` says why; ""
+    where none."""
     if "unstable" not in frame:
         return ""
     marked = frame[frame["unstable"].map(lambda v: isinstance(v, str) and v != "")]  # NaN or "": not unstable
     return ", ".join(f"{row['label']} ({row['unstable']})" for _, row in marked.iterrows())
 
 
-def _at_baseline(means: dict, variances: dict, baseline: float, alpha: float) -> list[str]:
-    """Methods whose quality is not shown above the majority share: one-sided z test per method, Holm over them.
-    A method without an interval cannot be shown above it either."""
-    labels = list(means)
-    p_values = []
-    for label in labels:
-        spread = np.sqrt(variances[label])
-        gap = means[label] - baseline
-        p_values.append(float(norm.sf(gap / spread)) if np.isfinite(spread) and spread > 0
-                        else (0.0 if np.isfinite(spread) and gap > 0 else 1.0))
-    above = stats.holm(p_values, alpha)
-    return [label for label, ok in zip(labels, above) if not ok]
-
-
 def decisions(trials: pd.DataFrame, alpha: float = ALPHA) -> dict[tuple[str, str, str], Decision]:
-    """{(model, task, metric): Decision} for quality (max) and forgetting (min) over the finished trials."""
+    """{(model, task, metric): Decision} for quality (max) and forgetting (min) over the finished trials; a method
+    unstable on quality is left out of the forgetting tie set too."""
     ok = trials[trials["status"] == "ok"]
     out = {}
     for (model, task), rows in ok.groupby(["model", "task"], sort=False):
+        unstable = {}
         for metric, higher, items in (("quality", True, "quality_items"), ("forgetting", False, None)):
             if rows[metric].notna().any():
-                out[(model, task, metric)] = decide(rows, metric, higher, items, alpha)
+                out[(model, task, metric)] = decide(rows, metric, higher, items, alpha, unstable)
+                unstable = out[(model, task, metric)].unstable
     return out
 
 
 def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
     """Adds to the aggregate, per row: `<metric>_ci_low/high` (interval of the mean over seeds), `n_eval`,
-    `<metric>_tied` (in the top tie set; NaN where undecided) and `at_baseline` (True: not distinguishable from the
-    majority-class baseline; NaN: baseline unknown)."""
+    `<metric>_tied` (not shown worse than the best; NaN where undecided), `at_baseline` (True: not shown above the
+    trivial baseline; NaN: baseline unknown), `unstable` (why, or NaN), `baseline` and `baseline_kind`. Forgetting
+    on a perplexity probe: `forgetting_mean` becomes the geometric mean over seeds of after / before, minus 1, and
+    `forgetting_std` NaN (`forgetting_geometric` True): one collapsed seed would dominate an arithmetic mean."""
     agg = agg.copy()
     for metric in ("quality", "forgetting"):
         agg[f"{metric}_ci_low"], agg[f"{metric}_ci_high"] = np.nan, np.nan
@@ -206,6 +249,8 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
     agg["n_eval"], agg["at_baseline"] = np.nan, pd.Series(np.nan, index=agg.index, dtype=object)
     agg["unstable"] = pd.Series(np.nan, index=agg.index, dtype=object)
     agg["baseline"] = np.nan
+    agg["baseline_kind"] = pd.Series(None, index=agg.index, dtype=object)
+    agg["forgetting_geometric"] = False
     for index, row in agg.iterrows():
         for metric in ("quality", "forgetting"):
             decision = found.get((row["model"], row["task"], metric))
@@ -215,12 +260,17 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
             agg.loc[index, [f"{metric}_ci_low", f"{metric}_ci_high"]] = [low, high]
             if decision.ties is not None and pd.notna(row[f"{metric}_mean"]):
                 agg.at[index, f"{metric}_tied"] = decision.tied(row["label"])
+            if metric == "forgetting" and decision.log_scale and row["label"] in decision.estimates:
+                agg.at[index, "forgetting_mean"] = float(np.expm1(decision.estimates[row["label"]].value))
+                agg.at[index, "forgetting_std"] = np.nan
+                agg.at[index, "forgetting_geometric"] = True
             if metric == "quality":
                 agg.at[index, "n_eval"] = decision.n_items.get(row["label"], np.nan)
+                agg.at[index, "unstable"] = decision.unstable.get(row["label"], np.nan)
                 if np.isfinite(decision.baseline):
                     agg.at[index, "baseline"] = decision.baseline
+                    agg.at[index, "baseline_kind"] = decision.baseline_kind
                     agg.at[index, "at_baseline"] = row["label"] in decision.at_baseline
-                    agg.at[index, "unstable"] = decision.unstable.get(row["label"], np.nan)
     return agg
 
 
@@ -245,5 +295,10 @@ def evidence(trials: pd.DataFrame, found: dict) -> list[str]:
                      "collapsed model cannot swamp a mean (intervals shown back as relative rises): "
                      + ", ".join(logged) + ".")
     hows = sorted({d.ties.how for d in found.values() if d.ties is not None and d.ties.how})
-    lines += [f"Tie set test: {how}." for how in hows]
+    lines += [f"Tie set: {how}." for how in hows]
+    few = sorted({f"{d.model} / {d.task}" for d in found.values() if 0 < d.n_seeds < MIN_SEEDS})
+    if few:
+        lines.append(f"Fewer than {MIN_SEEDS} seeds ({', '.join(few)}): the spread between training runs is not "
+                     "measured (1 seed) or barely (2), so no verdict there is stronger than not separable and no "
+                     "method is named clear of the rest.")
     return lines

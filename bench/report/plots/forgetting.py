@@ -10,7 +10,10 @@ from bench.report.plots.style import (
     panels,
     save,
 )
-from bench.report.plots.tradeoffs import ERRORS, FRONT, TIED, quality_label, scatter
+from bench.report.plots.tradeoffs import ERRORS, legend_extras, quality_label, scatter
+
+UNITS = {"perplexity": "perplexity rise, after / before − 1 (decoder)",
+         "retrieval_recall@1": "recall@1 loss, (before − after) / before (encoder)"}
 
 
 def forgetting_vs_quality(agg, trials, folder) -> Plot:
@@ -25,11 +28,15 @@ def forgetting_vs_quality(agg, trials, folder) -> Plot:
         probe = probes.iloc[0] if len(probes) else None
         ax.set_title(panel)
         ax.set_xlabel(quality_label(rows) + " (learned)")
-        ax.set_ylabel("forgetting (relative probe loss" + (f", {probe})" if probe else ")"))
-    family_legend(fig, agg["family"], [FRONT, TIED])
+        ax.set_ylabel("forgetting: " + UNITS.get(probe, f"relative loss of {probe}" if probe else "relative loss"))
+        if probe == "perplexity" and rows["forgetting_mean"].abs().max() > 100:
+            ax.set_yscale("symlog", linthresh=1.0)  # a collapsed model's rise of 1e13 beside rises of 0.5
+    family_legend(fig, agg["family"], legend_extras(agg))
     title = "Forgetting vs quality"
     return Plot("forgetting_vs_quality", title,
-                "What the model learned (task quality, right is better) against what it forgot (relative loss of a "
-                "probe the task never trained on, lower is better; 0: nothing forgotten). Dashed: Pareto front."
+                "What the model learned (task quality, right is better) against what it forgot on a probe the task "
+                "never trained on (lower is better; 0: nothing forgotten): an encoder's retrieval recall@1 loss, a "
+                "decoder's perplexity rise (geometric mean over seeds; symmetric log axis where a rise passes 100), "
+                "two constructs never compared across panels. Dashed: Pareto front."
                 + ERRORS,
                 save(fig, folder, "forgetting_vs_quality", title))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from matplotlib.patches import Patch
 
 from bench.report.plots.style import (
@@ -44,4 +45,7 @@ def latency(agg, trials, folder) -> Plot:
     title = "Inference latency: unmerged vs merged"
     caption = ("Median latency of a fixed-size inference batch with the method active (solid) and after merging it "
                "into the base weights (hatched); n/a: the method cannot merge. Error bars: ± std over seeds.")
+    if not agg.get("timed_alone_all", pd.Series(False, index=agg.index)).eq(True).all():
+        caption += (" Not timed alone: some or all of these trials ran beside other work (or did not record what "
+                    "ran beside them), so the bars are figures, not verdicts.")
     return Plot("latency", title, caption, save(fig, folder, "latency", title))

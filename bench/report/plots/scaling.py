@@ -105,7 +105,9 @@ def model_size(agg, trials, folder) -> list[Plot]:
         rows = ok[ok["task"] == task]
         if rows["model_size"].nunique() < 2:
             continue
-        metrics = [m for m in PANELS if rows[m].notna().any()]
+        # forgetting is a recall loss on encoders and a perplexity rise on decoders: never one line across both
+        mixed = rows["forgetting_probe"].dropna().nunique() > 1
+        metrics = [m for m in PANELS if rows[m].notna().any() and not (m == "forgetting" and mixed)]
         fig, axes = grid(len(metrics), width=4.6, height=3.8, ncols=4)
         for i, (ax, metric) in enumerate(zip(axes, metrics)):
             info = METRICS[metric]
@@ -134,8 +136,11 @@ def model_size(agg, trials, folder) -> list[Plot]:
                        frameon=False)
         name = "scaling" if len(tasks) == 1 else f"scaling_{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}"
         title = f"Scaling with model size: {task}"
-        plots.append(Plot(name, title, "Each metric against the base model's parameter count (log scale), one line per "
-                          "method, coloured by family; error bars: ± std over seeds.", save(fig, folder, name, title)))
+        caption = ("Each metric against the base model's parameter count (log scale), one line per method, coloured by "
+                   "family; error bars: ± std over seeds."
+                   + (" Forgetting left out: its probes differ between these models (a recall loss on an encoder, a "
+                      "perplexity rise on a decoder), two constructs never compared." if mixed else ""))
+        plots.append(Plot(name, title, caption, save(fig, folder, name, title)))
     if not plots:
         raise NotApplicable("no task was run on more than one model size")
     return plots

@@ -95,12 +95,19 @@ def bar_panels(agg: pd.DataFrame, column: str, ylabel: str, draw):
         shown = rows[rows[column].notna()]
         x = np.arange(len(shown))
         draw(ax, shown, x)
-        rotate_ticks(ax, x, list(shown["label"]))
+        rotate_ticks(ax, x, marked_labels(shown))
         colour_ticks(ax, shown)
         ax.set_title(panel)
         ax.set_ylabel(ylabel)
         na_note(ax, rows.loc[rows[column].isna(), "label"])
     return fig
+
+
+def marked_labels(rows: pd.DataFrame) -> list[str]:
+    """Method names, with " (unstable)" after a method whose seeds disagree (uncertainty.unstable_seeds)."""
+    unstable = rows["unstable"] if "unstable" in rows else pd.Series(None, index=rows.index)
+    return [f"{label} (unstable)" if isinstance(why, str) and why else str(label)
+            for label, why in zip(rows["label"], unstable)]
 
 
 def family_legend(fig, families, extra: list | None = None, title: str = "family") -> None:

@@ -30,7 +30,10 @@ from bench.results.metrics import METRICS, QUALITY_LONG
 FRONT = Line2D([], [], color="0.2", linestyle="--", marker="o", markerfacecolor="none", markersize=11,
                label="Pareto front")
 TIED = Line2D([], [], color="0.55", linestyle="", marker="o", markerfacecolor="none", markersize=13,
-              markeredgewidth=2.5, label="tied at the top of quality\n(grey band: their range)")
+              markeredgewidth=2.5, label="not shown worse than the\nbest quality (grey band)")
+UNSTABLE = " (unstable)"
+UNSTABLE_POINT = Line2D([], [], color="0.3", linestyle="", marker="o", markerfacecolor="white", markersize=7,
+                        label="unstable: a seed at the baseline\nor far from the others; never\non the front")
 
 
 def quality_label(rows: pd.DataFrame) -> str:
@@ -55,15 +58,19 @@ def scatter(ax, rows: pd.DataFrame, x: str, y: str, x_better: str, y_better: str
     dashed and ringed."""
     (xlo, xhi), (ylo, yhi) = _errors(rows, x, xscale), _errors(rows, y, yscale)
     tied = rows["quality_tied"].eq(True) if "quality_tied" in rows else pd.Series(False, index=rows.index)
+    unstable = (rows["unstable"].map(lambda v: isinstance(v, str) and v != "") if "unstable" in rows
+                else pd.Series(False, index=rows.index))
+    labels = rows["label"].where(~unstable, rows["label"] + UNSTABLE)
     data = pd.DataFrame({"x": rows[f"{x}_mean"] / xscale, "y": rows[f"{y}_mean"] / yscale, "xlo": xlo, "xhi": xhi,
-                         "ylo": ylo, "yhi": yhi, "label": rows["label"], "family": rows["family"], "tied": tied})
+                         "ylo": ylo, "yhi": yhi, "label": labels, "family": rows["family"], "tied": tied,
+                         "unstable": unstable})
     missing = data[data[["x", "y"]].isna().any(axis=1)]
     data = data.dropna(subset=["x", "y"])
     for _, p in data.iterrows():
         xerr = None if np.isnan(p["xlo"]) else [[p["xlo"]], [p["xhi"]]]
         yerr = None if np.isnan(p["ylo"]) else [[p["ylo"]], [p["yhi"]]]
         ax.errorbar(p["x"], p["y"], xerr=xerr, yerr=yerr, fmt="o", color=colour(p["family"]), markersize=7,
-                    capsize=3, elinewidth=1, zorder=3)
+                    capsize=3, elinewidth=1, zorder=3, markerfacecolor="white" if p["unstable"] else None)
     quality_axis = "y" if y == "quality" else "x" if x == "quality" else None
     level = data.copy()
     if quality_axis and data["tied"].sum() > 1:
@@ -73,7 +80,7 @@ def scatter(ax, rows: pd.DataFrame, x: str, y: str, x_better: str, y_better: str
         ax.scatter(data.loc[data["tied"], "x"], data.loc[data["tied"], "y"], s=190, facecolors="none",
                    edgecolors="0.55", linewidths=2.5, zorder=2)
         level.loc[level["tied"], quality_axis] = top.max()  # tied: equal on quality for the front
-    on_front = front_line(level, "x", "y", x_better, y_better).index
+    on_front = front_line(level[~level["unstable"]], "x", "y", x_better, y_better).index  # unstable: never on it
     front = data.loc[on_front].sort_values("x")
     if len(front):
         ax.plot(front["x"], front["y"], linestyle="--", color="0.2", linewidth=1, zorder=2)
@@ -95,13 +102,20 @@ def _tradeoff(agg, folder, name, title, caption, x, x_better, xlabel, xscale=1.0
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(quality_label(rows))
-    family_legend(fig, agg["family"], [FRONT, TIED])
+    family_legend(fig, agg["family"], legend_extras(agg))
     return Plot(name, title, caption + ERRORS, save(fig, folder, name, title))
 
 
-ERRORS = (" Error bars: quality's 95% interval over the evaluated items (and seeds), ± std over seeds on the other "
-          "axis. Ringed in grey over a grey band: the methods tied at the top of quality (not significantly worse "
-          "than the best); the front treats them as equal in quality.")
+def legend_extras(agg: pd.DataFrame) -> list:
+    unstable = "unstable" in agg and agg["unstable"].map(lambda v: isinstance(v, str) and v != "").any()
+    return [FRONT, TIED] + ([UNSTABLE_POINT] if unstable else [])
+
+
+ERRORS = (" Error bars: quality's 95% interval over the evaluated items and seeds (seed part on t(seeds − 1)), ± std "
+          "over seeds on the other axis. Ringed in grey over a grey band: the methods not shown worse than the best "
+          "quality (multiple comparisons with the best); the front treats them as equal in quality. Hollow and "
+          "marked (unstable): a seed at the task's trivial baseline or far from the method's other seeds; never on "
+          "the front.")
 
 
 def quality_vs_trainable(agg, trials, folder) -> Plot:
