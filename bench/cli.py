@@ -15,6 +15,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -80,14 +81,35 @@ PLUGINS = {
 }
 
 
+PRINT_ONLY = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help")  # flags that run no trial
+
+
 def check_plugins(argv: list[str]) -> None:
-    if any(arg in ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help") for arg in argv):
+    if any(arg in PRINT_ONLY for arg in argv):
         return  # printing a config needs no plugin
     for arg in argv:
         if arg in PLUGINS and importlib.util.find_spec(PLUGINS[arg][0]) is None:
             _, dist, extra = PLUGINS[arg]
             raise ConfigError(f"`{arg}` needs the Hydra plugin {dist}, which is not installed: "
                               f"pip install -e '.[{extra}]' (or pip install {dist})")
+
+
+def check_results_dir(argv: list[str], default: str = "results") -> None:
+    """`results_dir` (given on the command line, else the default) can be created and written to: checked before
+    Hydra starts, which would otherwise fail making its run folder in a page of traceback."""
+    if any(arg in PRINT_ONLY for arg in argv):
+        return
+    given = _given("results_dir", argv)
+    if isinstance(given, str) and ("${" in given or "," in given):
+        return  # an interpolation or a sweep over folders: each is checked as Hydra makes it
+    folder = Path(str(default if given is None else given)).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"`results_dir` ({str(folder)!r}) cannot be created or written to: {reason}") from error
 
 
 def run_job(raw: dict, trial_dir: Path, force: bool, isolated: bool, timeout: float | None = None):
@@ -175,6 +197,9 @@ def hydra_main(cfg: DictConfig):
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
+    from bench.sweep.concurrency import announce
+
+    announce(OmegaConf.to_container(hydra_cfg.launcher))  # each trial records how many ran beside it
     try:
         result = run_job(raw, trial_dir, force, isolated=True, timeout=timeout)
     except Exception as error:  # noqa: BLE001 - a sweep never dies for one trial: record what the parent hit, go on
@@ -225,6 +250,7 @@ def run_app(program: str, app) -> None:
     def run() -> None:
         check_group_choices(sys.argv[1:])
         check_plugins(sys.argv[1:])
+        check_results_dir(sys.argv[1:])
         os.environ[SWEEP_ENV] = process_identity()  # trials end with this process, launcher processes between or not
         try:
             app()
@@ -275,9 +301,9 @@ def _about(value=None, where: str = "") -> str:
 
 
 def _given(key: str, argv: list[str]):
-    """The value `key=VALUE` (or `+key=`) has on the command line, if it is there."""
-    text = next((arg.split("=", 1)[1] for arg in argv if re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=.*", arg)), None)
-    return None if text is None else _typed(text)
+    """The value `key=VALUE` (or `+key=`) has on the command line, if it is there (the last one: Hydra's)."""
+    given = [arg.split("=", 1)[1] for arg in argv if re.fullmatch(rf"\+{{0,2}}{re.escape(key)}=.*", arg)]
+    return _typed(given[-1]) if given else None
 
 
 def _typed(text: str):

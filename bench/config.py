@@ -232,14 +232,19 @@ def _check_distributed(train: TrainConfig) -> None:
 POSITION_LIMITS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 
-def check_max_length(train: TrainConfig, model_config, model_name: str) -> None:
-    """`train.max_length` within the positions the model has (past them a position table runs out mid-training);
-    call it with the model's transformers config before anything loads."""
+def check_max_length(train: TrainConfig, model_config, model_name: str, virtual_tokens: int = 0) -> None:
+    """`train.max_length`, and a soft prompt's `virtual_tokens` before it, within the positions the model has (past
+    them a position table runs out mid-training); call it with the model's transformers config before anything
+    loads."""
     limit = next((getattr(model_config, name) for name in POSITION_LIMITS
                   if isinstance(getattr(model_config, name, None), int)), None)
     if limit is not None and train.max_length > limit:
         raise ConfigError(f"`train.max_length` ({train.max_length}) is above the {limit} positions of "
                           f"`model` ({model_name!r}): use {limit} or less")
+    if limit is not None and virtual_tokens + train.max_length > limit:
+        raise ConfigError(f"`method.params.num_virtual_tokens` ({virtual_tokens}) plus `train.max_length` "
+                          f"({train.max_length}) is above the {limit} positions of `model` ({model_name!r}): use "
+                          f"at most {limit - train.max_length} virtual tokens, or a shorter train.max_length")
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # `name` or `org/name`
@@ -285,7 +290,7 @@ def register() -> None:
     for group, cls in SCHEMAS.items():
         store.store(group="schema", name=group, node=cls)
     for name, method in methods.registry().items():
-        store.store(group="schema/params", name=name, node=method.config_cls)
+        store.store(group="schema/params", name=name, node=method.schema())
     OmegaConf.register_new_resolver("name_from_path", name_from_path, replace=True)
     # launcher presets size a trial's request by its processes: cpus_per_task: ${multiply:8,${train.nproc}}
     OmegaConf.register_new_resolver("multiply", lambda a, b: int(a) * int(b), replace=True)

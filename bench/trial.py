@@ -8,6 +8,7 @@ own (bench.trackers.prepare), so each trial measures only itself.
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
@@ -21,31 +22,39 @@ from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, i
 
 class Phases:
     """The phase in progress (for the failure record), the wall seconds spent in each (for the sweep's split of
-    useful work against fixed per-trial cost) and, where the hardware's counters are readable, the joules."""
+    useful work against fixed per-trial cost), where the hardware's counters are readable the joules, and what else
+    ran beside it (load average, CPU share of other processes: bench.trackers.load)."""
 
     def __init__(self):
         from bench.trackers.energy import EnergyMeter
+        from bench.trackers.load import LoadMeter
 
         self.current = "config"
         self.seconds: dict[str, float] = {}
         self.energy = EnergyMeter()  # no reader until the device is known (setup)
+        self.load = LoadMeter()
 
     @contextmanager
     def __call__(self, name: str):
         self.current = name
-        started, joules = time.perf_counter(), self.energy.start()
+        started, joules, load = time.perf_counter(), self.energy.start(), self.load.start()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
         self.energy.stop(name, joules)
+        self.load.stop(name, load)
 
     def metrics(self) -> dict:
         figures = {f"seconds_{name}": round(value, 4) for name, value in self.seconds.items()}
         figures.update(self.energy.metrics())  # energy_joules_<phase> (None where the counter did not move), source
+        figures.update(self.load.metrics())
         return figures
 
 
 def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None) -> TrialRecord:
     """Run the trial; never raises for a trial failure: the record says ok, failed (with phase) or skipped."""
+    from bench.trackers.load import TRIAL_ROOT_ENV
+
+    os.environ[TRIAL_ROOT_ENV] = str(os.getpid())  # the processes this one starts (ranks) are the trial's own
     phases = Phases()
     metrics: dict = {}
     record = TrialRecord(status=OK, config={**cfg.to_dict(), "learning_rate": cfg.learning_rate},
@@ -60,6 +69,7 @@ def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None) 
 
             launch.check(cfg)
             runner = launch.run
+        check_timed_steps(cfg, _device(cfg))  # before the shared work: a config with no timed step is refused
         metrics.update(prepare(cfg))  # a no-op when warm; else filled in a child, before this trial measures anything
         runner(cfg, phases, metrics, progress, record.items, trial_dir)
     except Unsupported as error:
@@ -72,6 +82,9 @@ def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None) 
         _add_oom_memory(error, metrics)
     # a distributed trial's rank 0 already timed its phases: the launcher adds only its own (seconds_group)
     metrics.update({key: value for key, value in phases.metrics().items() if key not in metrics})
+    from bench.trackers.load import alone
+
+    metrics.update(alone(metrics))  # speed and latency verdicts are drawn only from trials timed alone
     if metrics.get("startup_seconds") is not None and metrics.get("seconds_prepare"):
         metrics["startup_seconds"] -= metrics["seconds_prepare"]  # the shared work is not this trial's start-up
     if metrics.get("energy_joules_train") and metrics.get("train_tokens"):
@@ -169,7 +182,7 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | No
         model_config = models.load_config(cfg.model, cache_dir)
         model_kind = models.kind(model_config)
         models.check_task_fits(model_kind, cfg.task.kind, cfg.model, cfg.task.name)
-        check_max_length(cfg.train, model_config, cfg.model.name)
+        check_max_length(cfg.train, model_config, cfg.model.name, _virtual_tokens(cfg))
         device = _device(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -196,6 +209,13 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, metrics: dict | No
 
         arch = inspect(model, model_kind, cfg.task.kind, tokenizer)
     return Base(model, tokenizer, data, arch, model_kind, device)
+
+
+def _virtual_tokens(cfg: TrialConfig) -> int:
+    """Positions a soft-prompt method puts before the input (prompt, P- and prefix tuning: the prefix's keys shift
+    the input's positions too); 0 for other methods."""
+    method_cfg = methods.get(cfg.method.name).build_config(cfg.method.params)
+    return int(getattr(method_cfg, "num_virtual_tokens", 0) or 0)
 
 
 def make_probe(cfg: TrialConfig, base: Base):
@@ -297,41 +317,47 @@ def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, metrics: dict
         quality = tasks.evaluate(data, model, tokenizer, model_kind, cfg.train.eval_batch_size, cfg.train.max_length,
                                  device)
         items["quality"] = quality.pop("items")
+        if "generated" in quality:  # each item's generated text beside its score, so a generation score is auditable
+            items["generated"] = quality.pop("generated")
         metrics.update(quality)
         metrics["quality_metric"] = cfg.task.primary_metric
         metrics["quality"] = quality[cfg.task.primary_metric]
-    with phases("latency"), autocast(cfg, device):
-        from bench.trackers import latency, storage
-
-        batch = _latency_batch(data, tokenizer, cfg, device)
-        metrics.update(latency.measure(model, batch, cfg.train.latency_repeats, cfg.train.latency_warmup, device))
     with phases("storage"):
+        from bench.trackers import storage
+
         metrics["checkpoint_bytes"] = storage.checkpoint_bytes(model)
         metrics["can_merge"] = method.merges
-        if cfg.train.save_checkpoint:  # before merging: what is kept is the adapter that serving loads
+        if cfg.train.save_checkpoint:  # what is kept is the adapter that serving loads, never the merged model
             if trial_dir is None:
                 raise ConfigError("`train.save_checkpoint` (true): this run gave the trial no folder to keep it in")
             storage.save(model, Path(trial_dir) / "checkpoint")
+    batch = _latency_batch(data, tokenizer, cfg, device)
+    merged = None
     if method.merges:
         with phases("merge"):
-            model = _merge(cfg, model, batch, device, metrics)
+            merged = _merge(cfg, model, batch, device, metrics)
+    with phases("latency"), autocast(cfg, device):
+        from bench.trackers import latency
+
+        # unmerged and merged timed in one loop, their repeats interleaved: load from outside falls on both alike
+        timed = {"": model} if merged is None else {"": model, "_merged": merged}
+        metrics.update(latency.measure_interleaved(timed, batch, cfg.train.latency_repeats,
+                                                   cfg.train.latency_warmup, device))
     if probe is not None:
-        with phases("probe"):
-            _forgetting(probe, ready.base_probe, model, metrics, items)
+        with phases("probe"):  # on the method as it serves: merged where the merge passed its check
+            _forgetting(probe, ready.base_probe, model if merged is None else merged, metrics, items)
 
 
 def _merge(cfg: TrialConfig, model, batch: dict, device, metrics: dict):
-    """Merge (checked, never failing the trial) and time the merged model."""
-    from bench.trackers import latency
+    """A merged copy of the model, checked (never failing the trial); None where the merge raised or its check
+    failed: the merged figures are then n/a, with the reason in `merge_error`."""
     from bench.trackers.merge import merge_checked
 
     merged, check = merge_checked(model, batch, compute_dtype(cfg, device), lambda: autocast(cfg, device))
     metrics.update(check)
-    if check.get("merge_error") is None:
-        with autocast(cfg, device):
-            timed = latency.measure(merged, batch, cfg.train.latency_repeats, cfg.train.latency_warmup, device)
-        metrics["latency_ms_p50_merged"] = timed["latency_ms_p50"]
-        metrics["latency_ms_p90_merged"] = timed["latency_ms_p90"]
+    if check.get("merge_ok") is not True:
+        metrics.update(latency_ms_p50_merged=None, latency_ms_p90_merged=None)
+        return None
     return merged
 
 
@@ -383,6 +409,25 @@ def training_memory(cfg: TrialConfig, device):
     return MemoryTracker(device, window_steps=cfg.train.warmup_steps)
 
 
+def untimed_steps(cfg: TrialConfig, device, memory=None) -> int:
+    """Training steps the speed figures leave out: the warm-up steps, the FLOP-counted first step, and on CPU the
+    memory tracker's window, whose exact malloc policy slowed a minilm-l6 step by 40% (bench.trackers.memory)."""
+    memory = memory or training_memory(cfg, device)
+    window = memory.untimed_steps  # CPU: the memory window; GPU (no window, the peak covers every step): warm-up
+    return max(cfg.train.warmup_steps, window, 1 if cfg.train.measure_flops else 0)
+
+
+def check_timed_steps(cfg: TrialConfig, device) -> None:
+    """At least one training step is timed (refused before anything loads, naming the keys)."""
+    untimed = untimed_steps(cfg, device)
+    if cfg.train.max_steps <= untimed:
+        raise ConfigError(
+            f"`train.max_steps` ({cfg.train.max_steps}) leaves no timed step: the first {untimed} are left out of the "
+            f"speed figures (`train.warmup_steps` ({cfg.train.warmup_steps}), the FLOP-counted step with "
+            f"`train.measure_flops`, on CPU the memory window of at least 2 steps): use train.max_steps={untimed + 1} "
+            "or more")
+
+
 def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, listeners=(), memory=None):
     """Train with transformers' Trainer; the memory tracker (`training_memory` unless given) wraps it, the
     throughput tracker listens to it."""
@@ -390,11 +435,12 @@ def _train(cfg, method, method_cfg, model, tokenizer, data, device, progress, li
     from bench.distributed.training import trainer_class
     from bench.trackers.throughput import CountingCollator, ThroughputCallback
 
-    counter = CountingCollator(tasks.collator(cfg.task.kind, tokenizer))
-    speed = ThroughputCallback(counter, cfg.train.warmup_steps, device, cfg.train.measure_flops)
+    memory = memory or training_memory(cfg, device)
+    # the memory window's batches padded to the longest example, so its peak is the longest batch's
+    counter = CountingCollator(memory.pad_window(tasks.collator(cfg.task.kind, tokenizer), data.train, tokenizer))
+    speed = ThroughputCallback(counter, untimed_steps(cfg, device, memory), device, cfg.train.measure_flops)
     callbacks = [speed] + (method.callbacks(model, method_cfg, cfg.train.max_steps) if method.callbacks else [])
     callbacks += list(listeners)  # after speed: what they do between steps stays outside the timed steps
-    memory = memory or training_memory(cfg, device)
     callbacks += memory.callbacks()
     if cfg.train.distributed != "none":  # tracked from the first step, on the model as sharded (or wrapped)
         callbacks.insert(0, MemoryFromTrainBegin(memory))

@@ -73,6 +73,13 @@ CASES = {
                                           {"test.csv": GOOD_TEST}),
     "no data files": Case(["task=files"], ["`task.dataset.data_files` is required"]),
     "max_length above the position limit": Case(["train.max_length=4096"], ["`train.max_length` (4096)", "512"]),
+    "virtual tokens past the position limit": Case(
+        ["method=prompt-tuning", "method.params.num_virtual_tokens=100000"],
+        ["`method.params.num_virtual_tokens` (100000)", "`train.max_length` (32)", "512 positions"]),
+    "no training step left to time": Case(["train.max_steps=2", "train.warmup_steps=1"],
+                                          ["`train.max_steps` (2)", "`train.warmup_steps` (1)", "no timed step"]),
+    "results folder that cannot be made": Case(["results_dir=/proc/forbidden"],
+                                               ["`results_dir` ('/proc/forbidden')", "cannot be created"]),
     "batch_size not a number": Case(["train.batch_size=abc"], ["`train.batch_size` ('abc')", "integer"]),
     "model folder that does not exist": Case(
         ["model=hub", "model.name_or_path={dir}/no-such-model"],
@@ -107,7 +114,8 @@ CASES = {
     "preset that is not YAML": Case(MY_PRESET, ["mine.yaml is not valid YAML", "line 3"], preset("train: [4\n")),
 }
 # Also as a real process: a data check the trial makes (after a cache-filling child ran), and two in composing.
-IN_A_PROCESS = ("not valid JSON lines", "batch_size not a number", "typo'd group in a preset")
+IN_A_PROCESS = ("not valid JSON lines", "batch_size not a number", "typo'd group in a preset",
+                "results folder that cannot be made")
 
 
 def write_files(case: Case, tmp_path: Path) -> tuple[list[str], Path]:

@@ -28,7 +28,8 @@ from tests.conftest import FAST, trial_config
 ROOT = Path(__file__).parent.parent
 # Columns every ok trial fills, from the metric catalogue; merged latency only for methods that merge.
 REQUIRED = [column for column, metric in METRICS.items() if metric.required]
-PARTS = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes")
+PARTS = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes",
+         "mem_transient_bytes")
 MIB = 2**20
 
 
@@ -50,6 +51,25 @@ def test_lora_on_minilm_fills_every_column(minilm_trials):
     assert math.isfinite(m["final_loss"]) and m["train_flops"] > 0
     assert record.identity == {"method": "lora", "family": "reparameterization", "model": "minilm-l6",
                                "task": "bbc-topic", "seed": 0}
+
+
+def test_timed_steps_start_after_the_cpu_memory_window(minilm_trials):
+    """The window's exact malloc policy slows a step by ~40%: no timed step runs under it (FAST: warm-up 1 of 4)."""
+    cfg = trial_config("model=minilm-l6")
+    assert trial.untimed_steps(cfg, torch.device("cpu")) == 2  # the window lasts at least 2 steps
+    assert trial.untimed_steps(cfg, torch.device("cuda")) == 1  # no window on GPU: the FLOP-counted step only
+    for record in minilm_trials.values():
+        m = record.metrics
+        assert m["mem_window_steps"] == 2 and m["train_steps"] - m["train_timed_steps"] == m["mem_window_steps"]
+
+
+def test_a_trial_records_what_ran_beside_it(minilm_trials):
+    m = minilm_trials["lora"].metrics
+    assert m["concurrent_trials"] == 1 and m["concurrent_trials_source"] == "single run"
+    for phase in ("train", "latency", "evaluate"):
+        assert 0.0 <= m[f"cpu_share_others_{phase}"] <= 1.0 and m[f"load_avg_1m_{phase}"] >= 0.0
+    quiet = all(m[f"cpu_share_others_{phase}"] < 0.15 for phase in ("train", "latency"))
+    assert m["timed_alone"] is quiet
 
 
 def test_full_trains_everything_and_costs_more_than_lora(minilm_trials):

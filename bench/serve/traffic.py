@@ -27,15 +27,9 @@ import torch
 from bench.serve.config import ServeConfig
 from bench.serve.host import NotAvailable
 from bench.serve.load import synchronize
+from bench.trackers.latency import percentiles  # one percentile function for training and serving
 
 ZIPF_SEED_OFFSET = 7  # streams draw from the trial seed plus a fixed offset per stream, so each is reproducible
-
-
-def percentiles(values: list[float]) -> tuple[float, float]:
-    """(p50, p90) of the values, the p90 interpolated (a single value is both)."""
-    if len(values) == 1:
-        return values[0], values[0]
-    return statistics.median(values), statistics.quantiles(values, n=10, method="inclusive")[8]
 
 
 def stream(kind: str, n: int, k: int, exponent: float, seed: int) -> list[int]:
