@@ -66,6 +66,38 @@ TABLE = {
     "vera": Row(QV + r"vera_lambda_[bd]\.default$"),
     "oft": Row(QV + r"oft_R\.default\.weight$"),
     "boft": Row(QV + r"boft_[Rs]\.default$"),
+    "adamss": Row(QV + r"adamss_[AB]\.default\.\d+$", {"r": 8, "num_subspaces": 2}),
+    "beft": Row(r"\.(value|v_proj)\.beft_bias\.default$"),
+    "c3a": Row(QV + r"c3a_kernel\.default$", {"block_size": 16}, identity=None),  # xavier-initialised kernels
+    "deft": Row(QV + r"deft_[PR]\.default$"),
+    "delora": Row(QV + r"delora_(A|B|lambda)\.default$", {"r": 4}),
+    "fourierft": Row(QV + r"fourierft_spectrum\.default$", {"n_frequency": 64}, identity=None),  # random spectrum
+    "frod": Row(QV + r"frod_lambda_(l|s_values)\.default$"),
+    "glora": Row(QV + r"glora_[A-E]\.default\.X[du]?$"),  # D and E only where the layer has a bias (BERT)
+    "gralora": Row(QV + r"gralora_[AB]\.default$", {"r": 8}),
+    "hira": Row(QV + r"hira_[AB]\.default$", {"r": 4}),
+    "hra": Row(QV + r"hra_u\.default$"),
+    "lily": Row(QV + r"lily_(A|B|router)\.default\.weight$", {"r": 8}),
+    "miss": Row(QV + r"miss_block\.default$", {"r": 4}),
+    "osf": Row(QV + r"osf_svd_params\.default\.[USV]_low$"),
+    "peanut": Row(QV + r"peanut_[AB]\.default\.weight$", {"r": 8}),
+    "psoft": Row(QV + r"psoft_R\.default\.(weight|vector_[ab])$", {"r": 8}),
+    "pvera": Row(QV + r"pvera_lambda_[bd]\.default$", {"r": 16}),
+    "randlora": Row(QV + r"randlora_(lambda|gamma)\.default$", {"r": 4}),
+    "road": Row(QV + r"road_(theta|alpha)\.default$", {"group_size": 8}),
+    "shira": Row(QV + r"shira_weight\.default$", {"r": 4}),
+    "supertuning": Row(QV + r"supertuning_values\.default$", {"sparsity": 0.9}),
+    "tinylora": Row(QV + r"tinylora_v\.default\.\d+$", {"u": 8}),
+    "trainable-tokens": Row(r"trainable_tokens_delta\.default$"),
+    "unilora": Row(QV + r"unilora_theta_d\.default$", {"theta_d_length": 64}, identity=None),  # random vector
+    "vblora": Row(QV + r"vblora_(logits_[AB]|vector_bank)\.default$", {"vector_length": 16, "num_vectors": 32},
+                  identity=None),  # random bank
+    "waveft": Row(QV + r"waveft_spectrum\.default$", {"n_frequency": 64}),
+    "shadow": Row(r"shadow_", refused=("bert-cls",), identity=None),
+    "peft": Row(QV + r"hra_u\.default$", {"peft_type": "HRA"}),
+    "peft[fourierft]": Row(QV + r"fourierft_spectrum\.default$", {"peft_type": "FOURIERFT",
+                                                                   "config": {"n_frequency": 64}}, identity=None,
+                           method="peft"),
     "qlora": Row(r"lora_[AB]\.default\.weight$", refused=ALL),  # tiny models sit on the CPU; see test_qlora_on_gpu
     "adapter-houlsby": Row(r"\.adapter\.(down|up)\.(weight|bias)$"),
     "adapter-pfeiffer": Row(FFN_OUT + r"adapter\.(down|up)\.(weight|bias)$"),
@@ -75,6 +107,9 @@ TABLE = {
     "prompt-tuning[text]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "text"}, identity=None,
                                method="prompt-tuning"),
     "prefix-tuning": Row(r"^prompt_encoder\.default\.embedding\.weight$", identity=None),
+    "cartridge": Row(r"^prompt_encoder\.default\.trainable_embedding$", {"num_virtual_tokens": 4}, identity=None),
+    "adaption-prompt": Row(r"\.self_attn\.adaption_(prompt|gate)$", {"adapter_len": 4, "adapter_layers": 1},
+                           refused=("bert-cls",)),
     "p-tuning": Row(r"^prompt_encoder\.default\.(embedding\.weight|mlp_head\.\d\.(weight|bias))$", identity=None),
 }
 SETUPS = dict(zip(ALL, [("tiny-bert", "bbc-topic"), ("tiny-llama", "bbc-topic"), ("tiny-llama", "bbc-headline")]))
@@ -225,7 +260,7 @@ def restore(method, cfg, pristine, arch, folder: Path):
     from safetensors.torch import load_file
 
     base = copy.deepcopy(pristine)
-    if method.name == "prefix-tuning" and arch.task_kind == "classification":
+    if method.peft_type in ("PREFIX_TUNING", "CARTRIDGE") and arch.task_kind == "classification":
         prefix_tuning.accept_past_key_values(base)  # peft 0.21 + transformers 5, see bench/methods/prefix_tuning.py
     if (folder / "adapter_config.json").exists():
         return PeftModel.from_pretrained(base, folder)

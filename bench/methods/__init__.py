@@ -25,6 +25,8 @@ class Method:
     summary: str  # one line for the README method table
     merges: bool = False  # can fold into the base weights, leaving no inference overhead
     callbacks: Callable[..., list] | None = None  # callbacks(model, cfg, max_steps) -> TrainerCallbacks (e.g. AdaLoRA)
+    peft_type: str | None = None  # the member of peft.PeftType it runs; None: own code (see _peft_types.py)
+    mixed_batches: bool = False  # peft serves a batch whose rows use different adapters (`adapter_names=`)
 
     def build_config(self, params: dict):
         """The method's dataclass from `method.params`; its __post_init__ checks values."""
@@ -34,18 +36,32 @@ class Method:
                 raise ConfigError(f"`method.params.{key}` is not a parameter of {self.name}{closest(key, known)}")
         return self.config_cls(**params)
 
+    def schema(self):
+        """The Hydra schema of `method.params`: the dataclass, with the dict fields it names in OPEN_KEYS open to
+        new keys (`method.params.config.r=8` for the generic peft path, without Hydra's `+`)."""
+        open_keys = getattr(self.config_cls, "OPEN_KEYS", ())
+        if not open_keys:
+            return self.config_cls
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.structured(self.config_cls)
+        for key in open_keys:
+            OmegaConf.set_struct(node[key], False)
+        return node
+
 
 _REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, *, family: str, config: type, summary: str, merges: bool = False, callbacks=None):
+def register(name: str, *, family: str, config: type, summary: str, merges: bool = False, callbacks=None,
+             peft_type: str | None = None, mixed_batches: bool = False):
     """Decorator for a method's apply function: one registration call per method."""
     assert family in FAMILIES, family
 
     def wrap(apply):
         if name in _REGISTRY:
             raise RuntimeError(f"method {name!r} registered twice")
-        _REGISTRY[name] = Method(name, family, config, apply, summary, merges, callbacks)
+        _REGISTRY[name] = Method(name, family, config, apply, summary, merges, callbacks, peft_type, mixed_batches)
         return apply
 
     return wrap

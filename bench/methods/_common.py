@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -92,7 +93,8 @@ def peft_wrap(model: nn.Module, peft_config, arch: Arch) -> nn.Module:
 
     peft_config.task_type = peft_task_type(arch)
     if arch.head:
-        peft_config.modules_to_save = sorted(set(peft_config.modules_to_save or []) | set(arch.head))
+        # configs without the field (trainable tokens, adaption prompt) still take it: peft's SEQ_CLS wrapper reads it
+        peft_config.modules_to_save = sorted(set(getattr(peft_config, "modules_to_save", None) or []) | set(arch.head))
     return get_peft_model(model, peft_config)
 
 
@@ -115,3 +117,25 @@ def linear_shape(model: nn.Module, name: str) -> tuple[int, int]:
     if hasattr(module, "in_features"):
         return module.in_features, module.out_features
     return module.weight.shape[0], module.weight.shape[1]
+
+
+def peft_config(peft_type: str, values: dict, model: nn.Module, arch: Arch, key: str = "target_modules"):
+    """peft's config for `peft_type` from `values` named as its dataclass's fields; `target_modules` (a preset or
+    layer names) resolved for the architecture as LoRA's are. The task type goes in at construction: some configs
+    (CPT) check it there."""
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
+
+    values = dict(values)
+    if values.get("target_modules") is not None:
+        values["target_modules"] = resolve_targets(values["target_modules"], arch, model, key)
+    return PEFT_TYPE_TO_CONFIG_MAPPING[peft_type](task_type=peft_task_type(arch), **values)
+
+
+def apply_peft_type(peft_type: str):
+    """apply(model, cfg, arch) for a method whose dataclass fields are peft's own config fields for `peft_type`."""
+
+    def apply(model: nn.Module, cfg, arch: Arch) -> nn.Module:
+        return peft_wrap(model, peft_config(peft_type, dataclasses.asdict(cfg), model, arch), arch)
+
+    apply.__name__ = f"apply_{peft_type.lower()}"
+    return apply

@@ -54,6 +54,7 @@ def rank_schedule(model, cfg: AdaLoraConfig, max_steps: int) -> list:
 
 
 @register("adalora", family="reparameterization", config=AdaLoraConfig, merges=True, callbacks=rank_schedule,
+          peft_type="ADALORA",
           summary="SVD-form LoRA that prunes ranks where importance is low, by a budget schedule")
 def apply(model, cfg: AdaLoraConfig, arch):
     import peft

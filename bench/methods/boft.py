@@ -36,7 +36,7 @@ def check_widths(cfg: BoftConfig, widths: set[int]) -> None:
                           f"needs input widths divisible by {group}; this model's target layers have {bad}")
 
 
-@register("boft", family="reparameterization", config=BoftConfig, merges=True,
+@register("boft", family="reparameterization", config=BoftConfig, peft_type="BOFT", merges=True,
           summary="orthogonal rotation of each layer's input built from sparse butterfly factors")
 def apply(model, cfg: BoftConfig, arch):
     import peft

@@ -11,5 +11,5 @@ class DoraConfig(LoraConfig):
     use_dora: bool = True
 
 
-register("dora", family="reparameterization", config=DoraConfig, merges=True,
+register("dora", family="reparameterization", config=DoraConfig, peft_type="LORA", merges=True,
          summary="LoRA on the direction plus a trainable magnitude per output")(apply_lora)

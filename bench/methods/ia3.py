@@ -16,7 +16,7 @@ class Ia3Config:
     feedforward: bool = True  # also rescale the input of each block's feed-forward output projection
 
 
-@register("ia3", family="adapter", config=Ia3Config, merges=True,
+@register("ia3", family="adapter", config=Ia3Config, peft_type="IA3", merges=True,
           summary="learned vectors rescale keys, values and feed-forward activations")
 def apply(model, cfg: Ia3Config, arch):
     import peft

@@ -11,7 +11,7 @@ class LnTuningConfig:
     pass
 
 
-@register("ln-tuning", family="selective", config=LnTuningConfig, merges=True,
+@register("ln-tuning", family="selective", config=LnTuningConfig, merges=True, peft_type="LN_TUNING",
           summary="only the LayerNorm/RMSNorm scales and shifts (and the task head) train")
 def apply(model, cfg: LnTuningConfig, arch):
     import peft

@@ -13,7 +13,7 @@ class LohaConfig(LowRankConfig):  # r, alpha 8 (peft's defaults: scale 1), targe
     module_dropout: float = 0.0
 
 
-@register("loha", family="reparameterization", config=LohaConfig, merges=True,
+@register("loha", family="reparameterization", config=LohaConfig, peft_type="LOHA", merges=True,
           summary="update as the Hadamard product of two low-rank products (higher rank per parameter)")
 def apply(model, cfg: LohaConfig, arch):
     import peft

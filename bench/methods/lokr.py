@@ -14,7 +14,7 @@ class LokrConfig(LowRankConfig):  # r (of the low-rank Kronecker factor), alpha 
     module_dropout: float = 0.0
 
 
-@register("lokr", family="reparameterization", config=LokrConfig, merges=True,
+@register("lokr", family="reparameterization", config=LokrConfig, peft_type="LOKR", merges=True,
           summary="update as a Kronecker product of a small matrix and a low-rank one")
 def apply(model, cfg: LokrConfig, arch):
     import peft

@@ -30,5 +30,5 @@ def apply_lora(model, cfg: LoraConfig, arch):
     return peft_wrap(model, peft_config, arch)
 
 
-register("lora", family="reparameterization", config=LoraConfig, merges=True,
+register("lora", family="reparameterization", config=LoraConfig, merges=True, peft_type="LORA", mixed_batches=True,
          summary="low-rank update B·A beside frozen linear layers")(apply_lora)

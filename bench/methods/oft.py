@@ -21,7 +21,7 @@ class OftConfig:
               "must be an integer >= 2")
 
 
-@register("oft", family="reparameterization", config=OftConfig, merges=True,
+@register("oft", family="reparameterization", config=OftConfig, peft_type="OFT", merges=True,
           summary="trainable block-diagonal orthogonal rotation of each layer's input")
 def apply(model, cfg: OftConfig, arch):
     import peft

@@ -16,6 +16,7 @@ class PTuningConfig(SoftPromptConfig):
 
 
 @register("p-tuning", family="soft-prompt", config=PTuningConfig,
+          peft_type="P_TUNING",
           summary="virtual tokens from a small trainable prompt encoder, prepended to the input")
 def apply(model, cfg: PTuningConfig, arch):
     import peft

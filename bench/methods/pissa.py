@@ -25,4 +25,5 @@ class PissaConfig(LoraConfig):
 
 
 register("pissa", family="reparameterization", config=PissaConfig, merges=True,
+         peft_type="LORA", mixed_batches=True,
          summary="LoRA started from the weights' top singular vectors (residual stays frozen)")(apply_lora)

@@ -20,6 +20,7 @@ class PrefixTuningConfig(SoftPromptConfig):
 
 
 @register("prefix-tuning", family="soft-prompt", config=PrefixTuningConfig,
+          peft_type="PREFIX_TUNING",
           summary="trainable key/value prefixes in every attention layer")
 def apply(model, cfg: PrefixTuningConfig, arch):
     import peft

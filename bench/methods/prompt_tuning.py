@@ -15,6 +15,7 @@ class PromptTuningConfig(SoftPromptConfig):
 
 
 @register("prompt-tuning", family="soft-prompt", config=PromptTuningConfig,
+          peft_type="PROMPT_TUNING",
           summary="trainable virtual tokens prepended to the input embeddings")
 def apply(model, cfg: PromptTuningConfig, arch):
     import peft

@@ -60,6 +60,7 @@ def quantize(model, names: list[str], cfg: QloraConfig):
 
 
 @register("qlora", family="reparameterization", config=QloraConfig,
+          peft_type="LORA", mixed_batches=True,
           summary="LoRA beside a 4-bit NF4-quantized frozen base (bitsandbytes, CUDA only)")
 def apply(model, cfg: QloraConfig, arch):
     import peft

@@ -13,4 +13,5 @@ class RsLoraConfig(LoraConfig):
 
 
 register("rslora", family="reparameterization", config=RsLoraConfig, merges=True,
+         peft_type="LORA", mixed_batches=True,
          summary="LoRA scaled by alpha/sqrt(r) so higher ranks keep learning")(apply_lora)

@@ -27,6 +27,7 @@ class VeraConfig:
 
 
 @register("vera", family="reparameterization", config=VeraConfig, merges=True,
+          peft_type="VERA",
           summary="frozen random projections shared by all layers; only per-layer scaling vectors train")
 def apply(model, cfg: VeraConfig, arch):
     import warnings
