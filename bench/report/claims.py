@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.report.uncertainty import unstable_seeds
 from bench.results import stats
 from bench.results.metrics import is_na
 
@@ -227,10 +228,32 @@ def _learns_less_forgets_less(lora, full, quality_metric: str) -> str | None:
             f"below 0: **{forgets}**) than full fine-tuning. {learn_text}; {forget_text}.")
 
 
+def _unstable(rows: pd.DataFrame) -> dict[str, str]:
+    """{method: why} for the default variants whose seeds disagree (uncertainty.unstable_seeds)."""
+    ok = rows[rows["status"].eq("ok") & rows["label"].eq(rows["method"])]
+    if "quality" not in ok or ok["quality"].isna().all():
+        return {}
+    score = ok["baseline_score"].dropna() if "baseline_score" in ok else pd.Series(dtype=float)
+    kind = ok["baseline_kind"].dropna() if "baseline_kind" in ok else pd.Series(dtype=object)
+    return unstable_seeds(ok, float(score.iloc[0]) if len(score) else float("nan"),
+                          str(kind.iloc[0]) if len(kind) else "")
+
+
+def _caveat(line: str, unstable: dict[str, str]) -> str:
+    """The line with a caveat for each unstable method it names: its mean hides a failed or outlying seed."""
+    named = [f"{method} is unstable ({why})" for method, why in unstable.items()
+             if method in line or (method == "lora" and "LoRA" in line) or (method == "full" and "full" in line)
+             or (method == "prompt-tuning" and "Prompt tuning" in line)]
+    return line + (" Caveat: " + "; ".join(named) + ", so this verdict rests on a mean over a failed or outlying "
+                   "seed." if named else "")
+
+
 def check(trials: pd.DataFrame) -> list[str]:
-    """One line per finding and model × task that has the methods it needs."""
+    """One line per finding and model × task that has the methods it needs; a finding that names an unstable
+    method says so."""
     lines = []
     for (model, task), rows in trials.groupby(["model", "task"], sort=False):
+        unstable = _unstable(rows)
         full = _rows(rows, "full")
         if full.empty:
             continue
@@ -241,7 +264,7 @@ def check(trials: pd.DataFrame) -> list[str]:
                  _added_latency(rows, full),
                  _prompt_tuning_worse(prompt, full, metric) if not prompt.empty else None,
                  _learns_less_forgets_less(lora, full, metric) if not lora.empty else None]
-        lines += [f"{model} / {task}: {line}" for line in found if line]
+        lines += [f"{model} / {task}: {_caveat(line, unstable)}" for line in found if line]
     return lines
 
 

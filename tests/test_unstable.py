@@ -1,0 +1,119 @@
+"""A method with one collapsed generation seed is unstable in every place the report prints it:
+pytest tests/test_unstable.py
+
+The synthetic sweep: headline generation (ROUGE-L per item), three seeds; full, lora and adapter-houlsby learn
+(about 0.30 against a lead-sentence baseline of 0.185), but adapter-houlsby's seed 0 generated nothing useful
+(ROUGE-L 0 on every item). Its mean over seeds (about 0.20) must never put it in the top set, in bold, on a Pareto
+front, and every place that names it says unstable: the answer, Key figures, the tables, the plots, the explorer and
+the published findings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report.build import build_report
+
+N_ITEMS = 200
+METHODS = {"full": ("full", 1.0, 0.30, 100.0), "lora": ("reparameterization", 0.005, 0.31, 100.0),
+           "adapter-houlsby": ("adapter", 0.03, 0.31, 120.0)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_pngs():
+    from bench.report.plots import style
+
+    dpi, style.DPI = style.DPI, 40
+    yield
+    style.DPI = dpi
+
+
+def generation_sweep(folder: Path) -> Path:
+    from bench.results import stats
+    from bench.results.record import TrialRecord, write, write_atomic
+
+    rng = np.random.default_rng(3)
+    difficulty = rng.uniform(-0.1, 0.1, N_ITEMS)
+    for method, (family, share, mean, latency_ms) in METHODS.items():
+        for seed in range(3):
+            items = np.clip(mean + difficulty + rng.normal(0, 0.12, N_ITEMS), 0, 1)
+            if method == "adapter-houlsby" and seed == 0:
+                items = np.zeros(N_ITEMS)  # collapsed: an empty headline on every item
+            low, high = stats.bootstrap_mean_ci(items)
+            quality = float(items.mean())
+            metrics = {"total_params": 1_000_000, "trainable_params": int(1e6 * share), "trainable_fraction": share,
+                       "peak_mem_bytes": 2e9 * (1 if method == "full" else 0.7), "train_tokens_per_s": 100.0,
+                       "checkpoint_bytes": 4e6 if method == "full" else 4e4, "latency_ms_p50": latency_ms + seed,
+                       "quality": quality, "rougeL": quality, "quality_metric": "rougeL", "quality_ci_low": low,
+                       "quality_ci_high": high, "n_eval": N_ITEMS, "forgetting": 0.3, "forgetting_probe": "perplexity",
+                       "forgetting_ci_low": 0.25, "forgetting_ci_high": 0.35, "n_probe": 64}
+            identity = {"method": method, "family": family, "model": "tiny-llama", "task": "headline", "seed": seed}
+            record = TrialRecord(status="ok", config={"method": {"params": {}}}, key=f"{method}{seed}",
+                                 identity=identity, metrics=metrics, items={"quality": items.round(4).tolist()})
+            write(record, folder / f"tiny-llama__headline__{method}__seed{seed}")
+    write_atomic(folder / "baselines.json", {"headline": {"kind": "lead-sentence", "metric": "rougeL",
+                                                          "score": 0.185, "n": N_ITEMS}})
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    folder = generation_sweep(tmp_path_factory.mktemp("collapsed") / "sweep")
+    out = tmp_path_factory.mktemp("report")
+    build_report(folder, out)
+    return out
+
+
+def section(md: str, heading: str) -> str:
+    return md.split(f"\n## {heading}")[1].split("\n## ")[0]
+
+
+def test_the_answer_and_key_figures_name_it_unstable_and_leave_it_out_of_the_top_set(report):
+    md = (report / "report.md").read_text()
+    answer = section(md, "The answer")
+    top = answer.split("Not shown worse than the best: ")[1].split(".")[0]
+    assert "adapter-houlsby" not in top and {"full", "lora"} <= set(top.split(", "))
+    assert re.search(r"Unstable, left out of the top set.*adapter-houlsby \(1 of 3 seeds at the lead-sentence "
+                     r"baseline", answer)
+    key = section(md, "Key figures")
+    assert "unstable, never in the top set: adapter-houlsby (1 of 3 seeds at the lead-sentence baseline" in key
+    recommendation = section(md, "Recommendation")
+    assert "Unstable, never recommended nor on the front: adapter-houlsby" in recommendation
+
+
+def test_the_tables_mark_it_and_never_bold_it(report):
+    cost = (report / "tables" / "cost.md").read_text()
+    row = next(line for line in cost.splitlines() if "adapter-houlsby" in line)
+    assert "(unstable)" in row and "**0.2" not in row
+    paper = next(line for line in (report / "tables" / "paper.md").read_text().splitlines()
+                 if "adapter-houlsby" in line)
+    assert "(unstable)" in paper and "**" not in paper.split("|")[4]
+    frame = pd.read_csv(report / "tables" / "recommendation.csv").set_index("label")
+    assert not frame.at["adapter-houlsby", "pareto"] and not frame.at["adapter-houlsby", "recommended"]
+    assert frame.loc[["full", "lora"], "recommended"].all()
+
+
+def test_the_plots_label_it_unstable(report):
+    svg = (report / "plots" / "quality_vs_peak_memory.svg").read_text()
+    assert "adapter-houlsby (unstable)" in svg
+    assert "adapter-houlsby (unstable)" in (report / "plots" / "latency.svg").read_text()
+
+
+def test_the_explorer_says_unstable_and_keeps_it_off_the_front(report):
+    html = (report / "report.html").read_text()
+    payload = json.loads(html.split('id="explorer-data">')[1].split("</script>")[0].replace("<\\/", "</"))
+    point = next(p for p in payload["points"] if p["label"] == "adapter-houlsby")
+    assert point["unstable"].startswith("1 of 3 seeds at the lead-sentence baseline") and not point["tied"]
+    assert "!p.unstable" in html  # the front drops unstable points before it is computed
+
+
+def test_the_published_findings_carry_the_caveat(report):
+    findings = section((report / "report.md").read_text(), "Published findings")
+    line = next(line for line in findings.splitlines() if "Adapters and soft prompts" in line)
+    assert "Caveat: adapter-houlsby is unstable (1 of 3 seeds at the lead-sentence baseline" in line
