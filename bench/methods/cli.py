@@ -23,7 +23,7 @@ FAMILY_ORDER = {family: i for i, family in enumerate(methods.FAMILIES)}
 
 def overhead(method: methods.Method) -> str:
     """Inference cost the method leaves behind, after merging where it can merge."""
-    if method.family in ("full", "selective") and not method.merges:
+    if method.family in ("full", "selective") and not method.merges and method.peft_type is None:
         return "none (weights edited in place)"
     if method.merges:
         return "none once merged"
