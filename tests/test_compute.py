@@ -188,3 +188,68 @@ def test_a_left_out_step_is_not_timed():
     result = speed.result()
     assert result["train_timed_steps"] == 2 and result["train_seconds"] == 2.0
     assert result["train_tokens_per_s"] == 10.0
+
+
+def test_the_cpu_peak_is_the_best_over_sizes_in_the_trials_dtype(monkeypatch):
+    from bench.trackers import peak_flops
+
+    rates = {16: 1e9, 32: 4e9, 64: 3e9}  # a BLAS that peaks on mid-sized products
+    seen = []
+
+    def timed(a, b):
+        seen.append(a.dtype)
+        return 2 * a.shape[0] ** 3 / rates[a.shape[0]]
+
+    monkeypatch.setattr(peak_flops, "MATMUL_SIZES", tuple(rates))
+    monkeypatch.setattr(peak_flops, "_timed", timed)
+    assert peak_flops.time_matmul(torch.bfloat16) == pytest.approx(max(rates.values()))
+    assert set(seen) == {torch.bfloat16}
+
+
+def test_a_peak_timed_beside_other_work_is_under_load(tmp_path, monkeypatch):
+    from bench.trackers import peak_flops
+
+    monkeypatch.setattr(peak_flops, "time_matmul", lambda *a: 1e11)
+    monkeypatch.setattr(peak_flops.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(peak_flops, "busy_while", lambda work: (work(), 0.0))
+    monkeypatch.setattr(peak_flops, "busy_cores", lambda *a: 1.0)  # one trial on a 64-core machine: cores to spare
+    assert peak_flops.measure_and_keep(tmp_path, 1, wait_s=0.1)["under_load"]  # but not idle
+    monkeypatch.setattr(peak_flops, "busy_cores", lambda *a: 0.0)  # idle before the timing...
+    monkeypatch.setattr(peak_flops, "busy_while", lambda work: (work(), 1.0))  # ...a trial started during it
+    assert peak_flops.measure_and_keep(tmp_path / "again", 1, wait_s=0.1)["under_load"]
+
+
+def test_a_cpu_trial_reads_the_peak_of_its_own_dtype(tmp_path, monkeypatch):
+    from bench.trackers import peak_flops
+
+    monkeypatch.setattr(peak_flops, "busy_cores", lambda *a: 0.0)
+    monkeypatch.setattr(peak_flops, "busy_while", lambda work: (work(), 0.0))
+    monkeypatch.setattr(peak_flops, "time_matmul", lambda dtype: {torch.float32: 1e11, torch.bfloat16: 3e11}[dtype])
+    threads = torch.get_num_threads()
+    peak_flops.measure_and_keep(tmp_path, threads, dtype="fp32")
+    assert peak_flops.peak("cpu", tmp_path, "bf16")["peak_flops_per_s"] is None  # fp32's peak is not bf16's
+    peak_flops.measure_and_keep(tmp_path, threads, dtype="bf16")
+    bf16 = peak_flops.peak("cpu", tmp_path, "bf16")
+    assert bf16["peak_flops_per_s"] == 3e11 and "bf16" in bf16["peak_flops_source"]
+    assert peak_flops.peak("cpu", tmp_path, "fp32")["peak_flops_per_s"] == 1e11  # auto on CPU is fp32 too
+    assert peak_flops.peak("cpu", tmp_path, "auto")["peak_flops_per_s"] == 1e11
+
+
+def test_a_distributed_cpu_trial_times_the_peak_at_its_ranks_thread_count(tmp_path, monkeypatch):
+    import os
+
+    from bench.distributed import launch
+    from bench.trackers import peak_flops, prepare
+    from tests.conftest import trial_config
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    cfg = trial_config("model=tiny-llama", "train.distributed=ddp", "train.nproc=2", f"cache_dir={tmp_path}")
+    assert prepare.trial_threads(cfg) == 4
+    with launch._rank_environment(cfg):
+        assert os.environ["OMP_NUM_THREADS"] == "4"  # what each rank computes with, and reads the peak at
+    assert prepare._cold(cfg)["peak"]
+    monkeypatch.setattr(peak_flops, "busy_cores", lambda *a: 0.0)
+    monkeypatch.setattr(peak_flops, "busy_while", lambda work: (work(), 0.0))
+    monkeypatch.setattr(peak_flops, "time_matmul", lambda *a: 1e11)
+    peak_flops.measure_and_keep(tmp_path, prepare.trial_threads(cfg), dtype=prepare.trial_dtype(cfg))
+    assert not prepare._cold(cfg)["peak"]  # the prepare step kept the peak the ranks look up

@@ -96,7 +96,9 @@ def _rank_environment(cfg):
     split between them (each rank would otherwise start a thread per core and all would contend)."""
     from bench.sweep.lifetime import PARENT_ENV
 
-    threads = cfg.train.threads or max(1, (os.cpu_count() or 1) // cfg.train.nproc)
+    from bench.trackers.prepare import trial_threads
+
+    threads = trial_threads(cfg)  # the thread count whose peak FLOP/s the prepare step timed
     wanted = {PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     before = {key: os.environ.get(key) for key in wanted}
     os.environ.update(wanted)

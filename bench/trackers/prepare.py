@@ -28,10 +28,23 @@ CHILD_TIMEOUT_S = 3600
 BAD_INPUT_EXIT = 3
 
 
-def _threads(cfg: TrialConfig) -> int:
+def trial_threads(cfg: TrialConfig) -> int:
+    """The threads each process of the trial computes with: train.threads, else a distributed trial's rank its share
+    of the cores (bench.distributed.launch gives each rank that many), else torch's default."""
     import torch
 
-    return cfg.train.threads or torch.get_num_threads()
+    if cfg.train.threads:
+        return cfg.train.threads
+    if cfg.train.distributed != "none":
+        return max(1, (os.cpu_count() or 1) // cfg.train.nproc)
+    return torch.get_num_threads()
+
+
+def trial_dtype(cfg: TrialConfig) -> str:
+    """The dtype of a CPU trial's matmuls, whose peak its mfu divides by."""
+    from bench.trackers.peak_flops import cpu_dtype
+
+    return cpu_dtype(cfg.train.precision)
 
 
 def _cold(cfg: TrialConfig) -> dict:
@@ -41,7 +54,7 @@ def _cold(cfg: TrialConfig) -> dict:
     from bench.trackers import peak_flops
 
     cache_dir = Path(cfg.cache_dir).expanduser()
-    peak = cfg.train.device != "cuda" and peak_flops.needs_timing(cache_dir, _threads(cfg))
+    peak = cfg.train.device != "cuda" and peak_flops.needs_timing(cache_dir, trial_threads(cfg), trial_dtype(cfg))
     kind = models.known_kind(cfg.model, cache_dir)
     if kind is None:  # not converted or built yet: cold, and locked per model until its probe key is known
         return {"peak": peak, "probe": True, "probe_lock": base.model_lock_path(cfg)}
@@ -70,7 +83,8 @@ def prepare(cfg: TrialConfig) -> dict:
     started = time.perf_counter()
     with ExitStack() as locks:  # each cold cache's own lock, always peak first: no deadlock between two trials
         if cold["peak"]:
-            locks.enter_context(base.lock(peak_flops.cache_path(Path(cfg.cache_dir).expanduser(), _threads(cfg))))
+            kept = peak_flops.cache_path(Path(cfg.cache_dir).expanduser(), trial_threads(cfg), trial_dtype(cfg))
+            locks.enter_context(base.lock(kept))
         if cold["probe"]:
             locks.enter_context(base.lock(cold["probe_lock"]))
         again = _cold(cfg)  # filled by another trial while this one waited?

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from bench.trackers import prepare
-from bench.trackers.prepare import _threads
+from bench.trackers.prepare import trial_dtype, trial_threads
 
 
 def main(path: str) -> None:
@@ -24,8 +24,9 @@ def main(path: str) -> None:
     cfg = config.from_dict(job["config"])
     quiet_libraries(cfg.verbose)
     if job["cold"].get("peak"):
-        kept = peak_flops.measure_and_keep(Path(cfg.cache_dir).expanduser(), _threads(cfg))
-        print(f"peft-bench: peak FLOP/s of this machine at {kept['threads']} threads: {kept['flops_per_s']:.3g}"
+        kept = peak_flops.measure_and_keep(Path(cfg.cache_dir).expanduser(), trial_threads(cfg), dtype=trial_dtype(cfg))
+        print(f"peft-bench: peak {trial_dtype(cfg)} FLOP/s of this machine at {kept['threads']} threads: "
+              f"{kept['flops_per_s']:.3g}"
               + (" (timed under load: the machine did not become idle)" if kept["under_load"] else ""), flush=True)
     if job["cold"].get("probe"):
         import torch
