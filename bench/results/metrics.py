@@ -99,7 +99,8 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
     # distributed trials (docs/distributed.md); per-rank columns `<metric>_rank<i>` carry the unit of <metric>
     M("world_size", "processes", "", "params", None, "processes the trial ran on (train.nproc; 1 unless distributed)"),
     M("comm_share", "communication", "%", "fraction", "min",
-      "share of a profiled training step the slowest rank spent in collectives (n/a: one process, or not measured)"),
+      "share of a profiled training step the slowest rank waited on collectives no compute covered (n/a: one "
+      "process, or no step to profile)"),
     M("gathered_max_abs_diff", "gather error", "", "score", "min",
       "FSDP: largest difference between the sharded model's and the gathered model's outputs on a test batch"),
 ]}
