@@ -216,6 +216,13 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            # Under joblib's loky workers a semaphore the trial made (tqdm's lock) is registered with the resource
+            # tracker, and os._exit skips the finalizer that unregisters it: `make demo` ended with "6 leaked
+            # semaphore objects", one per trial. multiprocessing's own exit runs these two calls.
+            import multiprocessing.util
+
+            multiprocessing.util._run_finalizers(0)
+            multiprocessing.util._run_finalizers()
         finally:
             os._exit(code)  # never back into the parent's code (its launcher, its atexit handlers)
 
