@@ -60,6 +60,8 @@ TABLE = {
     "rslora": Row(QV + r"lora_[AB]\.default\.weight$"),
     "dora": Row(QV + r"(lora_[AB]|lora_magnitude_vector)\.default\.weight$"),
     "pissa": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
+    "olora": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
+    "lora-fa": Row(QV + r"lora_B\.default\.weight$"),
     "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
