@@ -206,6 +206,9 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         sys.stdout = open(1, "w", buffering=1, closefd=False)
         sys.stderr = open(2, "w", buffering=1, closefd=False)
         os.environ[PARENT_ENV] = str(parent_pid)  # not getppid(): the parent may already be gone
+        import multiprocessing.util
+
+        multiprocessing.util._finalizer_registry.clear()  # the parent's finalizers are the parent's to run
         worker.main(str(trial_dir))
         code = 0
     except SystemExit as error:
@@ -218,7 +221,8 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
             sys.stderr.flush()
             # Under joblib's loky workers a semaphore the trial made (tqdm's lock) is registered with the resource
             # tracker, and os._exit skips the finalizer that unregisters it: `make demo` ended with "6 leaked
-            # semaphore objects", one per trial. multiprocessing's own exit runs these two calls.
+            # semaphore objects", one per trial. multiprocessing's own exit runs these two calls (and its child
+            # start clears the inherited registry, as above).
             import multiprocessing.util
 
             multiprocessing.util._run_finalizers(0)
