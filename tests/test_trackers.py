@@ -87,7 +87,7 @@ def test_the_cpu_peak_is_final_when_its_window_ends_and_malloc_then_keeps_freed_
     size_bytes = 300 * 2**20
     tracker = MemoryTracker("cpu", window_steps=0)
     assert tracker.window_steps == memory.MIN_WINDOW_STEPS  # the optimizer state exists from the second step
-    (window,) = tracker.callbacks()
+    (_, window) = tracker.callbacks()  # saved activations, then the window
     step = SimpleNamespace(global_step=1)
     with tracker:
         in_window = torch.ones(size_bytes // 4 // 3)  # 100 MiB during the window
@@ -102,7 +102,8 @@ def test_the_cpu_peak_is_final_when_its_window_ends_and_malloc_then_keeps_freed_
     grown = tracker.peak_bytes - tracker.baseline_bytes
     assert 0.9 * size_bytes / 3 < grown < 0.6 * size_bytes, grown / 2**20
     assert tracker.result(torch.nn.Linear(2, 2), None)["mem_window_steps"] == 2
-    assert MemoryTracker("cuda", window_steps=3).callbacks() == []  # the caching allocator: every step counts
+    # the caching allocator: every step counts, no window (saved activations are measured on both devices)
+    assert [type(c).__name__ for c in MemoryTracker("cuda", window_steps=3).callbacks()] == ["_SavedActivations"]
 
 
 HEAP_HISTORY = """
@@ -172,15 +173,26 @@ def test_memory_breakdown_counts_weights_grads_and_optimizer_state():
     assert parts["mem_optimizer_bytes"] == 2 * 10_000 * 4 + 4
 
 
+def _measured_step(tracker: MemoryTracker, model, step) -> None:
+    """`step()` as the Trainer's step that the tracker measures saved activations on."""
+    saved = tracker.callbacks()[0]
+    state = SimpleNamespace(global_step=tracker.activations_step - 1)
+    saved.on_step_begin(None, state, None, model=model)
+    step()
+    saved.on_step_end(None, state, None)
+
+
 def test_the_parts_of_the_peak_add_up_to_it_on_cpu():
     model = nn.Linear(256, 256)
     optimizer = torch.optim.AdamW(model.parameters())
     with MemoryTracker("cpu") as tracker:
-        model(torch.randn(64, 256)).sum().backward()
+        _measured_step(tracker, model, lambda: model(torch.randn(64, 256)).sum().backward())
         optimizer.step()
     result = tracker.result(model, optimizer)
-    parts = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes")
+    parts = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes",
+             "mem_transient_bytes")
     assert sum(result[p] for p in parts) == result["peak_mem_bytes"]
+    assert result["mem_activations_bytes"] == 64 * 256 * 4  # the input the linear keeps for its weight's gradient
     assert result["mem_other_bytes"] > 50 * 2**20  # the Python runtime with torch loaded: well above 50 MiB
 
 
@@ -192,6 +204,7 @@ class _FakeCuda:
 
     def install(self, monkeypatch):
         for name, value in (("synchronize", lambda *a: None), ("reset_peak_memory_stats", lambda *a: None),
+                            ("empty_cache", lambda: None), ("max_memory_reserved", lambda *a: self.peak),
                             ("memory_allocated", lambda *a: self.baseline),
                             ("max_memory_allocated", lambda *a: self.peak)):
             monkeypatch.setattr(torch.cuda, name, value)
@@ -200,7 +213,7 @@ class _FakeCuda:
 
 def test_gpu_activations_are_the_peak_less_the_pre_training_baseline(monkeypatch):
     """Anything resident before training (a probe's copy, quantization state) is in the baseline, not in the
-    activations: activations = peak - baseline - grads - optimizer."""
+    activations: activations + transient = peak - baseline - grads - optimizer."""
     model = nn.Linear(1024, 1024)  # 4 MiB of weights
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.randn(2, 1024)).sum().backward()
@@ -210,13 +223,14 @@ def test_gpu_activations_are_the_peak_less_the_pre_training_baseline(monkeypatch
     fake = _FakeCuda(baseline=weights + extra_resident, peak=weights + extra_resident + 3 * weights + 7 * 2**20)
     fake.install(monkeypatch)
     with MemoryTracker(torch.device("cuda", 0)) as tracker:
-        pass
+        _measured_step(tracker, model, lambda: model(torch.randn(2, 1024)).sum().backward())
     result = tracker.result(model, optimizer)
     assert result["mem_source"] == "cuda_allocator"
     assert result["mem_other_bytes"] == extra_resident
-    assert result["mem_activations_bytes"] == 7 * 2**20 + 3 * weights - result["mem_grads_bytes"] - result[
-        "mem_optimizer_bytes"]
-    parts = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes")
+    assert result["mem_activations_bytes"] + result["mem_transient_bytes"] == 7 * 2**20 + 3 * weights - result[
+        "mem_grads_bytes"] - result["mem_optimizer_bytes"]
+    parts = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes",
+             "mem_transient_bytes")
     assert sum(result[p] for p in parts) == result["peak_mem_bytes"]
 
 

@@ -10,7 +10,12 @@ Breakdown, on both devices, with parts that add up to the peak:
   other (runtime)                      baseline before training minus the weights: on CPU the Python runtime,
                                        libraries and data; on GPU tensors resident before training that are not
                                        weights (a probe's copy, quantization state)
-  activations                          peak minus baseline, gradients and optimizer state
+  activations                          measured: the bytes of the distinct tensors autograd saves for backward over
+                                       one training step (saved-tensor hooks), weights and autocast's copies of
+                                       them left out
+  transient                            the rest of the peak: what a step holds besides its saved activations (the
+                                       batch, logits and loss, gradients of activations during backward, autocast
+                                       copies, optimizer temporaries) and the allocator's fragmentation
 The weights must be resident before the baseline is read (bench.models.make_resident), or weight pages read in
 during training would count as activations. On CPU, glibc's malloc is also told to hand freed blocks of 1 MiB and
 more back to the system (fixed mmap and trim thresholds): by default it keeps them, by rules that depend on what
@@ -21,15 +26,21 @@ That exact policy costs speed: every freed activation goes back to the kernel an
 and a minilm-l6 training step ran 40% slower under it (3.28 vs 2.34 s on one loaded core). So on CPU the peak is
 read over a window of the first training steps (the warm-up steps the speed figures leave out, at least two so
 the optimizer state exists: `window_steps`), then the tracker stops and malloc gets glibc's own fast policy back
-(blocks up to 32 MiB from the heap, kept for reuse) for the timed steps. Inputs are padded to a fixed length, so
-every step allocates alike and the window's peak is the training peak. On GPU the caching allocator is unaffected
-and the peak covers every step.
+(blocks up to 32 MiB from the heap, kept for reuse) for the timed steps. The task collators pad each batch to its
+longest example, so a short window could miss the longest batch: the window's steps after the first (the
+FLOP-counted one) are padded to the longest training example (`pad_window`), so the window holds the peak of the
+longest batch with the optimizer state. Only untimed steps are padded: padding every batch would make the timed
+steps compute on padding a user's training would not carry. On GPU the caching allocator is unaffected and the
+peak covers every step; its warm-up steps after the first are padded the same way. Before the GPU baseline the
+allocator's cache is emptied: blocks cached by work before training (QLoRA's probe of its quantized base) would
+otherwise stay in NVML's reading and in the reserved peak.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import re
 import threading
@@ -72,13 +83,109 @@ def breakdown(model, optimizer) -> dict:
     }
 
 
-def split_peak(peak_bytes: int, baseline_bytes: int, parts: dict) -> dict:
-    """The two parts not counted from tensors, so that weights + grads + optimizer + other + activations = peak.
-    Not clipped at 0: a negative part says the measurement is wrong, and must show."""
+def split_peak(peak_bytes: int, baseline_bytes: int, parts: dict, activations_bytes: int | None) -> dict:
+    """The parts not counted from tensors before training, so that weights + grads + optimizer + other + activations
+    + transient = peak; activations and transient are n/a where no step's saved tensors were measured. Not clipped
+    at 0: a negative part says the measurement is wrong, and must show."""
+    rest = peak_bytes - baseline_bytes - parts["mem_grads_bytes"] - parts["mem_optimizer_bytes"]
     return {
         "mem_other_bytes": baseline_bytes - parts["mem_weights_bytes"],
-        "mem_activations_bytes": peak_bytes - baseline_bytes - parts["mem_grads_bytes"] - parts["mem_optimizer_bytes"],
+        "mem_activations_bytes": activations_bytes,
+        "mem_transient_bytes": rest - activations_bytes if activations_bytes is not None else None,
     }
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple:
+    to_local = getattr(tensor, "to_local", None)  # a sharded tensor (FSDP2): the shard this process holds
+    tensor = to_local() if callable(to_local) else tensor
+    return tensor.device.type, tensor.untyped_storage().data_ptr()
+
+
+class SavedTensors:
+    """Pack hook for torch.autograd.graph.saved_tensors_hooks: the bytes of the distinct storages autograd keeps for
+    backward, less the model's own parameters and buffers (counted as weights) and autocast's low-precision copies
+    of parameters (a cast weight is no activation). The tensors are returned as they are: nothing is copied."""
+
+    def __init__(self, model):
+        tensors = list(model.parameters()) + list(model.buffers())
+        self.weights = {_storage_key(t) for t in tensors}
+        self.by_shape: dict[tuple, list] = {}
+        for t in tensors:
+            if t.dim() in (1, 2) and t.is_floating_point():
+                self.by_shape.setdefault(tuple(t.shape), []).append(t)
+        self.storages: dict[tuple, int] = {}
+        self.unreadable = 0  # saved tensors without a storage to read (n/a rather than a short count)
+
+    def _weight_copy(self, tensor: torch.Tensor) -> bool:
+        """A parameter cast to autocast's precision (as linear layers save it, or its transpose): same values in
+        another dtype. A few leading values are compared first, so most tensors cost one small comparison."""
+        if tensor.dim() not in (1, 2) or not tensor.is_floating_point():
+            return False
+        oriented = [(tensor, p) for p in self.by_shape.get(tuple(tensor.shape), [])]
+        if tensor.dim() == 2:
+            oriented += [(tensor.t(), p) for p in self.by_shape.get(tuple(tensor.shape)[::-1], [])]
+        with torch.no_grad():
+            for view, weight in oriented:
+                if weight.dtype == view.dtype or weight.device != view.device:
+                    continue
+                head = (slice(0, 1), slice(0, 16)) if view.dim() == 2 else (slice(0, 16),)
+                if torch.equal(view[head], weight[head].to(view.dtype)) and torch.equal(view, weight.to(view.dtype)):
+                    return True
+        return False
+
+    def pack(self, tensor):
+        try:
+            key = _storage_key(tensor)
+            if key not in self.weights and key not in self.storages and not self._weight_copy(tensor):
+                self.storages[key] = tensor.untyped_storage().nbytes()
+        except (RuntimeError, NotImplementedError, TypeError, AttributeError):
+            self.unreadable += 1
+        return tensor
+
+    @property
+    def total_bytes(self) -> int | None:
+        return None if self.unreadable else sum(self.storages.values())
+
+
+def _unpack(tensor):
+    return tensor
+
+
+def longest(dataset, columns=("input_ids", "attention_mask", "token_type_ids", "labels")) -> dict[str, int]:
+    """Tokens in the longest example of each token column of a tokenized training set (per-example lists)."""
+    lengths = {}
+    for column in columns:
+        if column in getattr(dataset, "column_names", []):
+            values = dataset[column]
+            if values and isinstance(values[0], list):
+                lengths[column] = max(map(len, values))
+    return lengths
+
+
+PAD_VALUES = {"attention_mask": 0, "token_type_ids": 0, "labels": -100}  # input_ids: the tokenizer's pad id
+
+
+class PadWindow:
+    """A task collator whose batches for the given training steps (1-based) are padded to the longest training
+    example, column by column, on the tokenizer's padding side: the memory window then holds the longest batch's
+    peak. Padding is masked (attention mask 0, labels -100), so the loss is that of the unpadded batch."""
+
+    def __init__(self, collate, lengths: dict[str, int], steps: range, pad_id: int | None, side: str = "right"):
+        self.collate, self.lengths, self.steps, self.side = collate, lengths, steps, side
+        self.values = {**PAD_VALUES, "input_ids": pad_id if pad_id is not None else 0}
+        self.calls = 0  # one batch per step (no gradient accumulation): the n-th call is step n's batch
+
+    def __call__(self, features):
+        batch = self.collate(features)
+        self.calls += 1
+        if self.calls in self.steps:
+            for key, length in self.lengths.items():
+                value = batch.get(key)
+                if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[1] < length:
+                    extra = length - value.shape[1]
+                    widths = (extra, 0) if self.side == "left" else (0, extra)
+                    batch[key] = torch.nn.functional.pad(value, widths, value=self.values.get(key, 0))
+        return batch
 
 
 def _larger(a, b):
@@ -192,22 +299,62 @@ def high_water_mark_bytes() -> int | None:
 class MemoryTracker:
     """`with MemoryTracker(device) as mem: train()`; then mem.result() with the model and optimizer.
 
-    With `window_steps` on CPU, pass `mem.callbacks()` to the Trainer: the peak is read over the first
-    `window_steps` steps (at least MIN_WINDOW_STEPS), and malloc's fast policy serves the rest (module docstring)."""
+    Pass `mem.callbacks()` to the Trainer (saved activations measured on one step; with `window_steps` on CPU, the
+    peak is read over the first `window_steps` steps, at least MIN_WINDOW_STEPS, and malloc's fast policy serves the
+    rest) and wrap its collator in `mem.pad_window(...)` (the window's batches padded to the longest example).
+    `window_steps` is the trial's warm-up steps, which no speed figure counts (module docstring)."""
 
     def __init__(self, device: torch.device, window_steps: int | None = None):
         self.device = torch.device(device)
+        self.warmup_steps = window_steps
         self.window_steps = max(window_steps, MIN_WINDOW_STEPS) if window_steps is not None else None
         self.peak_bytes = self.baseline_bytes = None
         self.sampled_peak_bytes = self.hwm_peak_bytes = None
-        self.nvml_peak_bytes = self.nvml_process_peak_bytes = None
+        self.nvml_peak_bytes = self.nvml_process_peak_bytes = self.reserved_peak_bytes = None
         self._sampler = self._process_sampler = None
         self._hwm_reset, self._held_peak_bytes = False, None  # the peak before a pause
+        self._held_reserved_bytes = None
         self._stopped = False  # the window ended: nothing after it counts
+        self.saved: SavedTensors | None = None  # the measured step's saved tensors
+        self._saved_hooks = None
+        self.padded: PadWindow | None = None
+
+    @property
+    def untimed_steps(self) -> int:
+        """The first steps no speed figure counts: the CPU window, else the warm-up steps."""
+        if self.window_steps is not None and self.device.type != "cuda":
+            return self.window_steps
+        return self.warmup_steps or 0
+
+    @property
+    def activations_step(self) -> int:
+        """The training step (1-based) whose saved tensors are measured: the last untimed one (padded, where any
+        is), so the hooks' bookkeeping stays out of the timed steps."""
+        return max(self.untimed_steps, 1)
+
+    def pad_window(self, collate, dataset, tokenizer) -> PadWindow:
+        """`collate` with the batches of the untimed steps after the first (the FLOP-counted one) padded to the
+        longest example of `dataset` (module docstring)."""
+        self.padded = PadWindow(collate, longest(dataset), range(2, self.untimed_steps + 1),
+                                getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "padding_side", "right"))
+        return self.padded
+
+    def start_saved_activations(self, model) -> None:
+        self.end_saved_activations()
+        self.saved = SavedTensors(model)
+        self._saved_hooks = torch.autograd.graph.saved_tensors_hooks(self.saved.pack, _unpack)
+        self._saved_hooks.__enter__()
+
+    def end_saved_activations(self) -> None:
+        if self._saved_hooks is not None:
+            self._saved_hooks.__exit__(None, None, None)
+            self._saved_hooks = None
 
     def __enter__(self):
         if self.device.type == "cuda":
+            gc.collect()
             torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()  # blocks cached before training (a probe's) would stay in NVML's reading
             torch.cuda.reset_peak_memory_stats(self.device)
             self.baseline_bytes = torch.cuda.memory_allocated(self.device)
             nvml = nvml_memory_readers(self.device)
@@ -225,10 +372,12 @@ class MemoryTracker:
         return self
 
     def __exit__(self, *exc):
+        self.end_saved_activations()
         sampled = self._sampler.stop() if self._sampler else None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak_bytes = _larger(self._held_peak_bytes, torch.cuda.max_memory_allocated(self.device))
+            self.reserved_peak_bytes = _larger(self._held_reserved_bytes, torch.cuda.max_memory_reserved(self.device))
             self.nvml_peak_bytes = sampled
             self.nvml_process_peak_bytes = self._process_sampler.stop() if self._process_sampler else None
         else:
@@ -245,6 +394,8 @@ class MemoryTracker:
                 sampler.pause()
         if self.device.type == "cuda":
             self._held_peak_bytes = _larger(self._held_peak_bytes, torch.cuda.max_memory_allocated(self.device))
+            self._held_reserved_bytes = _larger(self._held_reserved_bytes,
+                                                torch.cuda.max_memory_reserved(self.device))
         elif self._hwm_reset:
             self._held_peak_bytes = _larger(self._held_peak_bytes, high_water_mark_bytes())
 
@@ -280,19 +431,30 @@ class MemoryTracker:
             keep_freed_memory()
 
     def callbacks(self) -> list[TrainerCallback]:
-        """The Trainer callbacks the tracker needs: the one that ends the CPU window after `window_steps` steps;
-        none where the peak covers every step (GPU, or no window asked for)."""
+        """The Trainer callbacks the tracker needs: the one that measures saved activations on one step, and on
+        CPU the one that ends the window after `window_steps` steps (none on GPU, where the peak covers every
+        step, or where no window was asked for)."""
         if self.window_steps is None or self.device.type == "cuda":
-            return []
-        return [_Window(self)]
+            return [_SavedActivations(self)]
+        return [_SavedActivations(self), _Window(self)]
 
     @property
     def source(self) -> str:
         return "cuda_allocator" if self.device.type == "cuda" else "process_rss"
 
+    def _activations(self) -> tuple[int | None, str | None]:
+        """(saved activation bytes, why n/a)."""
+        if self.saved is None:
+            return None, f"training ended before step {self.activations_step}, whose saved tensors are measured"
+        if self.saved.total_bytes is None:
+            return None, f"{self.saved.unreadable} saved tensors had no storage to read"
+        return self.saved.total_bytes, None
+
     def result(self, model, optimizer) -> dict:
         """Peak and its breakdown into parts that sum to it."""
         parts = breakdown(model, optimizer)
+        activations, why = self._activations()
+        padded = self.padded
         return {
             "peak_mem_bytes": self.peak_bytes,
             "mem_source": self.source,
@@ -302,8 +464,13 @@ class MemoryTracker:
             "peak_mem_hwm_bytes": self.hwm_peak_bytes,
             "peak_mem_nvml_bytes": self.nvml_peak_bytes,
             "peak_mem_nvml_process_bytes": self.nvml_process_peak_bytes,
+            "peak_mem_reserved_bytes": self.reserved_peak_bytes,
+            "mem_activations_step": self.activations_step if activations is not None else None,
+            **({"mem_activations_na": why} if why else {}),
+            "mem_padded_steps": len([s for s in padded.steps if s <= padded.calls]) if padded else None,
+            "mem_padded_length_tokens": padded.lengths.get("input_ids") if padded else None,
             **parts,
-            **split_peak(self.peak_bytes, self.baseline_bytes, parts),
+            **split_peak(self.peak_bytes, self.baseline_bytes, parts, activations),
         }
 
 
@@ -317,6 +484,23 @@ def nvml_memory_readers(device: torch.device):
         return None
     pynvml = nvml.module()
     return (lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used), (lambda: nvml.process_bytes(handle, os.getpid()))
+
+
+class _SavedActivations(TrainerCallback):
+    """Measures the tensors autograd saves over the forward and backward of the tracker's `activations_step`."""
+
+    def __init__(self, memory: MemoryTracker):
+        self.memory = memory
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if state.global_step + 1 == self.memory.activations_step and model is not None:
+            self.memory.start_saved_activations(model)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.memory.end_saved_activations()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.memory.end_saved_activations()
 
 
 class _Window(TrainerCallback):
