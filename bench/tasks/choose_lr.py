@@ -1,13 +1,19 @@
 """The learning rate each method should use, chosen on the validation split of a learning-rate search.
 
-    python -m bench.tasks.choose_lr results/lr-search          (after: peft-bench sweep=lr-search)
+    python -m bench.tasks.choose_lr results/lr-search          (after: peft-bench sweep=lr-search; exit 3 when a
+                                                               choice still needs confirming on more seeds)
 
-Per model, task and method: the rate with the best mean validation quality (`val_quality`, the last checkpoint
-of `train.eval_every`) over seeds, among the rates run on the most seeds (a confirmation run gives the best
-candidates more seeds: `seed=1,2` with their rates; a rate on one seed is not compared with a mean of three); the
-rates the validation items cannot separate from it (a paired bootstrap on the same validation items,
-Holm-corrected); and a warning when the best rate sits at the edge of the grid. Test quality is in the same records
-and is never read here: the test split is scored once per trial, not chosen on.
+Per model, task and method, among the rates run on the most seeds (a confirmation run gives the best candidates
+more seeds: `seed=1,2` with their rates; a rate on one seed is not compared with a mean of three): the rates the
+validation items cannot separate from the best mean validation quality (`val_quality`, the last checkpoint of
+`train.eval_every`; multiple comparisons with the best, paired on the same validation items), and of these the
+lowest: a higher rate that validation cannot tell apart buys nothing and sits nearer to divergence. A rate directly
+below one that failed (a failed trial, or validation under half the chosen rate's) is the edge of stability, where
+another seed can collapse (adapter-houlsby's 1e-2, chosen on one seed below a 3e-2 that fell to the majority class,
+collapsed on a study seed): it is only chosen once confirmed, on three seeds or more none of which collapsed, and
+until then the line says UNCONFIRMED with the command that confirms it. A warning when the chosen rate sits at the
+edge of the grid. Test quality is in the same records and is never read here: the test split is scored once per
+trial, not chosen on.
 """
 
 from __future__ import annotations
@@ -20,37 +26,72 @@ from pathlib import Path
 from bench.results.record import ITEMS_NAME, RECORD_NAME, read, read_json
 
 
+CONFIRM_SEEDS = 3  # the chosen rate's seed plus two more
+COLLAPSE_SHARE = 0.5  # a validation quality under half the chosen rate's: that rate (or seed) failed
+
+
 @dataclass
 class Choice:
     model: str
     task: str
     method: str
-    rate: float  # the chosen learning rate
+    rate: float  # the chosen learning rate: the lowest of the rates validation cannot separate from the best
     val_quality: float  # its mean validation quality over seeds
     n_val: int | None
     seeds: int
     grid: dict[float, float] = field(default_factory=dict)  # every rate tried -> mean validation quality
-    tied: list[float] = field(default_factory=list)  # rates not separable from the chosen one (it first)
-    at_edge: bool = False  # the best rate is the smallest or largest tried: the grid should extend past it
+    tied: list[float] = field(default_factory=list)  # rates not separable from the best mean, lowest first
+    at_edge: bool = False  # the chosen rate is the smallest or largest tried: the grid should extend past it
+    failed: set = field(default_factory=set)  # rates with a failed trial
+    seed_values: list[float] = field(default_factory=list)  # the chosen rate's validation quality per seed
 
     @property
     def beside_a_failure(self) -> bool:
-        """Chosen on one seed right below a rate that failed (under half the chosen rate's validation quality): such
-        a rate sits at the edge of stability, where another seed can fail too (adapter-houlsby's 1e-2, chosen on
-        seed 0 below a 3e-2 that fell to the majority class, collapsed on seed 1 of the study)."""
-        above = sorted(rate for rate in self.grid if rate > self.rate)
-        return self.seeds == 1 and bool(above) and self.grid[above[0]] < 0.5 * self.val_quality
+        """The next rate above the chosen one failed (a failed trial, or validation under half the chosen rate's):
+        the chosen rate sits at the edge of stability, where another seed can fail too."""
+        above = sorted(rate for rate in set(self.grid) | self.failed if rate > self.rate)
+        return bool(above) and (above[0] in self.failed or self.grid[above[0]] < COLLAPSE_SHARE * self.val_quality)
+
+    @property
+    def confirmed(self) -> bool:
+        """Safe to write: not beside a failure, or run on CONFIRM_SEEDS seeds none of which collapsed."""
+        if self.rate in self.failed:
+            return False
+        if not self.beside_a_failure:
+            return True
+        best = max(self.seed_values, default=0.0)
+        return self.seeds >= CONFIRM_SEEDS and min(self.seed_values) >= COLLAPSE_SHARE * best
 
     def line(self) -> str:
         grid = ", ".join(f"{rate:.2g}: {quality:.3f}" for rate, quality in sorted(self.grid.items()))
-        others = [f"{r:.2g}" for r in self.tied[1:]]
-        notes = ([f"not separable from {', '.join(others)}"] if others else []) + (
-            ["at the edge of the grid: extend it"] if self.at_edge else []) + (
-            ["one seed, just below a rate that failed: confirm on more seeds ('seed=1,2' with these rates)"]
-            if self.beside_a_failure else [])
-        return (f"{self.model} / {self.task} / {self.method}: learning_rate {self.rate:.2g} "
-                f"(validation {self.val_quality:.3f}, n_val {self.n_val}, {self.seeds} seed(s); grid {grid})"
+        grid += "".join(f", {rate:.2g}: failed" for rate in sorted(self.failed - set(self.grid)))
+        others = [f"{r:.2g}" for r in self.tied if r != self.rate]
+        notes = ([f"the lowest of the rates validation cannot separate (also {', '.join(others)})"] if others
+                 else []) + (["at the edge of the grid: extend it"] if self.at_edge else []) + (
+            [f"directly below a rate that failed: confirmed on {self.seeds} seeds"]
+            if self.beside_a_failure and self.confirmed else [])
+        head = f"{self.model} / {self.task} / {self.method}: learning_rate {self.rate:.2g}"
+        if not self.confirmed:
+            head += (f" UNCONFIRMED: directly below a rate that failed, on {self.seeds} seed(s); run it on "
+                     f"{CONFIRM_SEEDS - self.seeds} more seed(s) (e.g. 'seed=1,2' with this rate) before using it")
+        return (f"{head} (validation {self.val_quality:.3f}, n_val {self.n_val}, {self.seeds} seed(s); grid {grid})"
                 + (f"; {'; '.join(notes)}" if notes else ""))
+
+
+def _rate(record: dict) -> float | None:
+    rate = (record.get("config") or {}).get("learning_rate")
+    return None if rate is None else float(f"{rate:.6g}")  # 3 x 3e-3 and 9e-3 are one rate
+
+
+def _failures(folder: Path) -> dict[tuple, set]:
+    """{(model, task, method): rates with a failed trial} (a crash, a NaN loss, out of memory)."""
+    found: dict[tuple, set] = defaultdict(set)
+    for path in sorted(Path(folder).rglob(RECORD_NAME)):
+        record = read(path)
+        if record and record.get("status") == "failed" and _rate(record) is not None:
+            identity = record.get("identity") or {}
+            found[(identity.get("model"), identity.get("task"), identity.get("method"))].add(_rate(record))
+    return found
 
 
 def _trials(folder: Path) -> list[dict]:
@@ -61,7 +102,7 @@ def _trials(folder: Path) -> list[dict]:
         if not record or record["status"] != "ok" or record["metrics"].get("val_quality") is None:
             continue
         items = read_json(path.parent / ITEMS_NAME) or {}
-        rate = float(f"{record['config']['learning_rate']:.6g}")  # 3 x 3e-3 and 9e-3 are one rate
+        rate = _rate(record)
         trials.append({**record["identity"], "rate": rate,
                        "val_quality": record["metrics"]["val_quality"], "n_val": record["metrics"].get("n_val"),
                        "val_items": items.get("val_quality") or []})
@@ -69,7 +110,8 @@ def _trials(folder: Path) -> list[dict]:
 
 
 def _tied_rates(by_rate: dict[float, list[dict]]) -> list[float] | None:
-    """Rates the paired bootstrap on validation items cannot separate from the best; None without items."""
+    """Rates validation cannot separate from the best (multiple comparisons with the best, paired on the same
+    validation items and seeds); None without items."""
     from bench.results import stats
 
     seeds = {rate: sorted(trials, key=lambda t: t["seed"]) for rate, trials in by_rate.items()}
@@ -84,17 +126,18 @@ def choose(folder: Path) -> list[Choice]:
     groups: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for trial in _trials(folder):
         groups[(trial["model"], trial["task"], trial["method"])][trial["rate"]].append(trial)
+    failures = _failures(folder)
     choices = []
-    for (model, task, method), by_rate in sorted(groups.items()):
+    for key, by_rate in sorted(groups.items()):
         grid = {rate: sum(t["val_quality"] for t in trials) / len(trials) for rate, trials in by_rate.items()}
         most_seeds = max(len(trials) for trials in by_rate.values())
         candidates = {rate: trials for rate, trials in by_rate.items() if len(trials) == most_seeds}
         best = max(sorted(candidates), key=lambda rate: grid[rate])  # ties of the mean go to the smallest rate
-        tied = _tied_rates(candidates) or [best]
-        if tied[0] != best:  # tie_set breaks equal means by name; keep the chosen rate first
-            tied = [best] + [r for r in tied if r != best]
-        choices.append(Choice(model, task, method, best, grid[best], by_rate[best][0]["n_val"], len(by_rate[best]),
-                              grid, tied, len(grid) > 1 and best in (min(grid), max(grid))))
+        tied = sorted(set(_tied_rates(candidates) or []) | {best})
+        rate = tied[0]  # the lowest rate validation cannot separate from the best
+        choices.append(Choice(*key, rate, grid[rate], by_rate[rate][0]["n_val"], len(by_rate[rate]), grid, tied,
+                              len(grid) > 1 and rate in (min(grid), max(grid)), failures.get(key, set()),
+                              [t["val_quality"] for t in by_rate[rate]]))
     return choices
 
 
@@ -107,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for choice in choices:
         print(choice.line())
-    return 0
+    return 0 if all(choice.confirmed for choice in choices) else 3
 
 
 if __name__ == "__main__":
