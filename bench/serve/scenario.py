@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import methods, models
 from bench.config import ConfigError, Unsupported
 from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, identity, provenance
-from bench.serve import adapters, full_copies, load, storage, swap, traffic
+from bench.serve import adapters, cache, full_copies, load, storage, swap, traffic
 from bench.serve import host as hosts
 from bench.serve.config import FRESH, ServeTrial
 from bench.trial import Phases, autocast, compute_dtype, load_base
@@ -94,9 +94,11 @@ def _keep_full_copy(cfg: ServeTrial, model, work: Path, phases: Phases):
 
 
 def _load(cfg: ServeTrial, host, paths: list[Path], names: list[str], device) -> dict:
-    """Load figures; a saved adapter whose tensors do not fit this base is bad input, named by its key."""
+    """Load figures, from a dropped file cache where the OS allows it (`load_cache` says); a saved adapter whose
+    tensors do not fit this base is bad input, named by its key."""
+    dropped = cache.drop(paths)
     try:
-        return load.load_all(host, paths, names, device)
+        return {**load.load_all(host, paths, names, device), "load_cache": dropped["cache"]}
     except RuntimeError as error:
         if cfg.serve.adapters == FRESH or "size mismatch" not in str(error):
             raise
