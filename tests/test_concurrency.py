@@ -92,6 +92,7 @@ def test_a_single_run_is_one_trial_at_a_time(monkeypatch):
      os.cpu_count()),
     ({"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
       "array_parallelism": 16}, 16),
+    ({"_target_": "hydra_plugins.peft_bench_launchers.keep_going.SlurmLauncher", "array_parallelism": 8}, 8),
     ({"_target_": "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"}, None),
 ])
 def test_each_launcher_says_how_many_trials_it_runs_at_once(monkeypatch, launcher, count):

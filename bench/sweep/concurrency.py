@@ -23,7 +23,7 @@ def launcher_concurrency(launcher: dict) -> tuple[int | None, str]:
         n_jobs = -1 if n_jobs is None else int(n_jobs)
         count = n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
         return count, f"joblib n_jobs={launcher.get('n_jobs')}"
-    if "submitit" in target.lower():
+    if "submitit" in target.lower() or "slurm" in target.lower():  # the plugin's, or one that extends it
         where = "local" if "Local" in target else "slurm"
         parallelism = launcher.get("array_parallelism")
         return (int(parallelism) if parallelism else None), f"submitit {where} array_parallelism={parallelism}"
