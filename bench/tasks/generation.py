@@ -1,15 +1,16 @@
 """Generation: text -> target text (e.g. article -> headline); the loss covers the target tokens only.
 
-Scored by greedy generation in batches (left padding) and ROUGE against the reference.
+Scored by greedy generation in batches (left padding; bench.tasks.greedy) and ROUGE against the reference.
 """
 
 from __future__ import annotations
 
 import torch
 
-from bench.tasks import metrics
+from bench.tasks import greedy, metrics
 
 IGNORE = -100  # label id the loss skips
+CHECKED_ITEMS = 4  # items whose first generated token is checked against a forward pass (a few forward passes)
 
 
 def prompt_ids(text: str, tokenizer, template: str, budget: int) -> list[int]:
@@ -56,24 +57,78 @@ def collator(tokenizer):
 
 @torch.inference_mode()
 def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device):
-    """Greedy headlines for `data.test_rows`, scored with their interval and per-item ROUGE (metrics.scored)."""
+    """Greedy headlines for `data.test_rows`, scored with their interval and per-item ROUGE (metrics.scored), the
+    generated text of every item (`generated`, what was scored) and the first-token check (first_token_check): where
+    it fails, every quality figure is None with the reason, never another model's score under this one's name."""
     cfg = data.cfg
-    predictions = []
+    budget = max_length - cfg.max_new_tokens
+    prompts = [prompt_ids(r["text"], tokenizer, cfg.prompt_template, budget) for r in data.test_rows]
     model.eval()
+    new_tokens = generate(model, tokenizer, prompts, model_kind, cfg.max_new_tokens, batch_size, device)
+    texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    predictions = [t.strip().split("\n")[0] for t in texts]  # the headline is the first generated line
+    references = [str(r["label"]) for r in data.test_rows]
+    result = metrics.scored("generation", cfg.metrics, cfg.primary_metric, predictions, references)
+    check = first_token_check(model, prompts, new_tokens, model_kind, device)
+    if check["generation_check"] != "ok":
+        result.update({name: None for name in cfg.metrics}, quality_ci_low=None, quality_ci_high=None, items=[])
+    return {**result, **check, "generated": predictions}
+
+
+def generate(model, tokenizer, prompts: list[list[int]], model_kind: str, max_new_tokens: int, batch_size: int,
+             device) -> list[list[int]]:
+    """Greedy new token ids for each prompt, in prompt order. Batches hold prompts of similar length (sorted), so
+    little of a batch is padding; a row's tokens do not depend on its batch (left padding, positions as unpadded)."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[int]] = [[] for _ in prompts]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues from the last real token of every row
     try:
-        for start in range(0, len(data.test_rows), batch_size):
-            rows = data.test_rows[start:start + batch_size]
-            budget = max_length - cfg.max_new_tokens
-            prompts = [{"input_ids": prompt_ids(r["text"], tokenizer, cfg.prompt_template, budget)} for r in rows]
-            batch = tokenizer.pad(prompts, return_tensors="pt").to(device)
-            output = model.generate(**batch, max_new_tokens=cfg.max_new_tokens, do_sample=False,
-                                    pad_token_id=tokenizer.pad_token_id)
-            new_tokens = output if model_kind == "seq2seq" else output[:, batch["input_ids"].shape[1]:]
-            texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            predictions += [t.strip().split("\n")[0] for t in texts]  # the headline is the first generated line
+        for start in range(0, len(order), batch_size):
+            picked = order[start:start + batch_size]
+            batch = tokenizer.pad([{"input_ids": prompts[i]} for i in picked], return_tensors="pt").to(device)
+            tokens = _generate_batch(model, tokenizer, batch, model_kind, max_new_tokens)
+            for row, i in enumerate(picked):
+                out[i] = _until_eos(tokens[row].tolist(), tokenizer.eos_token_id)
     finally:
         tokenizer.padding_side = side
-    references = [str(r["label"]) for r in data.test_rows]
-    return metrics.scored("generation", cfg.metrics, cfg.primary_metric, predictions, references)
+    return out
+
+
+def _generate_batch(model, tokenizer, batch, model_kind: str, max_new_tokens: int) -> torch.Tensor:
+    if model_kind == "seq2seq":  # the decoder starts from its own start token, which generate returns first
+        output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id)
+        return output[:, 1:]
+    # greedy.greedy, not generate: peft's generate drops a prefix-tuning prefix (see bench.tasks.greedy)
+    return greedy.greedy(model, batch["input_ids"], batch["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
+                         tokenizer.pad_token_id)
+
+
+def _until_eos(tokens: list[int], eos: int | None) -> list[int]:
+    return tokens[: tokens.index(eos) + 1] if eos is not None and eos in tokens else tokens
+
+
+def first_token_check(model, prompts: list[list[int]], new_tokens: list[list[int]], model_kind: str, device,
+                      items: int = CHECKED_ITEMS) -> dict:
+    """{"generation_check": "ok" | "mismatch", "quality_na_reason"}: for the first `items` prompts, the first
+    generated token must be the argmax of the model's own forward pass (the path training used, the method
+    active), up to a near tie (greedy.first_token_agrees)."""
+    disagree = []
+    for i, (prompt, tokens) in enumerate(list(zip(prompts, new_tokens))[:items]):
+        if tokens and not greedy.first_token_agrees(_forward_logits(model, prompt, model_kind, device), tokens[0]):
+            disagree.append(i)
+    if not disagree:
+        return {"generation_check": "ok", "quality_na_reason": None}
+    return {"generation_check": "mismatch",
+            "quality_na_reason": f"generation is not the trained model: on {len(disagree)} of "
+                                 f"{min(items, len(prompts))} checked items the first generated token is not the "
+                                 "argmax of a forward pass with the method active"}
+
+
+def _forward_logits(model, prompt: list[int], model_kind: str, device) -> torch.Tensor:
+    if model_kind != "seq2seq":
+        return greedy.forward_next_token_logits(model, prompt, device)
+    ids = torch.tensor([prompt], device=device)
+    start = torch.tensor([[model.config.decoder_start_token_id]], device=device)
+    return model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=start).logits[0, -1].float()
