@@ -44,7 +44,7 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
                         timed_alone_all=("timed_alone", lambda v: bool(len(v)) and all(x is True for x in v)),
                         can_merge=("can_merge", "first"), mem_source=("mem_source", "first"),
                         forgetting_probe=("forgetting_probe", "first"))
-    return ordered(pd.concat([stats, extra], axis=1).reset_index())
+    return ordered(pd.concat([stats, extra], axis=1).copy().reset_index())  # copy: one block per dtype
 
 
 # the same for every seed by construction: the best value is the best whatever the seed count

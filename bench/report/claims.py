@@ -269,8 +269,8 @@ def check(trials: pd.DataFrame) -> list[str]:
 
 
 def count_verdicts(lines: list[str]) -> int:
-    """Verdicts drawn: each is printed in bold."""
-    return sum(line.count("**") // 2 for line in lines)
+    """Verdicts drawn from an interval (printed in bold; "not timed alone" draws none)."""
+    return sum(line.count(f"**{word}**") for line in lines for word in (REPRODUCED, NOT_REPRODUCED, NOT_SEPARABLE))
 
 
 EXPLAINED = (f"Each finding is checked per model × task against full fine-tuning on the seeds both share, worded as "

@@ -218,4 +218,5 @@ def attach_baselines(table: pd.DataFrame, source: Path) -> pd.DataFrame:
 def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The training trials of a sweep folder or table file (`table`: its rows, where already read)."""
     table = read_table(source) if table is None else table
-    return attach_baselines(attach_items(normalize(training_rows(table)), Path(source)), Path(source))
+    trials = attach_baselines(attach_items(normalize(training_rows(table)), Path(source)), Path(source))
+    return trials.copy()  # one block per dtype: normalize adds columns one at a time

@@ -151,6 +151,10 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     if decision.log_scale:
         decision.interval = {label: (float(np.expm1(low)), float(np.expm1(high)))
                              for label, (low, high) in decision.interval.items()}
+    bounds = (0.0, 1.0) if metric == "quality" else (-np.inf, 1.0) if not decision.log_scale else (-1.0, np.inf)
+    # scores live in [0, 1], a recall loss is at most 1, a perplexity ratio above 0: t(2) can reach past them
+    decision.interval = {label: (float(np.clip(low, *bounds)), float(np.clip(high, *bounds)))
+                         for label, (low, high) in decision.interval.items()}
     return decision
 
 
@@ -295,7 +299,7 @@ def evidence(trials: pd.DataFrame, found: dict) -> list[str]:
                      "collapsed model cannot swamp a mean (intervals shown back as relative rises): "
                      + ", ".join(logged) + ".")
     hows = sorted({d.ties.how for d in found.values() if d.ties is not None and d.ties.how})
-    lines += [f"Tie set: {how}." for how in hows]
+    lines += [f"Top set: {how}." for how in hows]
     few = sorted({f"{d.model} / {d.task}" for d in found.values() if 0 < d.n_seeds < MIN_SEEDS})
     if few:
         lines.append(f"Fewer than {MIN_SEEDS} seeds ({', '.join(few)}): the spread between training runs is not "
