@@ -173,8 +173,9 @@ def test_the_profiled_step_is_outside_the_memory_window_and_the_timed_steps():
     from bench.trackers.memory import MIN_WINDOW_STEPS
 
     step = profiled_step(max_steps=6, warmup_steps=1, measure_flops=True)
-    assert step == 5 and step > MIN_WINDOW_STEPS  # the last, after the window (steps 0-1) and a timed step (2-4)
-    assert profiled_step(max_steps=3, warmup_steps=2, measure_flops=True) is None  # no timed step would be left
+    # the last; the profiler's warm-up runs over step 4; the window is steps 0-1, timed steps 2-3
+    assert step == 5 and step - 1 > MIN_WINDOW_STEPS
+    assert profiled_step(max_steps=4, warmup_steps=2, measure_flops=True) is None  # no timed step would be left
 
 
 def test_a_left_out_step_is_not_timed():
@@ -253,3 +254,28 @@ def test_a_distributed_cpu_trial_times_the_peak_at_its_ranks_thread_count(tmp_pa
     monkeypatch.setattr(peak_flops, "time_matmul", lambda *a: 1e11)
     peak_flops.measure_and_keep(tmp_path, prepare.trial_threads(cfg), dtype=prepare.trial_dtype(cfg))
     assert not prepare._cold(cfg)["peak"]  # the prepare step kept the peak the ranks look up
+
+
+def test_the_profiler_warms_up_a_step_early_and_both_steps_stay_outside_memory():
+    from contextlib import contextmanager
+
+    from bench.distributed.comm import CommProfiler
+
+    log = []
+
+    @contextmanager
+    def paused():
+        log.append("pause")
+        yield
+        log.append("resume")
+
+    profiler = CommProfiler(step=4, device=torch.device("cpu"), outside_memory=paused)
+    a = torch.randn(64, 64)
+    for step in range(5):
+        profiler.on_step_begin(None, None, None)
+        log.append(step)
+        a @ a
+        profiler.on_step_end(None, None, None)
+    assert log == [0, 1, 2, "pause", 3, 4, "resume"]
+    assert profiler.untimed_steps == (3, 4)
+    assert profiler.figures["comm_share"] == 0.0 and profiler.figures["comm_seconds"] == 0.0  # one process: none

@@ -43,7 +43,7 @@ def fsdp_full(tmp_path_factory):
     """Full fine-tuning of tiny-llama over 2 FSDP ranks, its checkpoint kept, beside the same trial in one process."""
     folder = tmp_path_factory.mktemp("fsdp")
     sharded = trial.run(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
-                                     "train.save_checkpoint=true", "train.warmup_steps=2"),  # a free step to profile
+                                     "train.save_checkpoint=true", "train.max_steps=5"),  # steps 3-4: profiled
                         progress=False, trial_dir=folder)
     single = trial.run(trial_config(*TINY, "method=full"), progress=False)
     return sharded, single, folder
@@ -288,11 +288,11 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("kind", ["ddp", "fsdp"])
 def test_one_gpu_rank_under_nccl(kind):
-    result = trial.run(trial_config(*TINY, "method=full", f"train.distributed={kind}", "train.nproc=1"),
-                       progress=False)
+    result = trial.run(trial_config(*TINY, "method=full", f"train.distributed={kind}", "train.nproc=1",
+                                    "train.max_steps=5"), progress=False)  # steps 3-4: profiled
     assert result.status == record.OK, result.error
     assert result.metrics["device"].startswith("cuda") and result.metrics["world_size"] == 1
-    assert result.metrics["peak_mem_bytes_rank0"] > 0 and 0 <= result.metrics["comm_share"] <= 1  # the last step
+    assert result.metrics["peak_mem_bytes_rank0"] > 0 and 0 <= result.metrics["comm_share"] <= 1
     assert result.metrics["gathered_max_abs_diff"] is not None
     if (result.metrics.get("energy_source") or "").startswith("nvml"):  # the group's one GPU, counted once
         assert result.metrics["energy_joules_train"] == pytest.approx(result.metrics["energy_joules_train_rank0"],

@@ -1,10 +1,12 @@
 """Communication share of a training step: torch.profiler over one step of each rank, the time collectives held the
 step up (exposed: under way while no compute ran) divided by the step's wall time.
 
-The profiled step is the last one, when it comes after the CPU memory window, the warm-up and the FLOP-counted step
-and leaves a timed step before it: the profiler's own allocations stay out of the memory peak (on GPU, where the
-peak covers every step, the step runs with the memory tracker paused) and its overhead out of the speed figures
-(the step is left out of the timed ones). n/a where the trial has no such step (train.max_steps too small).
+The profiled step is the last one; the profiler starts a step before it (its start-up took hundreds of milliseconds
+on a busy machine: inside the profiled step it would read as the other ranks' time waiting in a collective). Both
+steps come after the CPU memory window, the warm-up and the FLOP-counted step, and leave a timed step before them:
+the profiler's own allocations stay out of the memory peak (on GPU, where the peak covers every step, they run with
+the memory tracker paused) and its overhead out of the speed figures (both are left out of the timed steps). n/a
+where the trial has no such steps (train.max_steps too small).
 
 A collective is any profiled event whose name says so: c10d, gloo, nccl, all_reduce, all_gather (FSDP's all-gather
 spans, their copy-in and copy-out included), reduce_scatter, broadcast, and waits on them. Compute is every other
@@ -29,13 +31,13 @@ COLLECTIVE = re.compile(r"c10d|gloo|nccl|all_?reduce|all_?gather|reduce_?scatter
 
 
 def profiled_step(max_steps: int, warmup_steps: int, measure_flops: bool) -> int | None:
-    """The last step, where it comes after the memory window, the warm-up and the FLOP-counted step with at least one
-    timed step before it; None where there is none."""
+    """The last step, where it and the profiler's warm-up step before it come after the memory window, the warm-up
+    and the FLOP-counted step with at least one timed step before them; None where there is none."""
     from bench.trackers.memory import MIN_WINDOW_STEPS
 
     last = max_steps - 1
     untimed = max(warmup_steps, MIN_WINDOW_STEPS, 1 if measure_flops else 0)  # steps 0 .. untimed-1: never timed
-    return last if last >= untimed + 1 else None
+    return last if last - 1 >= untimed + 1 else None
 
 
 def union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -117,31 +119,40 @@ def _quiet_stderr():
 
 
 class CommProfiler(TrainerCallback):
-    """Profiles step `step` (None: none), with the memory tracker paused (`outside_memory`, a context manager
-    factory) so that the profiler's buffers never count in the peak; the caller leaves the step out of the speed
-    figures (ThroughputCallback.leave_out)."""
+    """Profiles step `step` (None: none) after a profiler warm-up over the step before, both with the memory tracker
+    paused (`outside_memory`, a context manager factory) so that the profiler's buffers never count in the peak; the
+    caller leaves `untimed_steps` out of the speed figures (ThroughputCallback.leave_out)."""
 
     def __init__(self, step: int | None, device, outside_memory=nullcontext):
         self.step, self.device, self.outside_memory = step, device, outside_memory
+        self.untimed_steps = () if step is None else (step - 1, step)
         self.index, self.profiler, self._paused = 0, None, None
         self.figures = {"comm_share": None, "comm_seconds": None, "comm_exposed_seconds": None}
 
     def on_step_begin(self, args, state, control, **kwargs):
-        if self.index != self.step:
-            return
-        from torch.profiler import ProfilerActivity, profile
+        if self.step is not None and self.index == self.step - 1:
+            self._start()
+        elif self.profiler is not None and self.index == self.step:
+            self.started = time.perf_counter()
+
+    def _start(self):
+        from torch.profiler import ProfilerActivity, profile, schedule
 
         self._paused = self.outside_memory()
         self._paused.__enter__()
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self.device.type == "cuda" else [])
-        self.profiler = profile(activities=activities)
+        # acc_events: keep the recorded step's events after the profiler stops (and no warning that it would not)
+        self.profiler = profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=1), acc_events=True)
         with _quiet_stderr():
             self.profiler.__enter__()
-        self.started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.index += 1
+        index, self.index = self.index, self.index + 1
         if self.profiler is None:
+            return
+        if index == self.step - 1:  # warm-up over: record the next step
+            with _quiet_stderr():
+                self.profiler.step()
             return
         if self.device.type == "cuda":
             import torch
@@ -149,7 +160,8 @@ class CommProfiler(TrainerCallback):
             torch.cuda.synchronize(self.device)
         wall = time.perf_counter() - self.started
         with _quiet_stderr():
+            self.profiler.step()  # the recorded step ends
             self.profiler.__exit__(None, None, None)
-        self.figures = share(self.profiler.events(), self.device.type == "cuda", wall)
+        self.figures = share(self.profiler.events() or [], self.device.type == "cuda", wall)
         self.profiler = None
         self._paused.__exit__(None, None, None)

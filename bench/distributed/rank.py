@@ -78,7 +78,8 @@ def _run(cfg, folder: Path, rank: int, phases: RankPhases, given: dict) -> None:
         comm = CommProfiler(step, ready.device, outside_memory=memory.paused)
         trainer, memory, speed = trial._train(cfg, ready.method, ready.method_cfg, ready.model, ready.tokenizer,
                                               ready.data, ready.device, given["progress"] and rank == 0, [comm], memory)
-        speed.leave_out(step)  # profiled: its time and the profiler's overhead stay out of the speed figures
+        for untimed in comm.untimed_steps:  # profiled: their time, the profiler's overhead, stay out of the speed
+            speed.leave_out(untimed)
     energy = {"energy_key": phases.energy.key, "energy_source": phases.energy.source,
               "energy_joules_by_phase": dict(phases.energy.joules)}  # this rank's device, load to train
     with phases("gather"):
