@@ -343,6 +343,13 @@ def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, metrics: dict
         timed = {"": model} if merged is None else {"": model, "_merged": merged}
         metrics.update(latency.measure_interleaved(timed, batch, cfg.train.latency_repeats,
                                                    cfg.train.latency_warmup, device))
+        if cfg.task.kind == "generation" and model_kind == "decoder":  # a generator also pays per decoded token
+            from bench.tasks import generation
+            from bench.trackers import decode
+
+            request = generation.timing_batch(data, tokenizer, cfg.train.max_length, decode.DECODE_NEW_TOKENS, device)
+            metrics.update(decode.measure_interleaved(generation.timing_decoder(tokenizer), timed, request,
+                                                      cfg.train.latency_repeats, cfg.train.latency_warmup, device))
     if probe is not None:
         with phases("probe"):  # on the method as it serves: merged where the merge passed its check
             _forgetting(probe, ready.base_probe, model if merged is None else merged, metrics, items)

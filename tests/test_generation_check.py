@@ -102,6 +102,8 @@ def test_a_generation_trial_keeps_each_items_text_and_its_check(tmp_path):
     assert record.status == "ok", record.error
     assert record.metrics["generation_check"] == "ok" and record.metrics["quality_na_reason"] is None
     assert "generated" not in record.metrics
+    assert record.metrics["ttft_ms_p50"] > 0 and record.metrics["decode_ms_per_token_p50"] > 0  # decode timed
+    assert "ttft_ms_p50_merged" not in record.metrics  # prefix tuning does not merge
     records.write(record, tmp_path)
     items = json.loads((tmp_path / records.ITEMS_NAME).read_text())
     assert len(items["generated"]) == len(items["quality"]) == record.metrics["n_eval"]

@@ -132,3 +132,21 @@ def _forward_logits(model, prompt: list[int], model_kind: str, device) -> torch.
     ids = torch.tensor([prompt], device=device)
     start = torch.tensor([[model.config.decoder_start_token_id]], device=device)
     return model(input_ids=ids, attention_mask=torch.ones_like(ids), decoder_input_ids=start).logits[0, -1].float()
+
+
+def timing_batch(data, tokenizer, max_length: int, new_tokens: int, device) -> dict:
+    """The first held-out prompt as a one-row batch: the request generation latency is timed on."""
+    cfg = data.cfg
+    prompt = prompt_ids(data.test_rows[0]["text"], tokenizer, cfg.prompt_template, max_length - new_tokens)
+    ids = torch.tensor([prompt], device=device)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def timing_decoder(tokenizer):
+    """decode(model, batch, new_tokens, on_token) for bench.trackers.decode: the greedy loop quality is scored with,
+    run to exactly new_tokens tokens (no stop at end-of-sequence), so every timed repeat does the same work."""
+    def decode(model, batch: dict, new_tokens: int, on_token) -> torch.Tensor:
+        return greedy.greedy(model, batch["input_ids"], batch["attention_mask"], new_tokens, tokenizer.eos_token_id,
+                             tokenizer.pad_token_id, stop_at_eos=False, on_token=on_token)
+
+    return decode
