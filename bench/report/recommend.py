@@ -120,7 +120,7 @@ def recommend(agg: pd.DataFrame, budget: Budget, trials: pd.DataFrame | None = N
     """Per model × task: fits, why not, tied at the top within budget (`recommended`, the top first), not
     distinguishable from the majority baseline, Pareto-optimal within budget. `trials` gives the paired tests over
     items; without it the spread over seeds decides."""
-    frame = agg.assign(serving_latency_ms=serving_latency(agg))
+    frame = agg.copy().assign(serving_latency_ms=serving_latency(agg))  # copy: one block per dtype
     frame["why_not"] = [violations(r, budget) for _, r in frame.iterrows()]
     frame["fits"] = frame["why_not"].map(len) == 0
     frame["pareto"] = False

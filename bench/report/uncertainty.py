@@ -275,7 +275,7 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
                     agg.at[index, "baseline"] = decision.baseline
                     agg.at[index, "baseline_kind"] = decision.baseline_kind
                     agg.at[index, "at_baseline"] = row["label"] in decision.at_baseline
-    return agg
+    return agg.copy()  # one block per dtype: the columns above were added one at a time
 
 
 def evidence(trials: pd.DataFrame, found: dict) -> list[str]:
