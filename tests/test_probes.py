@@ -164,3 +164,19 @@ def test_a_model_the_probe_cannot_see_is_na_not_zero(llama_base):
     metrics, items = {}, {}
     trial._forgetting(probe, {"score": 10.0, "items": [1.0] * 8}, AroundTheBody(llama_base.model), metrics, items)
     assert metrics["forgetting"] is None and "probe_error" in metrics and not items
+
+
+def test_probe_windows_start_as_the_tokenizer_starts_a_text(llama_base):
+    """Gemma's tokenizer adds BOS and Gemma reads perplexity 993 without it, 59 with it: a window without the BOS
+    the model always saw measures how it copes with the missing token, not what it knows."""
+    from transformers import AutoTokenizer
+
+    with_bos = AutoTokenizer.from_pretrained(llama_base.tokenizer.name_or_path, add_bos_token=True)
+    assert with_bos("a").input_ids[0] == with_bos.bos_token_id  # the tokenizer starts a text with BOS
+    windows = general_text_windows(with_bos, 8, 16)
+    assert len(windows) == 8 and all(len(w) == 16 and w[0] == with_bos.bos_token_id for w in windows)
+    plain = general_text_windows(llama_base.tokenizer, 8, 16)  # SmolLM2's tokenizer adds no BOS: none is put in
+    assert all(w[0] != with_bos.bos_token_id for w in plain)
+    assert windows[0][1:] == plain[0][:15]  # the text follows the BOS
+    probe = PerplexityProbe(with_bos, 8, 16, 4, "cpu")
+    assert probe.encoded[:, 0].eq(with_bos.bos_token_id).all()

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bench.config import TrialConfig
 
-CACHE_VERSION = 2  # bump when what a cached score means changes (1: whole-file chunks, body read around prompts)
+CACHE_VERSION = 3  # bump when what a cached score means changes (1: whole-file chunks, body read around prompts;
+# 2: probe windows without the BOS the tokenizer adds)
 PROBE_OF_KIND = {"decoder": "perplexity", "encoder": "retrieval_recall@1"}
 
 

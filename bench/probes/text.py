@@ -24,13 +24,27 @@ def _round_robin(groups: list[list], count: int) -> list:
     return items[:count]
 
 
+def leading_ids(tokenizer) -> list[int]:
+    """The ids the tokenizer puts before a text's own: BOS where it adds one (Llama, Gemma), none where it does not
+    (SmolLM2, GPT-2)."""
+    plain = tokenizer("a", add_special_tokens=False).input_ids
+    full = tokenizer("a").input_ids
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start]
+    return []
+
+
 def general_text_windows(tokenizer, count: int, length: int) -> list[list[int]]:
     """`count` non-overlapping windows of `length` token ids from the topics, spread over topics; equal lengths, so
-    they batch without padding and every text weighs the same."""
+    they batch without padding and every text weighs the same. Each window starts as the tokenizer starts a text
+    (BOS where it adds one): without it Gemma 3 270M read perplexity 993 on 8 windows, with it 59."""
+    lead = leading_ids(tokenizer)
+    step = length - len(lead)  # the text's own tokens per window
     windows = []
     for text in general_text_chunks():
         ids = tokenizer(text, add_special_tokens=False).input_ids
-        windows.append([ids[start:start + length] for start in range(0, len(ids) - length + 1, length)])
+        windows.append([lead + ids[start:start + step] for start in range(0, len(ids) - step + 1, step)])
     return _round_robin(windows, count)
 
 
