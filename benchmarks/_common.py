@@ -67,7 +67,7 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
     (throughput listener with its FLOP-counted step, token-counting collator, memory tracker and its CPU window);
     every run sees the same batches (same seed, same sampler)."""
     collator = tasks.collator(cfg.task.kind, ready.tokenizer)
-    clock = StepClock(max(cfg.train.warmup_steps, 1))  # step 0 is the FLOP-counted one when instrumented
+    clock = StepClock(trial.untimed_steps(cfg, ready.device))  # the steps a trial leaves out of its speed figures
     callbacks = [clock]
     memory = trial.training_memory(cfg, ready.device)  # as a trial tracks it
     if instrumented:
