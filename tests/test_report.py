@@ -447,6 +447,7 @@ def test_methods_apart_by_less_than_the_noise_are_reported_tied(tmp_path):
     assert decision.paired and "multiple comparisons with the best over 300 items × 3 seed(s)" in decision.ties.how
     assert set(decision.ties.tied) == {"lora", "dora", "full"} and decision.ties.worse == ["vera"]
     assert decision.describe().startswith("not shown worse than the best: ")
+    assert decision.shown_worse() == {"vera": f"below {decision.ties.top} on 3 of 3 seeds"}  # the verdict's seeds
     picks = recommend(aggregate(trials), Budget(), trials)
     assert set(picks.loc[picks["recommended"], "label"]) == {"lora", "dora", "full"}
     line = next(iter(__import__("bench.report.recommend", fromlist=["summary"]).summary(picks, Budget())))

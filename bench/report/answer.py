@@ -109,6 +109,11 @@ def card(group: pd.DataFrame) -> Card:
                      "(see Uncertainty).")
         return Card(title, lines, None, baseline_notes(group))
     lines.append(top_line(tied, int(tied["n_seeds"].min())))
+    worse = group[group.get("shown_worse", pd.Series(None, index=group.index)).map(
+        lambda v: isinstance(v, str) and v != "")]
+    if len(worse):
+        lines.append("Shown worse than another method: "
+                     + ", ".join(f"{r['label']} ({r['shown_worse']})" for _, r in worse.iterrows()) + ".")
     notes += baseline_notes(group)
     rows, marked = [], False
     for _, row in tied.head(MAX_ROWS).iterrows():

@@ -86,6 +86,19 @@ class Decision:
     def describe(self) -> str:
         return self.ties.describe() if self.ties is not None and self.ties.top else "n/a (no interval)"
 
+    def shown_worse(self) -> dict[str, str]:
+        """{label: "below lora on 3 of 3 seeds"} for each method shown worse than another: the verdict with how
+        many seeds agree in its sign."""
+        if self.ties is None:
+            return {}
+        out = {}
+        for label, by in self.ties.beaten_by.items():
+            mine, theirs = self.estimates[label].per_seed, self.estimates[by].per_seed
+            better = [(t - m) * (1 if self.metric == "quality" else -1) > 0 for m, t in zip(mine, theirs)]
+            word = "below" if self.metric == "quality" else "above"
+            out[label] = f"{word} {by} on {sum(better)} of {len(better)} seeds"
+        return out
+
 
 def _items(rows: pd.DataFrame, key: str):
     """{label: [per-seed arrays]} on the seeds every label has items for, or None where pairing is impossible."""
@@ -252,6 +265,7 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
         agg[f"{metric}_tied"] = pd.Series(np.nan, index=agg.index, dtype=object)
     agg["n_eval"], agg["at_baseline"] = np.nan, pd.Series(np.nan, index=agg.index, dtype=object)
     agg["unstable"] = pd.Series(np.nan, index=agg.index, dtype=object)
+    agg["shown_worse"] = pd.Series(np.nan, index=agg.index, dtype=object)
     agg["baseline"] = np.nan
     agg["baseline_kind"] = pd.Series(None, index=agg.index, dtype=object)
     agg["forgetting_geometric"] = False
@@ -271,6 +285,7 @@ def annotate(agg: pd.DataFrame, found: dict) -> pd.DataFrame:
             if metric == "quality":
                 agg.at[index, "n_eval"] = decision.n_items.get(row["label"], np.nan)
                 agg.at[index, "unstable"] = decision.unstable.get(row["label"], np.nan)
+                agg.at[index, "shown_worse"] = decision.shown_worse().get(row["label"], np.nan)
                 if np.isfinite(decision.baseline):
                     agg.at[index, "baseline"] = decision.baseline
                     agg.at[index, "baseline_kind"] = decision.baseline_kind
