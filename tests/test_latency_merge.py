@@ -147,3 +147,16 @@ def test_a_passed_merge_is_timed_in_the_same_loop_as_the_unmerged_model(monkeypa
     assert record.status == "ok" and m["merge_ok"] is True, (record.error, m.get("merge_error"))
     assert [set(models) for models in timed] == [{"", "_merged"}]  # one loop, not two blocks
     assert m["latency_ms_p50_merged"] > 0 and 1 <= m["latency_repeats_run"] <= 3  # FAST: train.latency_repeats=3
+
+
+def test_under_bf16_the_merge_is_checked_against_the_adapters_effect_in_float32(monkeypatch):
+    """bf16 rounding of the outputs is larger than a lightly trained adapter's effect: compared in bf16, a correct
+    merge would fail; in float32 it passes, and a merge that folds nothing still fails."""
+    model, batch = _tiny_lora(b_scale=2e-3)
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    _, good = merge.merge_checked(model, batch, torch.bfloat16, bf16)
+    assert good["merge_ok"] is True, good
+    assert good["merge_max_abs_diff"] > merge.MERGE_EFFECT_SHARE * good["merge_effect_max_abs_diff"]  # bf16 noise
+    monkeypatch.setattr(peft.LoraModel, "merge_and_unload", lambda self, **kw: self.unload())
+    _, bad = merge.merge_checked(model, batch, torch.bfloat16, bf16)
+    assert bad["merge_ok"] is False and "did not fold" in bad["merge_error"]
