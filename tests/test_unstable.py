@@ -117,3 +117,22 @@ def test_the_published_findings_carry_the_caveat(report):
     findings = section((report / "report.md").read_text(), "Published findings")
     line = next(line for line in findings.splitlines() if "Adapters and soft prompts" in line)
     assert "Caveat: adapter-houlsby is unstable (1 of 3 seeds at the lead-sentence baseline" in line
+
+
+def test_a_method_that_did_not_learn_is_left_out_of_the_forgetting_set():
+    """prompt-tuning at the majority share forgets nothing (it changed nothing): it has not shown that it forgets
+    less, so the least-forgetting set is lora's alone, and the quality set never holds prompt-tuning either."""
+    from bench.report import uncertainty
+
+    rows = []
+    for label, quality, forgetting in (("lora", 0.90, 0.30), ("prompt-tuning", 0.25, 0.0)):
+        for seed, jitter in enumerate((-0.01, 0.0, 0.01)):
+            rows.append({"status": "ok", "model": "m", "task": "t", "label": label, "seed": seed,
+                         "quality": quality + jitter, "quality_ci_low": quality + jitter - 0.04,
+                         "quality_ci_high": quality + jitter + 0.04, "baseline_score": 0.25,
+                         "baseline_kind": "majority-class", "forgetting": forgetting + jitter / 10,
+                         "forgetting_ci_low": forgetting - 0.02, "forgetting_ci_high": forgetting + 0.02,
+                         "forgetting_probe": "retrieval_recall@1"})
+    found = uncertainty.decisions(pd.DataFrame(rows))
+    assert found[("m", "t", "quality")].at_baseline == ["prompt-tuning"]
+    assert found[("m", "t", "forgetting")].ties.tied == ["lora"]

@@ -121,12 +121,13 @@ def _trial_se(group: pd.DataFrame, low_col: str, high_col: str) -> pd.Series:
 
 
 def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: str | None = None,
-           alpha: float = ALPHA, unstable: dict | None = None) -> Decision:
+           alpha: float = ALPHA, unstable: dict | None = None, exclude=()) -> Decision:
     """Tie set, intervals, baseline and stability checks for one model × task (rows: its finished trials).
 
     Intervals: stats.Estimate per method (seed part on k − 1 degrees of freedom), from per-item scores where
     every method has them on the same seeds, else from the per-trial intervals. Unstable methods (`unstable`, or
-    found here on quality) are left out of the tie set: a mean over a collapsed seed is no bet to recommend."""
+    found here on quality) are left out of the tie set: a mean over a collapsed seed is no bet to recommend; so are
+    the labels in `exclude`."""
     first = rows.iloc[0]
     low_col, high_col, n_col = (("quality_ci_low", "quality_ci_high", "n_eval") if metric == "quality" else
                                 (f"{metric}_ci_low", f"{metric}_ci_high", "n_probe"))
@@ -152,7 +153,8 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     decision.unstable = {**decision.unstable, **(unstable or {})}
     decision.interval = {label: e.interval() for label, e in decision.estimates.items()
                          if np.isfinite(e.half_width())}
-    stable = {label: e for label, e in decision.estimates.items() if label not in decision.unstable}
+    stable = {label: e for label, e in decision.estimates.items()
+              if label not in decision.unstable and label not in exclude}
     if decision.paired:
         decision.ties = stats.tie_set({label: scores[label] for label in stable}, alpha, higher_is_better)
     elif any(np.isfinite(e.half_width()) for e in stable.values()):
@@ -241,15 +243,16 @@ def unstable_names(frame: pd.DataFrame) -> str:
 
 def decisions(trials: pd.DataFrame, alpha: float = ALPHA) -> dict[tuple[str, str, str], Decision]:
     """{(model, task, metric): Decision} for quality (max) and forgetting (min) over the finished trials; a method
-    unstable on quality is left out of the forgetting tie set too."""
+    unstable on quality is left out of the forgetting set too, and so is one not shown above the trivial baseline:
+    a method that did not learn the task has not shown that it forgets less."""
     ok = trials[trials["status"] == "ok"]
     out = {}
     for (model, task), rows in ok.groupby(["model", "task"], sort=False):
-        unstable = {}
+        unstable, exclude = {}, set()
         for metric, higher, items in (("quality", True, "quality_items"), ("forgetting", False, None)):
             if rows[metric].notna().any():
-                out[(model, task, metric)] = decide(rows, metric, higher, items, alpha, unstable)
-                unstable = out[(model, task, metric)].unstable
+                out[(model, task, metric)] = decide(rows, metric, higher, items, alpha, unstable, exclude)
+                unstable, exclude = out[(model, task, metric)].unstable, set(out[(model, task, metric)].at_baseline)
     return out
 
 
@@ -315,6 +318,9 @@ def evidence(trials: pd.DataFrame, found: dict) -> list[str]:
                      + ", ".join(logged) + ".")
     hows = sorted({d.ties.how for d in found.values() if d.ties is not None and d.ties.how})
     lines += [f"Top set: {how}." for how in hows]
+    if any(d.metric == "quality" and d.at_baseline for d in found.values()):
+        lines.append("The forgetting sets leave out the methods not shown above the trivial baseline on quality: a "
+                     "method that did not learn the task has not shown that it forgets less.")
     few = sorted({f"{d.model} / {d.task}" for d in found.values() if 0 < d.n_seeds < MIN_SEEDS})
     if few:
         lines.append(f"Fewer than {MIN_SEEDS} seeds ({', '.join(few)}): the spread between training runs is not "
