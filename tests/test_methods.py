@@ -62,6 +62,7 @@ TABLE = {
     "pissa": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
     "olora": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
     "lora-fa": Row(QV + r"lora_B\.default\.weight$"),
+    "lora-plus": Row(QV + r"lora_[AB]\.default\.weight$"),
     "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
@@ -226,9 +227,12 @@ def test_method(row_id, setup, bases, tmp_path):
     model.train()
     for step in range(STEPS):
         model(**batch).loss.backward()
+        state = types.SimpleNamespace(global_step=step)
+        for callback in callbacks:  # as the Trainer calls them: before and after step(), before zero_grad()
+            callback.on_pre_optimizer_step(None, state, None)
         optimizer.step()
-        for callback in callbacks:  # as the Trainer calls them: after step(), before zero_grad()
-            callback.on_optimizer_step(None, types.SimpleNamespace(global_step=step), None)
+        for callback in callbacks:
+            callback.on_optimizer_step(None, state, None)
         optimizer.zero_grad()
     model.eval()
     logits, loss_after = forward(model, batch)
@@ -254,6 +258,39 @@ def test_method(row_id, setup, bases, tmp_path):
         merged_logits, _ = forward(merged, batch, loss=False)
         assert (merged_logits - logits).abs().max() <= 1e-4 * max(1.0, float(logits.abs().max()))
         assert not any(isinstance(m, BaseTunerLayer) for m in merged.modules())
+
+
+def test_lora_plus_steps_b_as_a_param_group_at_lr_ratio_would(bases):
+    """LoRA+'s callbacks stretch B's AdamW step; peft's LoRA+ optimizer gives B its own group at lr x lr_ratio."""
+    pristine, arch, batch = bases("bert-cls")
+    method = methods.get("lora-plus")
+    cfg = method.build_config({"lr_ratio": 4.0})
+    models_ = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models_.append(method.apply(copy.deepcopy(pristine), cfg, arch).train())
+    stretched, grouped = models_
+    b_of = {m: [p for n, p in m.named_parameters() if ".lora_B." in n] for m in models_}
+    rest_of = {m: [p for n, p in m.named_parameters() if p.requires_grad and ".lora_B." not in n] for m in models_}
+    one = torch.optim.AdamW([p for p in stretched.parameters() if p.requires_grad], lr=LR)
+    two = torch.optim.AdamW([{"params": rest_of[grouped]}, {"params": b_of[grouped], "lr": LR * 4.0}], lr=LR)
+    callbacks = method.callbacks(stretched, cfg, 3)
+    for step in range(3):
+        torch.manual_seed(step)  # same dropout masks in both
+        stretched(**batch).loss.backward()
+        torch.manual_seed(step)
+        grouped(**batch).loss.backward()
+        for callback in callbacks:
+            callback.on_pre_optimizer_step(None, None, None)
+        one.step()
+        two.step()
+        for callback in callbacks:
+            callback.on_optimizer_step(None, None, None)
+        one.zero_grad()
+        two.zero_grad()
+    assert any(p.abs().max() > 0 for p in b_of[grouped])
+    for p, q in zip(b_of[stretched], b_of[grouped]):
+        assert torch.allclose(p, q, atol=1e-6)
 
 
 def restore(method, cfg, pristine, arch, folder: Path):
