@@ -153,10 +153,22 @@ def test_the_comm_share_is_the_collective_time_no_compute_covers():
     gather = _event("FSDP::all_gather_copy_in", 0, 4)
     events = [_event("gloo:all_reduce", 0, 80), linear, _event("aten::mm", 10, 50, parent=linear), gather,
               _event("aten::copy_", 1, 3, parent=gather), _event("c10d::wait", 80, 100)]
-    figures = comm.share(events, on_device=False, wall_s=100e-6)
+    figures = comm.share(events, on_device=False, window=(0, 100))
     assert figures["comm_seconds"] == pytest.approx(100e-6)  # all the time a collective was under way
     assert figures["comm_exposed_seconds"] == pytest.approx((100 - 40) * 1e-6)  # less the matmul's 40 us under it
     assert figures["comm_share"] == pytest.approx(0.6)  # was 1.0: every collective microsecond, overlapped or not
+
+
+def test_collective_time_outside_the_profiled_step_is_cut_off():
+    from bench.distributed import comm
+
+    # The recording starts a step early: the Trainer's logging gathered the loss from every rank (waiting for the
+    # slowest) before the profiled step began at 0; only its last 10 us fall inside the step.
+    step = _event(comm.STEP_SPAN, 0, 100)
+    events = [_event("gloo:all_gather", -400, 10), step, _event("aten::mm", 10, 100, parent=step)]
+    figures = comm.share(events, on_device=False)
+    assert figures["comm_exposed_seconds"] == pytest.approx(10e-6) and figures["comm_share"] == pytest.approx(0.1)
+    assert comm.share([_event("aten::mm", 0, 1)], on_device=False)["comm_share"] is None  # the step was not seen
 
 
 def test_on_gpu_only_device_kernels_count():
@@ -164,7 +176,7 @@ def test_on_gpu_only_device_kernels_count():
 
     events = [_event("ncclDevKernel_AllReduce", 0, 50, device="CUDA"), _event("ampere_sgemm", 0, 30, device="CUDA"),
               _event("aten::mm", 0, 100)]  # a CPU-side launch: no device time
-    figures = comm.share(events, on_device=True, wall_s=100e-6)
+    figures = comm.share(events, on_device=True, window=(0, 100))
     assert figures["comm_exposed_seconds"] == pytest.approx(20e-6) and figures["comm_share"] == pytest.approx(0.2)
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from contextlib import contextmanager, nullcontext
 
 from transformers import TrainerCallback
 
+STEP_SPAN = "peft-bench: profiled step"  # a record_function span around the step, from its start to its end
 COLLECTIVE = re.compile(r"c10d|gloo|nccl|all_?reduce|all_?gather|reduce_?scatter|broadcast|all_to_all|wait_tensor",
                         re.IGNORECASE)
 
@@ -81,14 +81,18 @@ def _inside_collective(event) -> bool:
     return False
 
 
-def timeline(events, on_device: bool) -> tuple[list, list]:
-    """(collective intervals, compute intervals) of a profiled step's events, in the profiler's microseconds. GPU:
-    kernels on the device; CPU: collectives' spans and the innermost operators outside them."""
+def timeline(events, on_device: bool, window: tuple[float, float]) -> tuple[list, list]:
+    """(collective intervals, compute intervals) of a profiled step's events, in the profiler's microseconds, cut to
+    the step's window (the recording also holds the Trainer's work between the two steps: logging gathers the loss
+    from every rank, a collective that waits for the slowest). GPU: kernels on the device; CPU: collectives' spans
+    and the innermost operators outside them."""
     collectives, compute = [], []
     for event in events:
-        if on_device and event.device_type.name != "CUDA":
+        if (on_device and event.device_type.name != "CUDA") or event.name == STEP_SPAN:
             continue
-        span = (event.time_range.start, event.time_range.end)
+        span = (max(event.time_range.start, window[0]), min(event.time_range.end, window[1]))
+        if span[0] >= span[1]:
+            continue
         if COLLECTIVE.search(event.name):
             collectives.append(span)
         elif on_device or (not event.cpu_children and not _inside_collective(event)):
@@ -96,11 +100,18 @@ def timeline(events, on_device: bool) -> tuple[list, list]:
     return collectives, compute
 
 
-def share(events, on_device: bool, wall_s: float) -> dict:
-    """comm_share (exposed), comm_seconds (all collective time) and comm_exposed_seconds of one profiled step."""
-    collectives, compute = timeline(events, on_device)
+def share(events, on_device: bool, window: tuple[float, float] | None = None) -> dict:
+    """comm_share (exposed), comm_seconds (all collective time) and comm_exposed_seconds of one profiled step; the
+    step's window is the STEP_SPAN event's unless given (profiler microseconds). n/a where the step was not seen."""
+    if window is None:
+        spans = [(e.time_range.start, e.time_range.end) for e in events if e.name == STEP_SPAN]
+        if not spans:
+            return {"comm_share": None, "comm_seconds": None, "comm_exposed_seconds": None}
+        window = spans[0]
+    collectives, compute = timeline(events, on_device, window)
     seconds, hidden = busy_seconds(collectives) / 1e6, exposed(collectives, compute) / 1e6  # profiler: microseconds
-    return {"comm_share": min(hidden / wall_s, 1.0) if wall_s else None, "comm_seconds": seconds,
+    wall = (window[1] - window[0]) / 1e6
+    return {"comm_share": hidden / wall if wall > 0 else None, "comm_seconds": seconds,
             "comm_exposed_seconds": hidden}
 
 
@@ -133,7 +144,10 @@ class CommProfiler(TrainerCallback):
         if self.step is not None and self.index == self.step - 1:
             self._start()
         elif self.profiler is not None and self.index == self.step:
-            self.started = time.perf_counter()
+            from torch.profiler import record_function
+
+            self._span = record_function(STEP_SPAN)
+            self._span.__enter__()
 
     def _start(self):
         from torch.profiler import ProfilerActivity, profile, schedule
@@ -157,11 +171,11 @@ class CommProfiler(TrainerCallback):
         if self.device.type == "cuda":
             import torch
 
-            torch.cuda.synchronize(self.device)
-        wall = time.perf_counter() - self.started
+            torch.cuda.synchronize(self.device)  # the step's kernels end inside its span
+        self._span.__exit__(None, None, None)
         with _quiet_stderr():
-            self.profiler.step()  # the recorded step ends
+            self.profiler.step()  # the recording ends
             self.profiler.__exit__(None, None, None)
-        self.figures = share(self.profiler.events() or [], self.device.type == "cuda", wall)
+        self.figures = share(self.profiler.events() or [], self.device.type == "cuda")
         self.profiler = None
         self._paused.__exit__(None, None, None)
