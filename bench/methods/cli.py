@@ -107,8 +107,9 @@ def peft_type_lines(counts: dict | None) -> list[tuple[str, str]]:
         elif "reason" in status:
             lines.append((peft_type, f"skipped: {status['reason']}"))
         else:
-            first = status["methods"][0]
-            trained = f", {fraction(counts[first], with_params=False)} trainable" if counts else ""
+            own = peft_type.lower().replace("_", "-")  # the plain method where there is one (lora, not dora)
+            first = own if own in status["methods"] else status["methods"][0]
+            trained = f"; {first}: {fraction(counts[first], with_params=False)} trainable" if counts else ""
             lines.append((peft_type, f"runs: {', '.join(status['methods'])}{trained}"))
     return lines
 
