@@ -16,7 +16,7 @@ TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
 APT_GET ?= apt-get
 
-.PHONY: setup demo test lint test-slow test-gpu benchmarks chromium
+.PHONY: setup demo test lint test-slow test-gpu benchmarks chromium slurm slurm-stop test-cluster ray gemma3
 
 # A new environment gets a current pip: a distribution's bundled one can be years old.
 $(BIN)/python:
@@ -43,7 +43,7 @@ demo: setup
 	$(BIN)/peft-bench-report results/quick
 
 lint: setup
-	$(BIN)/ruff check bench tests benchmarks
+	$(BIN)/ruff check bench tests benchmarks hydra_plugins
 
 test: lint
 	$(BIN)/python -m pytest -q --durations=10
@@ -61,3 +61,34 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO $(APT_GET) update -qq -o Acquire::Retries=1 && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium chromium-driver; }
+
+# Debian/Ubuntu, as root: a one-node SLURM cluster on this machine (munge, MariaDB + slurmdbd for sacct, slurmctld,
+# slurmd; no systemd needed), for `hydra/launcher=slurm` and tests/test_cluster.py. `make slurm-stop` stops what
+# it started. Fails when apt cannot reach its mirrors; .ci/run then warns, and the cluster test skips with the reason.
+SLURM_PACKAGES := slurm-wlm slurmdbd munge mariadb-server
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmdbd >/dev/null && command -v mariadbd >/dev/null || { \
+	  $(APT_GET) update -qq -o Acquire::Retries=1 && \
+	  env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends $(SLURM_PACKAGES) >/dev/null; }
+	bash scripts/slurm-cluster.sh start
+
+slurm-stop:
+	bash scripts/slurm-cluster.sh stop
+
+# The sweeps through the cluster engines (slow tests: ~2 min for SLURM, ~1.5 min for Ray); each skips with its
+# reason where its engine is missing.
+test-cluster: setup
+	$(BIN)/python -m pytest -q -m slow tests/test_cluster.py -rs
+
+# Ray in its own environment: hydra-ray-launcher pins cloudpickle<3, which the joblib launcher's joblib>=1.6 in .venv
+# cannot share. `$(RAY_VENV)/bin/python -m bench.cli ... hydra/launcher=ray-cluster` runs a sweep on Ray.
+RAY_VENV ?= .venv-ray
+$(RAY_VENV)/.installed: pyproject.toml requirements-embedded.txt
+	$(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RAY_VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
+	$(RAY_VENV)/bin/python -m pip install --quiet -e ".[ray]"
+	$(RAY_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-embedded.txt
+	touch $@
+
+ray: $(RAY_VENV)/.installed
