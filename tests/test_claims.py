@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench.probes import forgetting
 from bench.report import claims
@@ -114,3 +115,30 @@ def test_forgetting_difference_interval_holds_the_observed_difference_and_needs_
 def test_a_sweep_without_full_fine_tuning_checks_nothing():
     sweep = _sweep(0.0, 0.0, 10, 10)
     assert claims.check(sweep[sweep["method"] != "full"]) == []
+
+
+def test_forgetting_on_perplexity_is_compared_as_log_after_over_before():
+    """Per window, mean NLL before and after: lora's perplexity ratio is e^0.1, full's e^0.5, so LoRA − full on
+    log(after / before) is exactly −0.4 on every seed, whatever the raw relative rises (0.105 vs 0.649)."""
+    before = list(np.linspace(2.0, 4.0, 64))
+
+    def side(shift):
+        return {"before": before, "after": [b + shift for b in before], "weights": [3] * 64}
+
+    rows = pd.DataFrame([{"seed": s, "forgetting_probe": "perplexity", "probe_items": side(0.1)}
+                         for s in SEEDS]).set_index("seed")
+    full = pd.DataFrame([{"seed": s, "forgetting_probe": "perplexity", "probe_items": side(0.5)}
+                         for s in SEEDS]).set_index("seed")
+    result = claims.forgetting_difference(rows, full)
+    assert result.value == pytest.approx(-0.4) and result.agree == "3 of 3 seeds agree in sign"
+
+
+def test_latency_ratios_do_not_pair_trials_by_seed():
+    """The training seed has nothing to do with a latency: reordering one side's seeds leaves the interval as it is."""
+    sweep = _sweep(0.0, 0.0, 10, 10)
+    lora, full = claims._rows(sweep, "lora"), claims._rows(sweep, "full")
+    shuffled = full.assign(latency_ms_p50=full["latency_ms_p50"].to_numpy()[::-1])
+    first, second = claims.latency_ratio(lora, full, "latency_ms_p50"), claims.latency_ratio(lora, shuffled,
+                                                                                             "latency_ms_p50")
+    assert (first.value, first.low, first.high) == pytest.approx((second.value, second.low, second.high))
+    assert first.count_word == "trials per side" and first.agree == ""
