@@ -223,6 +223,18 @@ def test_group_energy_sums_every_gpu_and_counts_a_rapl_host_once():
     assert partial["energy_joules_train"] is None and "rank 1" in partial["energy_source"]  # a partial sum reads low
 
 
+def test_rank_0s_own_counter_does_not_replace_the_groups_energy():
+    from bench.distributed.figures import group_metrics
+    from bench.distributed.rank import add_own_phases
+
+    nvml = "nvml (whole GPU, all processes)"
+    metrics = group_metrics([_rank_figures("GPU-aaa", nvml, 100.0, 1000), _rank_figures("GPU-bbb", nvml, 120.0, 1000)],
+                            "ddp")
+    add_own_phases(metrics, {"energy_joules_train": 100.0, "energy_joules_evaluate": 5.0, "energy_source": nvml})
+    assert metrics["energy_joules_train"] == 220.0 and metrics["energy_joules_evaluate"] == 5.0
+    assert "summed over 2 GPUs" in metrics["energy_source"]
+
+
 def _sweep(results: Path, *args: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "bench.cli", "-m", *TINY, *FAST, f"results_dir={results}", "sweep_name=d",
                "method=lora", "train.distributed=ddp", "train.nproc=2", *args]

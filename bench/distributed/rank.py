@@ -89,9 +89,14 @@ def _run(cfg, folder: Path, rank: int, phases: RankPhases, given: dict) -> None:
     metrics.update(group)
     trial.add_mfu(metrics, ready.device, Path(cfg.cache_dir).expanduser(), processes=cfg.train.nproc)
     trial.measure(cfg, ready, model, phases, metrics, items, Path(given["trial_dir"]) if given["trial_dir"] else None)
-    # the group's energy of the phases every rank ran stands; rank 0's own counter adds the phases only it ran
-    metrics.update({key: value for key, value in phases.metrics().items() if key not in metrics})
+    add_own_phases(metrics, phases.metrics())
     write_atomic(folder / RESULT_NAME, {"metrics": metrics, "items": items})
+
+
+def add_own_phases(metrics: dict, own: dict) -> None:
+    """Rank 0's own phase figures, under the group's: the group's energy of the phases every rank ran (summed over
+    their devices) stands, and rank 0's counter adds the phases only it ran (evaluate, latency, probe...)."""
+    metrics.update({key: value for key, value in own.items() if key not in metrics})
 
 
 def _write_error(folder: Path, rank: int, error: BaseException, phase: str) -> None:
