@@ -70,3 +70,9 @@ def test_auto_precision_and_the_mfu_peak_follow_this_device():
     matmul = peak_flops.gpu_matmul_precision(m["precision"])
     assert m["peak_flops_per_s"] == peak_flops.gpu_peak(torch.cuda.get_device_name(0), matmul)
     assert (m["mfu"] is None) == (m["peak_flops_per_s"] is None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bitsandbytes") is None, reason="needs bitsandbytes")
+def test_qlora_counts_its_4bit_weights_as_weights():
+    full, qlora = _run("method=full"), _run("method=qlora")
+    assert qlora["total_params"] - qlora["trainable_params"] == full["total_params"]  # the frozen base, unpacked
