@@ -101,6 +101,10 @@ TABLE = {
     "peft[fourierft]": Row(QV + r"fourierft_spectrum\.default$", {"peft_type": "FOURIERFT",
                                                                    "config": {"n_frequency": 64}}, identity=None,
                            method="peft"),
+    "peft[ln_tuning]": Row(NORM + r"ln_tuning_layers\.default\.(weight|bias)$", {"peft_type": "LN_TUNING"},
+                           method="peft"),  # norm layers, not LoRA's default targets
+    "peft[prefix_tuning]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {
+        "peft_type": "PREFIX_TUNING", "config": {"num_virtual_tokens": 4}}, identity=None, method="peft"),
     "qlora": Row(r"lora_[AB]\.default\.weight$", refused=ALL),  # tiny models sit on the CPU; see test_qlora_on_gpu
     "adapter-houlsby": Row(r"\.adapter\.(down|up)\.(weight|bias)$"),
     "adapter-pfeiffer": Row(FFN_OUT + r"adapter\.(down|up)\.(weight|bias)$"),
@@ -299,7 +303,8 @@ def restore(method, cfg, pristine, arch, folder: Path):
     from safetensors.torch import load_file
 
     base = copy.deepcopy(pristine)
-    if method.peft_type in ("PREFIX_TUNING", "CARTRIDGE") and arch.task_kind == "classification":
+    peft_type = cfg.peft_type if method.name == "peft" else method.peft_type
+    if peft_type in ("PREFIX_TUNING", "CARTRIDGE") and arch.task_kind == "classification":
         prefix_tuning.accept_past_key_values(base)  # peft 0.21 + transformers 5, see bench/methods/prefix_tuning.py
     if (folder / "adapter_config.json").exists():
         return PeftModel.from_pretrained(base, folder)

@@ -10,10 +10,13 @@ from typing import Any, ClassVar
 
 from bench import ConfigError, closest
 from bench.methods import register
-from bench.methods._common import peft_config, peft_wrap
+from bench.methods._common import norm_modules, peft_config, peft_wrap
+from bench.methods.prefix_tuning import accept_past_key_values
 
 SET_BY_THE_HARNESS = ("task_type", "modules_to_save", "peft_type", "inference_mode", "base_model_name_or_path",
                       "revision", "auto_mapping")
+
+NOT_LINEAR = ("SHADOW", "ADAPTION_PROMPT")  # targets are decoder blocks or attention modules: peft's default
 
 
 def config_class(peft_type: str):
@@ -48,6 +51,11 @@ class PeftGenericConfig:
           summary="any peft type by name (`method.params.peft_type`), with its own config fields")
 def apply(model, cfg: PeftGenericConfig, arch):
     values = dict(cfg.config)
-    if "target_modules" in settable_fields(cfg.peft_type):
+    if cfg.peft_type == "LN_TUNING":  # LN tuning's targets are the normalisation layers, not linear ones
+        values.setdefault("target_modules", norm_modules(model, arch))
+        return peft_wrap(model, config_class("LN_TUNING")(**values), arch)
+    if "target_modules" in settable_fields(cfg.peft_type) and cfg.peft_type not in NOT_LINEAR:
         values.setdefault("target_modules", "qv")
+    if cfg.peft_type in ("PREFIX_TUNING", "CARTRIDGE") and arch.task_kind == "classification":
+        accept_past_key_values(model)  # see prefix_tuning.py
     return peft_wrap(model, peft_config(cfg.peft_type, values, model, arch), arch)
