@@ -702,3 +702,12 @@ def test_report_of_serving_records_alone_is_the_serving_section(tmp_path):
     md = (out / "report.md").read_text()
     assert "## Serving K tasks" in md and "Key figures" not in md and "0 trials" not in md
 
+
+
+def test_ratio_columns_are_summarised_by_geometric_means():
+    """One slow seed (400 ms beside two at 100) pulls the arithmetic mean to 200; the card divides geometric means."""
+    rows = [r for r in synthetic_rows() if r["model"] == "tiny-a" and r["task"] == "topic" and r["method"] == "lora"]
+    rows = [dict(r, latency_ms_p50=ms) for r, ms in zip(rows, (100.0, 100.0, 400.0))]
+    row = aggregate(normalize(pd.DataFrame(rows))).iloc[0]
+    assert row["latency_ms_p50_mean"] == pytest.approx(200.0)
+    assert row["latency_ms_p50_gmean"] == pytest.approx(400.0 ** (1 / 3) * 100.0 ** (2 / 3))

@@ -6,6 +6,7 @@ std is the sample standard deviation (ddof=1): NaN with one seed, which prints a
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bench.methods import FAMILIES
@@ -13,6 +14,9 @@ from bench.results import stats
 from bench.results.metrics import METRICS, QUALITY_METRICS
 
 KEYS = ["model", "task", "family", "method", "label"]
+# figures the report divides by full fine-tuning's: their mean over seeds is geometric (`<col>_gmean`), so a ratio of
+# two is the ratio of typical values, not pulled by one slow or large seed
+RATIO_COLUMNS = ["peak_mem_bytes", "train_tokens_per_s", "checkpoint_bytes", "latency_ms_p50", "latency_ms_p50_merged"]
 
 
 def family_rank(family: str) -> int:
@@ -29,7 +33,8 @@ def ordered(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """One row per model × task × method variant: `<col>_mean`, `<col>_std`, `<col>_n` and `n_seeds`."""
+    """One row per model × task × method variant: `<col>_mean`, `<col>_std`, `<col>_n`, `n_seeds`, and
+    `<col>_gmean` (geometric mean over seeds) for the RATIO_COLUMNS."""
     columns = columns or [c for c in [*METRICS, *QUALITY_METRICS] if c in trials]
     ok = trials[trials["status"] == "ok"]
     if ok.empty:
@@ -44,7 +49,10 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
                         timed_alone_all=("timed_alone", lambda v: bool(len(v)) and all(x is True for x in v)),
                         can_merge=("can_merge", "first"), mem_source=("mem_source", "first"),
                         forgetting_probe=("forgetting_probe", "first"))
-    return ordered(pd.concat([stats, extra], axis=1).copy().reset_index())  # copy: one block per dtype
+    positive = [c for c in RATIO_COLUMNS if c in ok]
+    logs = ok[KEYS].assign(**{c: np.log(ok[c].where(ok[c] > 0)) for c in positive})
+    gmeans = np.exp(logs.groupby(KEYS, sort=False, dropna=False)[positive].mean()).add_suffix("_gmean")
+    return ordered(pd.concat([stats, extra, gmeans], axis=1).copy().reset_index())  # copy: one block per dtype
 
 
 # the same for every seed by construction: the best value is the best whatever the seed count

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import answer, claims, explorer, page, serving, uncertainty
+from bench.report import answer, claims, explorer, memory_fit, page, serving, uncertainty
 from bench.report.aggregate import MIN_SEEDS, TIMED, aggregate, best_marks
 from bench.report.load import load_trials, read_table
 from bench.report.page import Block
@@ -175,6 +175,7 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
         blocks.append(Block("heading", "Tables", anchor="tables"))
         for table in (cost_table(agg), paper_table(agg), storage_table(agg, storage_n)):
             add_table(table)
+        memory_fit.add_section(trials, blocks, add_table)  # peak memory predicted at 1B / 7B / 70B
 
     blocks.append(Block("heading", "Plots", anchor="plots"))
     for plot in plots:

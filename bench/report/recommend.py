@@ -80,9 +80,13 @@ class Budget:
         return ", ".join(parts)
 
 
-def serving_latency(agg: pd.DataFrame) -> pd.Series:
-    """Latency the method serves at: merged where it merges (and that is faster), else unmerged."""
-    return agg[["latency_ms_p50_mean", "latency_ms_p50_merged_mean"]].min(axis=1, skipna=True)
+def serving_latency(agg: pd.DataFrame, stat: str = "mean") -> pd.Series:
+    """Latency the method serves at: merged where it merges (and that is faster), else unmerged (`stat`: the
+    aggregate's mean or gmean)."""
+    columns = [f"latency_ms_p50_{stat}", f"latency_ms_p50_merged_{stat}"]
+    if not all(c in agg for c in columns):
+        return pd.Series(float("nan"), index=agg.index)
+    return agg[columns].min(axis=1, skipna=True)
 
 
 def violations(row: pd.Series, budget: Budget) -> list[str]:
