@@ -63,6 +63,7 @@ TABLE = {
     "olora": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
     "lora-fa": Row(QV + r"lora_B\.default\.weight$"),
     "lora-plus": Row(QV + r"lora_[AB]\.default\.weight$"),
+    "eva": Row(QV + r"lora_[AB]\.default\.weight$"),  # A's data-driven init: test_eva_initialises_a_from_the_data
     "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
@@ -295,6 +296,24 @@ def test_lora_plus_steps_b_as_a_param_group_at_lr_ratio_would(bases):
     assert any(p.abs().max() > 0 for p in b_of[grouped])
     for p, q in zip(b_of[stretched], b_of[grouped]):
         assert torch.allclose(p, q, atol=1e-6)
+
+
+@pytest.mark.parametrize("setup", ["bert-cls", "llama-gen"])
+def test_eva_initialises_a_from_the_data(setup, bases):
+    """At the start of training EVA replaces A, in place, by orthonormal singular vectors of the layer inputs."""
+    pristine, arch, batch = bases(setup)
+    method = methods.get("eva")
+    model = method.apply(copy.deepcopy(pristine), method.build_config({}), arch)
+    a_weights = {n: p for n, p in model.named_parameters() if ".lora_A." in n}
+    before = {n: p.detach().clone() for n, p in a_weights.items()}
+    (callback,) = method.callbacks(model, method.build_config({}), STEPS)
+    callback.on_train_begin(None, None, None, train_dataloader=[batch] * 4)
+    after = dict(model.named_parameters())
+    for name, weight in a_weights.items():
+        assert after[name] is weight, "replaced, not filled in place: the optimizer would train a stale tensor"
+        assert not torch.allclose(weight, before[name])
+        gram = weight.detach() @ weight.detach().T
+        assert torch.allclose(gram, torch.eye(len(gram)), atol=1e-4)
 
 
 def restore(method, cfg, pristine, arch, folder: Path):
