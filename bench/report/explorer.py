@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.methods import FAMILIES
 from bench.report.plots.style import LOG_SCALE, bytes_unit, colour
+from bench.report.tables import PROBE_UNITS
 from bench.results.metrics import METRICS, QUALITY_LONG, QUALITY_METRICS
 
 DEFAULT_X, DEFAULT_Y = "peak_mem_bytes", "quality"
@@ -67,7 +68,7 @@ def data(agg: pd.DataFrame, trials: pd.DataFrame) -> dict:
             elif _number(row.get(f"{column}_std")) is not None and row.get(f"{column}_n", 0) > 1:
                 errors[column] = [row[f"{column}_std"] / scale] * 2  # ± std over seeds
         tied = row.get("quality_tied") is True
-        why = row.get("unstable")
+        why, probe = row.get("unstable"), row.get("forgetting_probe")
         unstable = why if isinstance(why, str) and why else ""
         top = agg.loc[(agg["model"] == row["model"]) & (agg["task"] == row["task"]), "quality_mean"].max()
         metric = row["quality_metric"]
@@ -75,6 +76,7 @@ def data(agg: pd.DataFrame, trials: pd.DataFrame) -> dict:
                        "label": row["label"], "seeds": int(row["n_seeds"]),
                        "items": _number(row.get("n_eval")), "metric": QUALITY_LONG.get(metric, metric or "quality"),
                        "tied": tied, "baseline": row.get("at_baseline") is True, "unstable": unstable,
+                       "probe": PROBE_UNITS.get(probe, probe) if isinstance(probe, str) else "",
                        # the front counts every method tied at the top as equal in quality: the top's
                        "level": _number(top, axes["quality"]["scale"]) if tied and "quality" in axes else None,
                        "config": _config(trials, row), "v": values, "e": errors})
@@ -193,6 +195,7 @@ APP_JS = r"""
                        : " ± " + fmt(e[0]);
         lines.push(text);
       });
+    if (p.probe && (x === "forgetting" || y === "forgetting")) lines.push("forgetting probe: " + p.probe);
     if (p.tied) lines.push("not shown worse than the best quality");
     if (p.unstable) lines.push("<b>unstable</b>: " + p.unstable + "; never on the front");
     if (p.baseline) lines.push("not shown above the task's trivial baseline");
