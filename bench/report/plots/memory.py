@@ -20,7 +20,7 @@ from bench.report.plots.style import (
 )
 from bench.results.metrics import MEMORY_PARTS, METRICS
 
-PART_COLOURS = ["#4c72b0", "#b0b0b0", "#dd8452", "#c44e52", "#8172b3"]
+PART_COLOURS = ["#4c72b0", "#b0b0b0", "#dd8452", "#c44e52", "#8172b3", "#937860"]
 
 
 def memory_breakdown(agg, trials, folder) -> Plot:
