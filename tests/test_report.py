@@ -711,3 +711,15 @@ def test_ratio_columns_are_summarised_by_geometric_means():
     row = aggregate(normalize(pd.DataFrame(rows))).iloc[0]
     assert row["latency_ms_p50_mean"] == pytest.approx(200.0)
     assert row["latency_ms_p50_gmean"] == pytest.approx(400.0 ** (1 / 3) * 100.0 ** (2 / 3))
+
+
+def test_one_seed_names_no_method_clear_of_the_rest(tmp_path):
+    """make demo runs one seed: item noise alone separates lora from full here, but training noise is not measured,
+    so the answer says so, names nothing clear of the rest, and no finding is stronger than not separable."""
+    folder = item_sweep(tmp_path / "one-seed", {"lora": 0.92, "full": 0.70, "vera": 0.55}, seeds=1, majority=0.3)
+    build_report(folder, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    answer = md.split("\n## The answer")[1].split("\n## ")[0]
+    assert "clear of the rest:" not in md and "1 seed(s): the spread between training runs is not measured" in answer
+    findings = md.split("\n## Published findings")[1].split("\n## ")[0]
+    assert "**reproduced**" not in findings and "**not reproduced**" not in findings
