@@ -173,3 +173,21 @@ def test_the_scaling_plot_never_draws_forgetting_across_model_types(tmp_path):
     (plot,) = model_size(aggregate(trials), trials, tmp_path)
     assert "Forgetting left out" in plot.caption
     assert ">forgetting<" not in (tmp_path / f"{plot.name}.svg").read_text()
+
+
+def test_speed_and_latency_are_marked_best_only_from_trials_timed_alone():
+    from bench.report.aggregate import aggregate, best_marks
+    from bench.report.load import normalize
+
+    def marks(alone):
+        frame = pd.DataFrame([{"model": "m", "task": "t", "method": method, "family": "x", "seed": seed, "status": "ok",
+                               "latency_ms_p50": ms + seed, "train_tokens_per_s": 100.0 - ms + seed,
+                               "timed_alone": alone} for method, ms in (("fast", 10.0), ("slow", 50.0))
+                              for seed in range(3)])
+        agg = aggregate(normalize(frame))
+        found = best_marks(agg, ["latency_ms_p50", "train_tokens_per_s"])
+        return {column: set(agg.loc[found[column], "method"]) for column in found}
+
+    assert marks(True) == {"latency_ms_p50": {"fast"}, "train_tokens_per_s": {"fast"}}
+    assert marks(None) == {"latency_ms_p50": set(), "train_tokens_per_s": set()}  # not recorded: not timed alone
+    assert marks(False) == {"latency_ms_p50": set(), "train_tokens_per_s": set()}
