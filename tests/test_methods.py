@@ -30,6 +30,7 @@ from bench.trackers import storage
 from conftest import trial_config
 
 ALL = ("bert-cls", "llama-cls", "llama-gen")
+LINEAR = ALL[:2]  # an encoder's and a decoder's linear layers: the LM head adds ~1 s a case and nothing to them
 HEAD = r"(^|\.)(classifier|score)\.(modules_to_save\.default\.)?(weight|bias)$"  # trained by every method
 QV = r"\.(query|value|q_proj|v_proj)\."
 ATTENTION = r"\.(self\.(query|key|value)|attention\.output\.dense|self_attn\.[qkvo]_proj)\."
@@ -46,6 +47,7 @@ class Row:
     edits_base: bool = False  # the method rewrites frozen base weights at init (PiSSA)
     refused: tuple = ()  # setups where the method must refuse with Unsupported (QLoRA without CUDA, BitFit on Llama)
     method: str = ""  # registry name, when the row id is a variant (prompt-tuning[text])
+    setups: tuple = ALL  # where it runs; methods on linear layers skip llama-gen (the LM head is what it adds)
 
 
 TABLE = {
@@ -60,50 +62,52 @@ TABLE = {
     "rslora": Row(QV + r"lora_[AB]\.default\.weight$"),
     "dora": Row(QV + r"(lora_[AB]|lora_magnitude_vector)\.default\.weight$"),
     "pissa": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
-    "olora": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True),
-    "lora-fa": Row(QV + r"lora_B\.default\.weight$"),
-    "lora-plus": Row(QV + r"lora_[AB]\.default\.weight$"),
-    "eva": Row(QV + r"lora_[AB]\.default\.weight$"),  # A's data-driven init: test_eva_initialises_a_from_the_data
+    "olora": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True, setups=LINEAR),
+    "lora-fa": Row(QV + r"lora_B\.default\.weight$", setups=LINEAR),
+    "lora-plus": Row(QV + r"lora_[AB]\.default\.weight$", setups=LINEAR),
+    "eva": Row(QV + r"lora_[AB]\.default\.weight$", setups=LINEAR),  # A's init: test_eva_...
     "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
     "vera": Row(QV + r"vera_lambda_[bd]\.default$"),
     "oft": Row(QV + r"oft_R\.default\.weight$"),
     "boft": Row(QV + r"boft_[Rs]\.default$"),
-    "adamss": Row(QV + r"adamss_[AB]\.default\.\d+$", {"r": 8, "num_subspaces": 2}),
-    "beft": Row(r"\.(value|v_proj)\.beft_bias\.default$"),
-    "c3a": Row(QV + r"c3a_kernel\.default$", {"block_size": 16}, identity=None),  # xavier-initialised kernels
-    "deft": Row(QV + r"deft_[PR]\.default$"),
-    "delora": Row(QV + r"delora_(A|B|lambda)\.default$", {"r": 4}),
-    "fourierft": Row(QV + r"fourierft_spectrum\.default$", {"n_frequency": 64}, identity=None),  # random spectrum
-    "frod": Row(QV + r"frod_lambda_(l|s_values)\.default$"),
-    "glora": Row(QV + r"glora_[A-E]\.default\.X[du]?$"),  # D and E only where the layer has a bias (BERT)
-    "gralora": Row(QV + r"gralora_[AB]\.default$", {"r": 8}),
-    "hira": Row(QV + r"hira_[AB]\.default$", {"r": 4}),
-    "hra": Row(QV + r"hra_u\.default$"),
-    "lily": Row(QV + r"lily_(A|B|router)\.default\.weight$", {"r": 8}),
-    "miss": Row(QV + r"miss_block\.default$", {"r": 4}),
-    "osf": Row(QV + r"osf_svd_params\.default\.[USV]_low$"),
-    "peanut": Row(QV + r"peanut_[AB]\.default\.weight$", {"r": 8}),
-    "psoft": Row(QV + r"psoft_R\.default\.(weight|vector_[ab])$", {"r": 8}),
-    "pvera": Row(QV + r"pvera_lambda_[bd]\.default$", {"r": 16}),
-    "randlora": Row(QV + r"randlora_(lambda|gamma)\.default$", {"r": 4}),
-    "road": Row(QV + r"road_(theta|alpha)\.default$", {"group_size": 8}),
-    "shira": Row(QV + r"shira_weight\.default$", {"r": 4}),
-    "supertuning": Row(QV + r"supertuning_values\.default$", {"sparsity": 0.9}),
-    "tinylora": Row(QV + r"tinylora_v\.default\.\d+$", {"u": 8}),
+    "adamss": Row(QV + r"adamss_[AB]\.default\.\d+$", {"r": 8, "num_subspaces": 2}, setups=LINEAR),
+    "beft": Row(r"\.(value|v_proj)\.beft_bias\.default$", setups=LINEAR),
+    "c3a": Row(QV + r"c3a_kernel\.default$", {"block_size": 16}, identity=None, setups=LINEAR),  # xavier init
+    "deft": Row(QV + r"deft_[PR]\.default$", setups=LINEAR),
+    "delora": Row(QV + r"delora_(A|B|lambda)\.default$", {"r": 4}, setups=LINEAR),
+    "fourierft": Row(QV + r"fourierft_spectrum\.default$", {"n_frequency": 64}, identity=None,
+                      setups=LINEAR),  # random init
+    "frod": Row(QV + r"frod_lambda_(l|s_values)\.default$", setups=LINEAR),
+    "glora": Row(QV + r"glora_[A-E]\.default\.X[du]?$", setups=LINEAR),  # D, E: where biases are
+    "gralora": Row(QV + r"gralora_[AB]\.default$", {"r": 8}, setups=LINEAR),
+    "hira": Row(QV + r"hira_[AB]\.default$", {"r": 4}, setups=LINEAR),
+    "hra": Row(QV + r"hra_u\.default$", setups=LINEAR),
+    "lily": Row(QV + r"lily_(A|B|router)\.default\.weight$", {"r": 8}, setups=LINEAR),
+    "miss": Row(QV + r"miss_block\.default$", {"r": 4}, setups=LINEAR),
+    "osf": Row(QV + r"osf_svd_params\.default\.[USV]_low$", setups=LINEAR),
+    "peanut": Row(QV + r"peanut_[AB]\.default\.weight$", {"r": 8}, setups=LINEAR),
+    "psoft": Row(QV + r"psoft_R\.default\.(weight|vector_[ab])$", {"r": 8}, setups=LINEAR),
+    "pvera": Row(QV + r"pvera_lambda_[bd]\.default$", {"r": 16}, setups=LINEAR),
+    "randlora": Row(QV + r"randlora_(lambda|gamma)\.default$", {"r": 4}, setups=LINEAR),
+    "road": Row(QV + r"road_(theta|alpha)\.default$", {"group_size": 8}, setups=LINEAR),
+    "shira": Row(QV + r"shira_weight\.default$", {"r": 4}, setups=LINEAR),
+    "supertuning": Row(QV + r"supertuning_values\.default$", {"sparsity": 0.9}, setups=LINEAR),
+    "tinylora": Row(QV + r"tinylora_v\.default\.\d+$", {"u": 8}, setups=LINEAR),
     "trainable-tokens": Row(r"trainable_tokens_delta\.default$"),
-    "unilora": Row(QV + r"unilora_theta_d\.default$", {"theta_d_length": 64}, identity=None),  # random vector
+    "unilora": Row(QV + r"unilora_theta_d\.default$", {"theta_d_length": 64}, identity=None,
+                    setups=LINEAR),  # random vector
     "vblora": Row(QV + r"vblora_(logits_[AB]|vector_bank)\.default$", {"vector_length": 16, "num_vectors": 32},
-                  identity=None),  # random bank
-    "waveft": Row(QV + r"waveft_spectrum\.default$", {"n_frequency": 64}),
+                  identity=None, setups=LINEAR),  # random bank
+    "waveft": Row(QV + r"waveft_spectrum\.default$", {"n_frequency": 64}, setups=LINEAR),
     "shadow": Row(r"shadow_", refused=("bert-cls",), identity=None),
-    "peft": Row(QV + r"hra_u\.default$", {"peft_type": "HRA"}),
+    "peft": Row(QV + r"hra_u\.default$", {"peft_type": "HRA"}, setups=LINEAR),
     "peft[fourierft]": Row(QV + r"fourierft_spectrum\.default$", {"peft_type": "FOURIERFT",
                                                                    "config": {"n_frequency": 64}}, identity=None,
-                           method="peft"),
+                           method="peft", setups=LINEAR),
     "peft[ln_tuning]": Row(NORM + r"ln_tuning_layers\.default\.(weight|bias)$", {"peft_type": "LN_TUNING"},
-                           method="peft"),  # norm layers, not LoRA's default targets
+                           method="peft", setups=LINEAR),  # norm layers, not LoRA's default targets
     "peft[prefix_tuning]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {
         "peft_type": "PREFIX_TUNING", "config": {"num_virtual_tokens": 4}}, identity=None, method="peft"),
     "qlora": Row(r"lora_[AB]\.default\.weight$", refused=ALL),  # tiny models sit on the CPU; see test_qlora_on_gpu
@@ -190,8 +194,8 @@ def test_registry_has_every_family_and_a_test_row_per_method():
     assert all(f"| `{name}` | {m.family} | {m.summary} |" in table for name, m in registered.items())
 
 
-@pytest.mark.parametrize("setup", SETUPS)
-@pytest.mark.parametrize("row_id", TABLE)
+@pytest.mark.parametrize("row_id,setup", [(r, s) for r in TABLE for s in TABLE[r].setups],
+                         ids=lambda value: value)
 def test_method(row_id, setup, bases, tmp_path):
     row, method = TABLE[row_id], methods.get(method_of(row_id))
     pristine, arch, batch = bases(setup)
