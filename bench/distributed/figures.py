@@ -15,11 +15,12 @@ every rank's tokens, read tokens per joule about nproc times too high.
 from __future__ import annotations
 
 PER_RANK = ("peak_mem_bytes", "mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
-            "mem_activations_bytes", "train_tokens_per_s", "comm_share", "comm_seconds", "comm_exposed_seconds")
+            "mem_activations_bytes", "mem_transient_bytes", "train_tokens_per_s", "comm_share", "comm_seconds",
+            "comm_exposed_seconds")
 PER_RANK_GPU = ("peak_mem_nvml_bytes", "peak_mem_nvml_process_bytes")
 BREAKDOWN = ("mem_baseline_bytes", "mem_weights_bytes", "mem_other_bytes", "mem_grads_bytes", "mem_optimizer_bytes",
-             "mem_activations_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes", "peak_mem_nvml_bytes",
-             "peak_mem_nvml_process_bytes")
+             "mem_activations_bytes", "mem_transient_bytes", "peak_mem_sampled_bytes", "peak_mem_hwm_bytes",
+             "peak_mem_nvml_bytes", "peak_mem_nvml_process_bytes")
 
 
 def group_metrics(per_rank: list[dict], kind: str) -> dict:
