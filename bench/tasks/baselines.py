@@ -5,8 +5,9 @@ first sentence taken as the headline, scored with the task's primary metric on t
 
 Classification trials record their own floor (majority_share, in the trial); a generation trial records none, so
 this command scores the lead once per generation task of a sweep, from the task config its records hold, and writes
-it beside them, where the report reads it. The split is deterministic (bench.tasks.SPLIT_SEED), so the rows are the
-ones the trials scored; the item count is checked against the trials' n_eval.
+it beside them, where the report reads it. The split is deterministic (bench.tasks.SPLIT_SEED and SPLIT_VERSION), so
+the rows are the ones the trials scored while the split version is the one they ran under: the file records it and
+is never rewritten under another; the item count is checked against the trials' n_eval.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from bench.config import TaskConfig
-from bench.results.record import RECORD_NAME, read, write_atomic
+from bench.results.record import RECORD_NAME, read, read_json, write_atomic
 
 FILE_NAME = "baselines.json"
 KIND = "lead-sentence"
@@ -58,9 +59,16 @@ def _task_configs(folder: Path) -> dict[str, tuple[TaskConfig, set]]:
 
 
 def write(folder: Path) -> dict:
-    """Score the lead of every generation task of the sweep and write baselines.json; returns what it wrote."""
-    from bench.tasks import raw_splits
+    """Score the lead of every generation task of the sweep and write baselines.json; returns what it wrote. A
+    baselines.json written under another split version is never overwritten: its rows are the ones the sweep's
+    trials scored, and today's split would pick others."""
+    from bench.tasks import SPLIT_VERSION, raw_splits
 
+    earlier = read_json(Path(folder) / FILE_NAME) or {}
+    versions = {entry.get("split_version", 1) for entry in earlier.values() if isinstance(entry, dict)}
+    if versions - {SPLIT_VERSION}:
+        raise ValueError(f"{Path(folder) / FILE_NAME} was scored on split version {sorted(versions)}, the code "
+                         f"splits with version {SPLIT_VERSION}: its rows are the ones the trials scored; keep it")
     out = {}
     for name, (cfg, n_evals) in _task_configs(folder).items():
         rows = raw_splits(cfg)["test"][: cfg.max_eval_samples]
@@ -68,7 +76,7 @@ def write(folder: Path) -> dict:
         if n_evals - {None} and n_evals - {None} != {result["n"]}:
             raise ValueError(f"task {name!r}: the trials scored {sorted(n_evals - {None})} items, the split gives "
                              f"{result['n']}: the split changed since the sweep ran")
-        out[name] = result
+        out[name] = {**result, "split_version": SPLIT_VERSION}
     write_atomic(Path(folder) / FILE_NAME, out)
     return out
 
@@ -76,7 +84,12 @@ def write(folder: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     folders = (argv if argv is not None else sys.argv[1:]) or ["results/tradeoffs"]
     for folder in folders:
-        for name, result in write(Path(folder)).items():
+        try:
+            written = write(Path(folder))
+        except ValueError as error:
+            print(f"bench.tasks.baselines: {error}", file=sys.stderr)
+            return 2
+        for name, result in written.items():
             print(f"{folder}: {name}: {result['kind']} {result['metric']} {result['score']:.3f} "
                   f"({result['n']} items) -> {Path(folder) / FILE_NAME}")
     return 0
