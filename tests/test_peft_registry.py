@@ -130,3 +130,21 @@ def test_mixed_batches_give_each_row_its_own_adapter(name, task, tiny_llama):
     expected = torch.stack([alone[adapter][i] for i, adapter in enumerate(rows)])
     assert not torch.allclose(alone["default"], alone["other"])
     assert torch.allclose(mixed, expected, atol=1e-5)
+
+
+def test_coverage_sweep_runs_every_method_but_the_generic_path_on_both_embedded_models():
+    import yaml
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from bench.config import CONF_DIR
+
+    params = yaml.safe_load((CONF_DIR / "sweep" / "coverage.yaml").read_text())["hydra"]["sweeper"]["params"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        swept = {o.get_key_element(): list(o.sweep_string_iterator()) if o.is_sweep_override()
+                 else [o.get_value_element_as_str()] for o in parser.parse_overrides([f"{k}={v}" for k, v in
+                                                                                       params.items()])}
+    assert set(swept["method"]) == set(methods.registry()) - {"peft"}
+    assert set(swept["setting"]) == {"minilm-l6_bbc-topic", "smollm2-135m_bbc-topic"} and swept["seed"] == ["0"]
