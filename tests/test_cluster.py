@@ -111,6 +111,10 @@ def test_a_slurm_sweep_loses_only_the_cancelled_trial_and_the_rerun_runs_only_it
     table = pd.read_csv(sweep / "trials.csv")
     assert sorted(table["method"]) == ["full", "lora"] and set(table["status"]) == {"ok"}
     assert table["peak_mem_bytes"].gt(0).all()
+    results = [line for line in first_out.splitlines() if ": ok, " in line]
+    assert len(results) == 1 and f"__{kept_method}__" in results[0]  # the finished trial's line, from its job's log
+    assert "already finished (ok)" in second_out and f"__{'full' if kept_method == 'lora' else 'lora'}__" in "".join(
+        line for line in second_out.splitlines() if ": ok, " in line)
     for out in (first_out, second_out):
         assert SACCT_NOISE not in out  # accounting answers sacct, so submitit never falls back to guessing
         assert "Traceback" not in out
@@ -149,3 +153,22 @@ def test_a_job_that_ends_without_a_result_costs_only_its_trial(capsys):
     assert returned.return_value is None  # what Hydra's sweeper reads: no exception, so the sweep goes on
     line = capsys.readouterr().out
     assert "job 41_1 (method=full seed=0) ended CANCELLED" in line
+
+
+def test_each_collected_job_echoes_its_trials_last_line(capsys):
+    """Under SLURM a trial prints into its job's log; the sweep's console still gets the trial's result line."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra_plugins.peft_bench_launchers.keep_going import _result
+
+    class Finished:
+        job_id, state = "42_0", "COMPLETED"
+
+        def results(self):
+            return ["the job's return"]
+
+        def stdout(self):
+            return ("peft-bench: [1/2, 9 s in] running m__t__lora__seed0\nsubmitit INFO job started\n"
+                    "peft-bench: m__t__lora__seed0: ok, accuracy 0.9 (95% 0.8-0.95, n=40)\nsubmitit INFO done\n")
+
+    assert _result(Finished(), ["method=lora"]) == "the job's return"
+    assert capsys.readouterr().out == "peft-bench: m__t__lora__seed0: ok, accuracy 0.9 (95% 0.8-0.95, n=40)\n"

@@ -4,7 +4,8 @@ time limit) costs only its own trial, not the sweep.
 The plugin's launcher collects each job's result and raises on the first job that has none, so one cancelled trial
 ended the whole sweep with a traceback and no trials.csv, although the other trials had finished. Here that job
 gets one console line and the sweep goes on to its summary; its trial has no record, so running the sweep again
-runs only that trial (resume). conf/hydra/launcher/slurm.yaml selects these classes.
+runs only that trial (resume). Each trial's result line, which the job writes to its log, is echoed on the console
+as its job is collected. conf/hydra/launcher/slurm.yaml selects these classes.
 
 Hydra instantiates launchers only from the `hydra_plugins` namespace, and imports every module in it when it
 starts, so this module is here and defines nothing where hydra-submitit-launcher is not installed.
@@ -61,7 +62,9 @@ def _result(job, overrides: Sequence[str]) -> JobReturn:
     try:
         if _vanished(job):
             raise UncompletedJobError(f"job {job.job_id} left the queue without a result")
-        return job.results()[0]
+        returned = job.results()[0]
+        _echo_last_line(job)
+        return returned
     except UncompletedJobError:
         state = job.state  # e.g. CANCELLED, TIMEOUT, NODE_FAIL (sacct; UNKNOWN without accounting)
         print(f"peft-bench: job {job.job_id} ({' '.join(filter_overrides(overrides))}) ended {state} without a "
@@ -69,6 +72,18 @@ def _result(job, overrides: Sequence[str]) -> JobReturn:
         lost: Any = JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED)
         lost.return_value = None  # the sweep's summary counts records on disk; this trial has none
         return lost
+
+
+def _echo_last_line(job) -> None:
+    """The trial's last own line (its result, or `already finished`) from the job's log, so the console keeps one
+    line per trial as under the local launchers: the job's output goes to its log file, not to this console."""
+    try:
+        log = job.stdout() or ""
+    except OSError:
+        return
+    lines = [line for line in log.splitlines() if line.startswith("peft-bench: ")]
+    if lines:
+        print(lines[-1], flush=True)
 
 
 def _vanished(job, poll_s: float = 2.0, confirm: int = 3) -> bool:
