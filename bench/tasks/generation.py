@@ -5,6 +5,8 @@ Scored by greedy generation in batches (left padding; bench.tasks.greedy) and RO
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from bench.tasks import greedy, metrics
@@ -66,7 +68,8 @@ def evaluate(data, model, tokenizer, model_kind, batch_size, max_length, device)
     model.eval()
     new_tokens = generate(model, tokenizer, prompts, model_kind, cfg.max_new_tokens, batch_size, device)
     texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    predictions = [t.strip().split("\n")[0] for t in texts]  # the headline is the first generated line
+    # the headline is the first generated line, without the whitespace around it (ROUGE's tokens ignore it either way)
+    predictions = [t.strip().split("\n")[0].strip() for t in texts]
     references = [str(r["label"]) for r in data.test_rows]
     result = metrics.scored("generation", cfg.metrics, cfg.primary_metric, predictions, references)
     check = first_token_check(model, prompts, new_tokens, model_kind, device)
@@ -102,7 +105,14 @@ def _generate_batch(model, tokenizer, batch, model_kind: str, max_new_tokens: in
         return output[:, 1:]
     # greedy.greedy, not generate: peft's generate drops a prefix-tuning prefix (see bench.tasks.greedy)
     return greedy.greedy(model, batch["input_ids"], batch["attention_mask"], max_new_tokens, tokenizer.eos_token_id,
-                         tokenizer.pad_token_id)
+                         tokenizer.pad_token_id, finished=functools.partial(_first_line_done, tokenizer))
+
+
+def _first_line_done(tokenizer, tokens: torch.Tensor) -> torch.Tensor:
+    """Rows whose first line is complete: only the first generated line is scored (the headline), so a row that has
+    begun a second line is done (an untrained model otherwise runs on to max_new_tokens)."""
+    texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
+    return torch.tensor(["\n" in text.lstrip() for text in texts], device=tokens.device)
 
 
 def _until_eos(tokens: list[int], eos: int | None) -> list[int]:

@@ -77,9 +77,11 @@ def _cache_of(out):
 
 def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int,
            eos_token_id: int | None, pad_token_id: int | None, stop_at_eos: bool = True,
-           on_token: Callable[[int], None] | None = None) -> torch.Tensor:
+           on_token: Callable[[int], None] | None = None,
+           finished: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """(rows, up to max_new_tokens) greedy token ids after the (left-padded) prompts; a finished row continues with
-    pad_token_id. on_token(i) runs once the i-th new token of every row is known (a timer's hook)."""
+    pad_token_id. on_token(i) runs once the i-th new token of every row is known (a timer's hook); finished(tokens so
+    far) -> a bool per row: rows whose further tokens cannot change what is scored (decoding stops when all are)."""
     if _prompt_kind(model) == "other":
         return _greedy_without_cache(model, input_ids, attention_mask, max_new_tokens, eos_token_id, pad_token_id,
                                      stop_at_eos, on_token)
@@ -97,9 +99,9 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new
             on_token(step)
         if stop_at_eos and eos_token_id is not None:
             done |= token == eos_token_id
-            if bool(done.all()):
-                break
-        if step == max_new_tokens - 1:
+        if finished is not None:
+            done |= finished(torch.stack(new_tokens, dim=1))
+        if bool(done.all()) or step == max_new_tokens - 1:
             break
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
         out = body(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None], use_cache=True,
