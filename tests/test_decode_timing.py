@@ -68,3 +68,17 @@ def test_the_timing_decoder_produces_exactly_the_new_tokens_asked_for():
     batch = {"input_ids": torch.tensor([[1, 2, 3]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
     tokens = generation.timing_decoder(Tok())(Always0(), batch, 6, marks.append)
     assert tokens.shape == (1, 6) and marks == list(range(6))
+
+
+def test_decode_repeats_stop_at_their_ceiling_when_never_tight(monkeypatch):
+    clock, calls = Clock(), []
+
+    def noisy(model, batch, new_tokens, on_token):  # every other repeat twice as slow: the median is never tight
+        calls.append(1)
+        for step in range(new_tokens):
+            clock.now += 0.01 * (1 + len(calls) % 2)
+            on_token(step)
+
+    monkeypatch.setattr(decode.time, "perf_counter", clock)
+    figures = decode.measure_interleaved(noisy, {"": Named("a")}, {}, repeats=50, warmup=1, device="cpu")
+    assert figures["decode_repeats_run"] == decode.DECODE_MAX_REPEATS < 50

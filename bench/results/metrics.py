@@ -87,7 +87,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
     M("decode_ms_per_token_p50_merged", "decode per token merged", "ms", "ms", "min",
       "decode time per token after merging (n/a: the method cannot merge, or its merge check failed)"),
     M("decode_repeats_run", "decode repeats", "", "params", None,
-      "timed greedy decodes per model, stopped as latency repeats are"),
+      "timed greedy decodes per model, stopped as latency repeats are, at most 10"),
     M("concurrent_trials", "trials at once", "", "params", None,
       "trials the sweep's launcher ran at once (1: one at a time; n/a: a launcher that does not fix it, Ray)"),
     M("timed_alone", "timed alone", "", "score", None,

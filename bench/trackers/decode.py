@@ -20,6 +20,7 @@ import torch
 from bench.trackers.latency import percentiles, tight
 
 DECODE_NEW_TOKENS = 8  # new tokens per timed repeat: the first (TTFT) and 7 decode steps
+DECODE_MAX_REPEATS = 10  # a ceiling below latency's: on smollm2 under load 20 repeats of two models took ~40 s
 
 
 def _timed(decode: Callable, model, batch: dict, new_tokens: int, device) -> tuple[float, float]:
@@ -43,15 +44,15 @@ def _timed(decode: Callable, model, batch: dict, new_tokens: int, device) -> tup
 def measure_interleaved(decode: Callable, models: dict[str, object], batch: dict, repeats: int, warmup: int, device,
                         new_tokens: int = DECODE_NEW_TOKENS) -> dict:
     """{suffix: model} -> `ttft_ms_p50<suffix>`, `decode_ms_per_token_p50<suffix>` for each, `decode_repeats_run`
-    and `decode_new_tokens`. decode(model, batch, new_tokens, on_token): greedy decoding that calls on_token(i) once
-    the i-th new token is known (bench.tasks.generation.timing_decoder)."""
+    (at most DECODE_MAX_REPEATS) and `decode_new_tokens`. decode(model, batch, new_tokens, on_token): greedy
+    decoding that calls on_token(i) once the i-th new token is known (bench.tasks.generation.timing_decoder)."""
     device = torch.device(device)
     for model in models.values():
         model.eval()
     order = list(models)
     ttft: dict[str, list[float]] = {suffix: [] for suffix in order}
     step: dict[str, list[float]] = {suffix: [] for suffix in order}
-    for index in range(warmup + max(repeats, 1)):
+    for index in range(warmup + max(min(repeats, DECODE_MAX_REPEATS), 1)):
         for suffix in order if index % 2 == 0 else order[::-1]:  # neither always runs first
             first, per_token = _timed(decode, models[suffix], batch, new_tokens, device)
             if index >= warmup:
