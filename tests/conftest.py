@@ -13,6 +13,14 @@ import pytest
 from bench import config
 from bench.config import compose_raw  # noqa: F401 (tests compose raw configs through here)
 
+# submitit (the SLURM launcher's engine) runs logging.config.dictConfig when first imported, which closes every
+# handler configured before it; a test importing it after one that imported absl (rouge-score's logging) closed
+# pytest's own capture stream, and the run died with "I/O operation on closed file". Imported first, it closes none.
+try:
+    import submitit  # noqa: F401
+except ImportError:  # the cluster extra is not installed: nothing to order
+    pass
+
 # Small enough that a tiny-model trial takes a few seconds on 2 cores.
 FAST = [
     "train.max_steps=4", "train.warmup_steps=1", "train.batch_size=4", "train.eval_batch_size=8",

@@ -19,9 +19,12 @@ ITEM_DIGITS = 4  # per-item ROUGE kept to 4 decimals: items.json stays small, me
 
 def rouge_items(predictions, references) -> dict[str, list[float]]:
     """ROUGE-1/2/L F-measure of each prediction against its reference (rouge-score, stemmed)."""
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer, tokenizers
 
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    # rouge-score's own default tokenizer, passed in: left to choose it, the scorer logs "Using default tokenizer"
+    # through absl, whose first log call installs a handler on the root logger (logging.basicConfig) bound to
+    # whatever sys.stderr is at that moment, so every library's log lines reached the console from then on.
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KEYS), tokenizer=tokenizers.DefaultTokenizer(use_stemmer=True))
     scores = [scorer.score(str(ref), str(pred)) for ref, pred in zip(references, predictions)]
     return {key: [s[key].fmeasure for s in scores] for key in ROUGE_KEYS}
 
