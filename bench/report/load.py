@@ -215,8 +215,32 @@ def attach_baselines(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     return table.assign(baseline_score=score, baseline_kind=kind)
 
 
+SUPERSEDED_NAME = "superseded.json"  # {trial folder name: why its quality no longer stands}
+QUALITY_COLUMNS = ("quality", "quality_ci_low", "quality_ci_high", "rouge1", "rouge2", "rougeL", "accuracy", "f1_macro")
+
+
+def drop_superseded_quality(table: pd.DataFrame, source: Path) -> pd.DataFrame:
+    """Trials the sweep's superseded.json lists keep their records as measured, but their quality is n/a, with the
+    reason in `quality_na_reason` (e.g. generations found later not to be the trained model's: no figure of the base
+    model is reported under a method's name)."""
+    from bench.results.record import read_json
+
+    folder = source if source.is_dir() else source.parent
+    found = read_json(folder / SUPERSEDED_NAME) if (folder / SUPERSEDED_NAME).is_file() else None
+    reasons = table["trial_dir"].map(lambda d: (found or {}).get(Path(str(d)).name) if d else None)
+    if "quality_na_reason" in table:
+        reasons = reasons.fillna(table["quality_na_reason"])
+    hit = reasons.notna() & table["quality_na_reason"].isna() if "quality_na_reason" in table else reasons.notna()
+    table = table.assign(quality_na_reason=reasons.astype(object))
+    columns = [c for c in QUALITY_COLUMNS if c in table]
+    table.loc[hit, columns] = np.nan
+    table["quality_items"] = [None if h else items for h, items in zip(hit, table["quality_items"])]
+    return table
+
+
 def load_trials(source: Path, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """The training trials of a sweep folder or table file (`table`: its rows, where already read)."""
     table = read_table(source) if table is None else table
-    trials = attach_baselines(attach_items(normalize(training_rows(table)), Path(source)), Path(source))
+    trials = attach_items(normalize(training_rows(table)), Path(source))
+    trials = attach_baselines(drop_superseded_quality(trials, Path(source)), Path(source))
     return trials.copy()  # one block per dtype: normalize adds columns one at a time

@@ -22,7 +22,7 @@ class Metric:
     better: str | None  # "max", "min", or None where neither is better (e.g. a breakdown part)
     help: str = ""  # one line for the README
     cost: bool = False  # a column of the report's cost table (and of the console summary), in catalogue order
-    required: bool = False  # every `ok` trial record carries a value (never n/a)
+    required: bool = False  # every `ok` trial record carries a value, or says why not (quality: quality_na_reason)
     context: str = ""  # the text column that says what the value is of (quality -> quality_metric)
 
     @property
@@ -109,7 +109,8 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
       required=True),
     M("probe_after", "probe after", "", "score", None, "the forgetting probe's score on the fine-tuned model",
       required=True),
-    M("quality", "quality", "", "score", "max", "the task's primary metric on held-out data (quality_metric)",
+    M("quality", "quality", "", "score", "max", "the task's primary metric on held-out data (quality_metric); n/a "
+      "with quality_na_reason where a generation failed its first-token check",
       cost=True, required=True, context="quality_metric"),
     M("final_loss", "final loss", "", "score", "min", "training loss at the last step", required=True),
     # distributed trials (docs/distributed.md); per-rank columns `<metric>_rank<i>` carry the unit of <metric>
