@@ -197,11 +197,11 @@ def hydra_main(cfg: DictConfig):
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
-    from bench.sweep.concurrency import announce
+    from bench.sweep.concurrency import announced
 
-    announce(OmegaConf.to_container(hydra_cfg.launcher))  # each trial records how many ran beside it
     try:
-        result = run_job(raw, trial_dir, force, isolated=True, timeout=timeout)
+        with announced(OmegaConf.to_container(hydra_cfg.launcher)):  # each trial records how many ran beside it
+            result = run_job(raw, trial_dir, force, isolated=True, timeout=timeout)
     except Exception as error:  # noqa: BLE001 - a sweep never dies for one trial: record what the parent hit, go on
         import traceback
 

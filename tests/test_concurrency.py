@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sweep.concurrency import announce, launcher_concurrency
+from bench.sweep.concurrency import announced, launcher_concurrency
 from bench.trackers import load
 from tests.conftest import FAST
 
@@ -98,8 +98,9 @@ def test_a_single_run_is_one_trial_at_a_time(monkeypatch):
 def test_each_launcher_says_how_many_trials_it_runs_at_once(monkeypatch, launcher, count):
     assert launcher_concurrency(launcher)[0] == count
     monkeypatch.delenv(load.CONCURRENT_ENV, raising=False)
-    announce(launcher)  # what the sweep process leaves in the environment its trials inherit
-    assert load.concurrent_trials()[0] == count
+    with announced(launcher):  # what the trials the sweep process starts inherit
+        assert load.concurrent_trials()[0] == count
+    assert load.concurrent_trials() == (1, "single run")  # and a trial run after it in this process is alone
 
 
 def test_a_joblib_sweep_records_two_trials_at_once_and_never_timed_alone(tmp_path):

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from bench.trackers.load import CONCURRENT_ENV
@@ -34,7 +35,18 @@ def launcher_concurrency(launcher: dict) -> tuple[int | None, str]:
     return None, f"unknown launcher {target or '(none)'}"
 
 
-def announce(launcher: dict) -> None:
-    """Tell the trials this process starts (forked or spawned, they inherit the environment) how many run at once."""
+@contextlib.contextmanager
+def announced(launcher: dict):
+    """Tell the trials this process starts inside the block (forked or spawned, they inherit the environment) how
+    many run at once. The environment is restored after it: a trial run later in the same process (under pytest, in
+    a notebook) is no sweep's, and read "basic launcher" after an earlier in-process sweep."""
     count, source = launcher_concurrency(launcher)
+    before = os.environ.get(CONCURRENT_ENV)
     os.environ[CONCURRENT_ENV] = f"{'' if count is None else count}|{source}"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CONCURRENT_ENV, None)
+        else:
+            os.environ[CONCURRENT_ENV] = before
