@@ -25,31 +25,15 @@ import statistics
 import time
 
 import torch
-from _common import build, configure, spread
-from transformers import TrainerCallback
+from _common import StepClock, build, configure, spread
 
 from bench import tasks, trial
 from bench.trackers.memory import keep_freed_memory
 
 
-class CpuClock(TrainerCallback):
-    """CPU seconds of this process (every thread) over the timed steps."""
-
-    def __init__(self, untimed: int):
-        self.untimed, self.index, self.seconds = untimed, 0, 0.0
-
-    def on_step_begin(self, *args, **kwargs):
-        self.started = time.process_time()
-
-    def on_step_end(self, *args, **kwargs):
-        if self.index >= self.untimed:
-            self.seconds += time.process_time() - self.started
-        self.index += 1
-
-
 def harness_tokens_per_s(cfg, ready) -> tuple[float, float]:
     """The trial's own training loop: (its own figure, tokens per CPU second of the timed steps)."""
-    clock = CpuClock(trial.untimed_steps(cfg, ready.device))
+    clock = StepClock(trial.untimed_steps(cfg, ready.device), clock=time.process_time)  # CPU seconds, every thread
     _, _, speed = trial._train(cfg, ready.method, ready.method_cfg, ready.model, ready.tokenizer, ready.data,
                                ready.device, progress=False, listeners=[clock])
     figures = speed.result()
