@@ -227,11 +227,10 @@ def drop_superseded_quality(table: pd.DataFrame, source: Path) -> pd.DataFrame:
 
     folder = source if source.is_dir() else source.parent
     found = read_json(folder / SUPERSEDED_NAME) if (folder / SUPERSEDED_NAME).is_file() else None
-    reasons = table["trial_dir"].map(lambda d: (found or {}).get(Path(str(d)).name) if d else None)
-    if "quality_na_reason" in table:
-        reasons = reasons.fillna(table["quality_na_reason"])
-    hit = reasons.notna() & table["quality_na_reason"].isna() if "quality_na_reason" in table else reasons.notna()
-    table = table.assign(quality_na_reason=reasons.astype(object))
+    listed = table["trial_dir"].map(lambda d: (found or {}).get(Path(str(d)).name) if d else None)
+    recorded = table.get("quality_na_reason", pd.Series(None, index=table.index, dtype=object))
+    hit = listed.notna() & recorded.isna()  # a trial that recorded its own reason has no quality to drop
+    table = table.assign(quality_na_reason=recorded.where(~hit, listed).astype(object))
     columns = [c for c in QUALITY_COLUMNS if c in table]
     table.loc[hit, columns] = np.nan
     table["quality_items"] = [None if h else items for h, items in zip(hit, table["quality_items"])]
