@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from bench import ConfigError, closest
-
-FAMILIES = ("full", "selective", "reparameterization", "adapter", "soft-prompt")
+from bench.common.families import FAMILIES  # also read here by callers not yet importing it from bench.common
 
 
 @dataclass(frozen=True)
