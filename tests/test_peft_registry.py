@@ -46,6 +46,18 @@ def test_registered_peft_type_is_a_peft_type(method):
     assert peft_type is None or peft_type in _peft_types.peft_types()
 
 
+def test_register_reads_the_peft_type_its_apply_carries(monkeypatch):
+    """A module names its peft type once, in apply_peft_type; register records it and refuses a contradiction."""
+    from bench.methods._common import apply_peft_type
+
+    monkeypatch.setattr(methods, "_REGISTRY", dict(methods._REGISTRY))
+    methods.register("hra-again", family="reparameterization", config=dict, summary="-")(apply_peft_type("HRA"))
+    assert methods._REGISTRY["hra-again"].peft_type == "HRA"
+    with pytest.raises(RuntimeError, match="registered as LORA but its apply runs HRA"):
+        methods.register("hra-lora", family="reparameterization", config=dict, summary="-",
+                         peft_type="LORA")(apply_peft_type("HRA"))
+
+
 def test_generic_path_names_the_closest_type_and_field():
     with pytest.raises(ConfigError, match=r"`method.params.peft_type` \('NOPE'\) is not a peft type"):
         generic.PeftGenericConfig(peft_type="NOPE")

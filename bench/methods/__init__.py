@@ -26,6 +26,9 @@ class Method:
     callbacks: Callable[..., list] | None = None  # callbacks(model, cfg, max_steps) -> TrainerCallbacks (e.g. AdaLoRA)
     peft_type: str | None = None  # the member of peft.PeftType it runs; None: own code (see _peft_types.py)
     mixed_batches: bool = False  # peft serves a batch whose rows use different adapters (`adapter_names=`)
+    # optimizer(model, cfg, lr, weight_decay) -> the torch optimizer to train with (LoRA-FA's, LoRA+'s from
+    # peft.optimizers), handed to the Trainer as `optimizers=(it, None)`; None: the Trainer's own AdamW
+    optimizer: Callable[..., Any] | None = None
 
     def build_config(self, params: dict):
         """The method's dataclass from `method.params`; its __post_init__ checks values."""
@@ -53,14 +56,19 @@ _REGISTRY: dict[str, Method] = {}
 
 
 def register(name: str, *, family: str, config: type, summary: str, merges: bool = False, callbacks=None,
-             peft_type: str | None = None, mixed_batches: bool = False):
-    """Decorator for a method's apply function: one registration call per method."""
+             peft_type: str | None = None, mixed_batches: bool = False, optimizer=None):
+    """Decorator for a method's apply function: one registration call per method. An apply built by
+    `apply_peft_type` carries its peft type, so the module names it once, there."""
     assert family in FAMILIES, family
 
     def wrap(apply):
         if name in _REGISTRY:
             raise RuntimeError(f"method {name!r} registered twice")
-        _REGISTRY[name] = Method(name, family, config, apply, summary, merges, callbacks, peft_type, mixed_batches)
+        carried = getattr(apply, "peft_type", None)
+        if peft_type and carried and peft_type != carried:
+            raise RuntimeError(f"method {name!r} registered as {peft_type} but its apply runs {carried}")
+        _REGISTRY[name] = Method(name, family, config, apply, summary, merges=merges, callbacks=callbacks,
+                                 peft_type=peft_type or carried, mixed_batches=mixed_batches, optimizer=optimizer)
         return apply
 
     return wrap

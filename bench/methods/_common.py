@@ -138,4 +138,5 @@ def apply_peft_type(peft_type: str):
         return peft_wrap(model, peft_config(peft_type, dataclasses.asdict(cfg), model, arch), arch)
 
     apply.__name__ = f"apply_{peft_type.lower()}"
+    apply.peft_type = peft_type  # what `register` records: the module names its type once
     return apply

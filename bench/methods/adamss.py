@@ -20,5 +20,5 @@ class AdamssConfig:
 
 
 apply = apply_peft_type("ADAMSS")
-register("adamss", family="reparameterization", config=AdamssConfig, merges=True, peft_type="ADAMSS",
+register("adamss", family="reparameterization", config=AdamssConfig, merges=True,
          summary="low-rank updates inside clustered subspaces of each weight's SVD")(apply)

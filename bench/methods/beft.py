@@ -15,5 +15,5 @@ class BeftConfig:
 
 
 apply = apply_peft_type("BEFT")
-register("beft", family="selective", config=BeftConfig, merges=False, peft_type="BEFT",
+register("beft", family="selective", config=BeftConfig, merges=False,
          summary="a trainable bias on each value projection (added where the layer has none)")(apply)

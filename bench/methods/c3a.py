@@ -18,5 +18,5 @@ class C3aConfig:
 
 
 apply = apply_peft_type("C3A")
-register("c3a", family="reparameterization", config=C3aConfig, merges=True, peft_type="C3A",
+register("c3a", family="reparameterization", config=C3aConfig, merges=True,
          summary="update as a block-circulant matrix (circular convolution kernels), applied by FFT")(apply)

@@ -19,5 +19,5 @@ class DeftConfig:
 
 
 apply = apply_peft_type("DEFT")
-register("deft", family="reparameterization", config=DeftConfig, merges=True, peft_type="DEFT",
+register("deft", family="reparameterization", config=DeftConfig, merges=True,
          summary="a low-rank direction projected out of each weight and a learned injection put back")(apply)

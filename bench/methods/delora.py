@@ -19,5 +19,5 @@ class DeloraConfig:
 
 
 apply = apply_peft_type("DELORA")
-register("delora", family="reparameterization", config=DeloraConfig, merges=True, peft_type="DELORA",
+register("delora", family="reparameterization", config=DeloraConfig, merges=True,
          summary="LoRA with normalised factors and a learned bound on the update's norm")(apply)

@@ -20,5 +20,5 @@ class FourierftConfig:
 
 
 apply = apply_peft_type("FOURIERFT")
-register("fourierft", family="reparameterization", config=FourierftConfig, merges=True, peft_type="FOURIERFT",
+register("fourierft", family="reparameterization", config=FourierftConfig, merges=True,
          summary="a few trainable spectral coefficients per layer; the update is their inverse 2-D DFT")(apply)

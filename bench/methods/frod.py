@@ -20,5 +20,5 @@ class FrodConfig:
 
 
 apply = apply_peft_type("FROD")
-register("frod", family="reparameterization", config=FrodConfig, merges=True, peft_type="FROD",
+register("frod", family="reparameterization", config=FrodConfig, merges=True,
          summary="a sparse trainable update on a fixed random pattern plus a per-layer scale")(apply)

@@ -21,5 +21,5 @@ class GloraConfig:
 
 
 apply = apply_peft_type("GLORA")
-register("glora", family="reparameterization", config=GloraConfig, merges=True, peft_type="GLORA", mixed_batches=True,
+register("glora", family="reparameterization", config=GloraConfig, merges=True, mixed_batches=True,
          summary="generalised LoRA: low-rank or vector scales and shifts of weight and bias")(apply)

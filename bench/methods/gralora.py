@@ -21,5 +21,5 @@ class GraloraConfig:
 
 
 apply = apply_peft_type("GRALORA")
-register("gralora", family="reparameterization", config=GraloraConfig, merges=True, peft_type="GRALORA",
+register("gralora", family="reparameterization", config=GraloraConfig, merges=True,
          summary="LoRA split into k x k blocks, each with its own low-rank pair (same parameter count)")(apply)

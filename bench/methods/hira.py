@@ -18,5 +18,5 @@ class HiraConfig:
 
 
 apply = apply_peft_type("HIRA")
-register("hira", family="reparameterization", config=HiraConfig, merges=True, peft_type="HIRA",
+register("hira", family="reparameterization", config=HiraConfig, merges=True,
          summary="high-rank update: the Hadamard product of the frozen weight and a low-rank product")(apply)

@@ -20,5 +20,5 @@ class HraConfig:
 
 
 apply = apply_peft_type("HRA")
-register("hra", family="reparameterization", config=HraConfig, merges=True, peft_type="HRA",
+register("hra", family="reparameterization", config=HraConfig, merges=True,
          summary="orthogonal update as a chain of r trainable Householder reflections")(apply)

@@ -22,5 +22,5 @@ class LilyConfig:
 
 
 apply = apply_peft_type("LILY")
-register("lily", family="adapter", config=LilyConfig, merges=False, peft_type="LILY",
+register("lily", family="adapter", config=LilyConfig, merges=False,
          summary="low-rank adapters whose up-projections are shared across layers and mixed by a router")(apply)

@@ -19,5 +19,5 @@ class MissConfig:
 
 
 apply = apply_peft_type("MISS")
-register("miss", family="reparameterization", config=MissConfig, merges=True, peft_type="MISS",
+register("miss", family="reparameterization", config=MissConfig, merges=True,
          summary="one trainable block shared along each weight's rows (a shard, not a low-rank pair)")(apply)

@@ -16,5 +16,5 @@ class OsfConfig:
 
 
 apply = apply_peft_type("OSF")
-register("osf", family="reparameterization", config=OsfConfig, merges=True, peft_type="OSF",
+register("osf", family="reparameterization", config=OsfConfig, merges=True,
          summary="trains the weight's low singular subspace; the top subspace stays frozen")(apply)

@@ -21,5 +21,5 @@ class PeanutConfig:
 
 
 apply = apply_peft_type("PEANUT")
-register("peanut", family="reparameterization", config=PeanutConfig, merges=True, peft_type="PEANUT",
+register("peanut", family="reparameterization", config=PeanutConfig, merges=True,
          summary="update computed from the frozen weight itself by a small trainable network")(apply)

@@ -20,5 +20,5 @@ class PsoftConfig:
 
 
 apply = apply_peft_type("PSOFT")
-register("psoft", family="reparameterization", config=PsoftConfig, merges=True, peft_type="PSOFT",
+register("psoft", family="reparameterization", config=PsoftConfig, merges=True,
          summary="orthogonal r x r rotation between frozen SVD factors of each weight's principal subspace")(apply)

@@ -20,5 +20,5 @@ class PveraConfig:
 
 
 apply = apply_peft_type("PVERA")
-register("pvera", family="reparameterization", config=PveraConfig, merges=True, peft_type="PVERA",
+register("pvera", family="reparameterization", config=PveraConfig, merges=True,
          summary="VeRA with probabilistic scaling vectors (shared random projections, per-layer vectors)")(apply)

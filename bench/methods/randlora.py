@@ -20,5 +20,5 @@ class RandloraConfig:
 
 
 apply = apply_peft_type("RANDLORA")
-register("randlora", family="reparameterization", config=RandloraConfig, merges=True, peft_type="RANDLORA",
+register("randlora", family="reparameterization", config=RandloraConfig, merges=True,
          summary="full-rank update from many frozen random low-rank bases; only their scales train")(apply)

@@ -19,5 +19,5 @@ class RoadConfig:
 
 
 apply = apply_peft_type("ROAD")
-register("road", family="reparameterization", config=RoadConfig, merges=True, peft_type="ROAD", mixed_batches=True,
+register("road", family="reparameterization", config=RoadConfig, merges=True, mixed_batches=True,
          summary="2-D rotations of pairs of output features with learned angles and scales")(apply)

@@ -21,5 +21,5 @@ class ShiraConfig:
 
 
 apply = apply_peft_type("SHIRA")
-register("shira", family="selective", config=ShiraConfig, merges=True, peft_type="SHIRA",
+register("shira", family="selective", config=ShiraConfig, merges=True,
          summary="a sparse, fixed set of each weight's entries trains (as many as LoRA r would)")(apply)

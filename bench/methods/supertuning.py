@@ -18,5 +18,5 @@ class SupertuningConfig:
 
 
 apply = apply_peft_type("SUPERTUNING")
-register("supertuning", family="selective", config=SupertuningConfig, merges=True, peft_type="SUPERTUNING",
+register("supertuning", family="selective", config=SupertuningConfig, merges=True,
          summary="the largest-magnitude entries of each weight train (a sparse support), the rest frozen")(apply)

@@ -20,5 +20,5 @@ class TinyloraConfig:
 
 
 apply = apply_peft_type("TINYLORA")
-register("tinylora", family="reparameterization", config=TinyloraConfig, merges=True, peft_type="TINYLORA",
+register("tinylora", family="reparameterization", config=TinyloraConfig, merges=True,
          summary="a tiny trainable vector projected through frozen random tensors onto each weight's top SVD")(apply)

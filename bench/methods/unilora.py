@@ -20,5 +20,5 @@ class UniloraConfig:
 
 
 apply = apply_peft_type("UNILORA")
-register("unilora", family="reparameterization", config=UniloraConfig, merges=True, peft_type="UNILORA",
+register("unilora", family="reparameterization", config=UniloraConfig, merges=True,
          summary="every layer's LoRA factors drawn from one shared trainable vector by fixed projections")(apply)

@@ -21,5 +21,5 @@ class VbloraConfig:
 
 
 apply = apply_peft_type("VBLORA")
-register("vblora", family="reparameterization", config=VbloraConfig, merges=True, peft_type="VBLORA",
+register("vblora", family="reparameterization", config=VbloraConfig, merges=True,
          summary="LoRA factors composed from a shared bank of vectors by learned top-k logits")(apply)

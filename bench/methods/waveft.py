@@ -20,5 +20,5 @@ class WaveftConfig:
 
 
 apply = apply_peft_type("WAVEFT")
-register("waveft", family="reparameterization", config=WaveftConfig, merges=True, peft_type="WAVEFT",
+register("waveft", family="reparameterization", config=WaveftConfig, merges=True,
          summary="a few trainable wavelet coefficients per layer; the update is their inverse wavelet transform")(apply)
