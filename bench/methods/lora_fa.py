@@ -1,8 +1,10 @@
-"""LoRA-FA (Zhang et al., 2023): LoRA with the down-projection A frozen at its random init; only B trains.
+"""LoRA-FA (Zhang et al., 2023) as peft ships it: LoRA with the down-projection A frozen at its random init, and
+peft's `create_lorafa_optimizer`, which trains B with AdamW on B's gradient projected through (A·Aᵀ)⁻¹ (the
+gradient full fine-tuning would give the product B·A, at the best B alone can follow).
 
 With A frozen, backpropagation keeps only the r-dimensional A·x for B's gradient, not the layer's input, which is
-the memory the method is for; the update B·A still merges like LoRA's. peft's `create_lorafa_optimizer`, which also
-projects B's gradient, is not used: the trial builds its optimizer itself.
+the memory the method is for; the update B·A still merges like LoRA's. A is frozen at apply already (peft's
+optimizer freezes it again): the trainable count is read before any optimizer exists.
 """
 
 from dataclasses import dataclass
@@ -24,5 +26,13 @@ def apply(model, cfg: LoraFaConfig, arch):
     return model
 
 
+def lorafa_optimizer(model, cfg: LoraFaConfig, lr: float, weight_decay: float):
+    """The `optimizer` hook: peft's LoRA-FA optimizer (AdamW for the head and anything else that trains)."""
+    from peft.optimizers import create_lorafa_optimizer
+
+    return create_lorafa_optimizer(model, r=cfg.r, lora_alpha=cfg.alpha, lr=lr, weight_decay=weight_decay)
+
+
 register("lora-fa", family="reparameterization", config=LoraFaConfig, merges=True, peft_type="LORA",
-         mixed_batches=True, summary="LoRA with A frozen at its random init; only B trains")(apply)
+         optimizer=lorafa_optimizer, mixed_batches=True,
+         summary="LoRA with A frozen at its random init; only B trains")(apply)

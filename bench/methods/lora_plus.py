@@ -1,9 +1,6 @@
-"""LoRA+ (Hayou et al., 2024): LoRA with B trained at `lr_ratio` times A's learning rate (the paper's ratio 16).
-
-The trial builds one AdamW for every method, so B's larger rate is applied as a larger step, not as a second
-parameter group: after each optimizer step B moves lr_ratio times as far as AdamW moved it. AdamW's step (the
-normalised moment plus the decoupled weight decay) is proportional to the learning rate, so this is the same
-update as peft's `create_loraplus_optimizer` with AdamW.
+"""LoRA+ (Hayou et al., 2024) as peft ships it: LoRA trained by peft's `create_loraplus_optimizer`, an AdamW whose
+B matrices (and, in peft's grouping, every one-dimensional trainable tensor: the head's bias) step at `lr_ratio`
+times the learning rate of A and the rest (the paper's ratio 16). The trial's learning rate is A's.
 """
 
 from dataclasses import dataclass
@@ -21,26 +18,14 @@ class LoraPlusConfig(LoraConfig):
         check(self.lr_ratio > 0, "lr_ratio", self.lr_ratio, "must be > 0")
 
 
-def b_step_scale(model, cfg: LoraPlusConfig, max_steps: int) -> list:
-    """The `callbacks` hook: remember B before each optimizer step, stretch B's step by lr_ratio after it."""
+def loraplus_optimizer(model, cfg: LoraPlusConfig, lr: float, weight_decay: float):
+    """The `optimizer` hook: torch's AdamW in peft's LoRA+ parameter groups."""
     import torch
-    from transformers import TrainerCallback
+    from peft.optimizers import create_loraplus_optimizer
 
-    b_weights = [p for name, p in model.named_parameters() if p.requires_grad and ".lora_B." in name]
-
-    class BStepScale(TrainerCallback):
-        before: list = []
-
-        def on_pre_optimizer_step(self, args, state, control, **kwargs):
-            self.before = [p.detach().clone() for p in b_weights]
-
-        @torch.no_grad()
-        def on_optimizer_step(self, args, state, control, **kwargs):
-            for p, old in zip(b_weights, self.before):
-                p.add_(p - old, alpha=cfg.lr_ratio - 1)
-
-    return [BStepScale()]
+    return create_loraplus_optimizer(model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=cfg.lr_ratio,
+                                     loraplus_weight_decay=weight_decay)
 
 
-register("lora-plus", family="reparameterization", config=LoraPlusConfig, merges=True, callbacks=b_step_scale,
+register("lora-plus", family="reparameterization", config=LoraPlusConfig, merges=True, optimizer=loraplus_optimizer,
          peft_type="LORA", mixed_batches=True, summary="LoRA with B trained at 16x A's learning rate")(apply_lora)
