@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench.results import stats
+from bench.common import stats
 
 STUDIES = 1000
 ITEMS = 200

@@ -410,7 +410,7 @@ def item_sweep(folder: Path, accuracies: dict[str, float], n_items: int = 300, s
                majority: float | None = None, items: bool = True) -> Path:
     """A sweep folder as trials write it: record.json and, with `items`, items.json (per-item correct 1/0) beside
     it. Every method sees the same items (shared difficulty) plus its own per-item noise."""
-    from bench.results import stats
+    from bench.common import stats
     from bench.results.record import TrialRecord, write
 
     rng = np.random.default_rng(11)

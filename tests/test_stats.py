@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench.results import stats
+from bench.common import stats
 
 
 def test_wilson_matches_known_values():

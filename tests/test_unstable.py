@@ -35,7 +35,7 @@ def small_pngs():
 
 
 def generation_sweep(folder: Path) -> Path:
-    from bench.results import stats
+    from bench.common import stats
     from bench.results.record import TrialRecord, write, write_atomic
 
     rng = np.random.default_rng(3)

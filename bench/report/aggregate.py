@@ -9,18 +9,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.methods import FAMILIES
-from bench.results import stats
+from bench.common.families import family_rank
+from bench.common import stats
 from bench.results.metrics import METRICS, QUALITY_METRICS
 
 KEYS = ["model", "task", "family", "method", "label"]
 # figures the report divides by full fine-tuning's: their mean over seeds is geometric (`<col>_gmean`), so a ratio of
 # two is the ratio of typical values, not pulled by one slow or large seed
 RATIO_COLUMNS = ["peak_mem_bytes", "train_tokens_per_s", "checkpoint_bytes", "latency_ms_p50", "latency_ms_p50_merged"]
-
-
-def family_rank(family: str) -> int:
-    return FAMILIES.index(family) if family in FAMILIES else len(FAMILIES)
 
 
 def ordered(frame: pd.DataFrame) -> pd.DataFrame:

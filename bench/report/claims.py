@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.uncertainty import unstable_seeds
-from bench.results import stats
+from bench.common import stats
 from bench.results.metrics import is_na
 
 MARGIN = 0.02  # quality points: "not worse by more than" 2 points (accuracy or ROUGE-L)

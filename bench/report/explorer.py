@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from bench.methods import FAMILIES
+from bench.common.families import ordered_families
 from bench.report.plots.style import LOG_SCALE, bytes_unit, colour
 from bench.report.tables import PROBE_UNITS
 from bench.results.metrics import METRICS, QUALITY_LONG, QUALITY_METRICS
@@ -80,7 +80,7 @@ def data(agg: pd.DataFrame, trials: pd.DataFrame) -> dict:
                        # the front counts every method tied at the top as equal in quality: the top's
                        "level": _number(top, axes["quality"]["scale"]) if tied and "quality" in axes else None,
                        "config": _config(trials, row), "v": values, "e": errors})
-    families = [f for f in FAMILIES if f in set(agg["family"])] + sorted(set(agg["family"]) - set(FAMILIES))
+    families = ordered_families(agg["family"])
     palette = {f: "#{:02x}{:02x}{:02x}".format(*tuple(round(255 * c) for c in colour(f))) for f in families}
     return {"axes": axes, "points": points, "families": families, "palette": palette,
             "x": DEFAULT_X if DEFAULT_X in axes else next(iter(axes), None),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.common.files import read_json
 from bench.results.metrics import METRICS, QUALITY_METRICS
 
 IDENTITY = ["model", "task", "family", "method", "label", "seed"]
@@ -168,8 +169,6 @@ def attach_items(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     A plain list in the file is read as the quality scores. `curve`: the trial's checkpoints along training (a list
     of dicts, `train.eval_every`) where it recorded them, else None. `probe_items`: the forgetting probe's
     per-item scores (_probe_items), else None."""
-    from bench.results.record import read_json
-
     items, curves, probes = [], [], []
     for trial_dir, status in zip(table["trial_dir"], table["status"]):
         path = _items_file(trial_dir, Path(source)) if status == "ok" else None
@@ -200,8 +199,6 @@ def attach_baselines(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """`baseline_score` and `baseline_kind`: each trial's trivial baseline, the floor a trained method must be shown
     above: the majority-class share a classification trial recorded, or the lead of a generation task from the
     sweep's baselines.json; NaN / None where neither exists."""
-    from bench.results.record import read_json
-
     source = Path(source)
     folder = source if source.is_dir() else source.parent
     found = read_json(folder / BASELINES_NAME) if (folder / BASELINES_NAME).is_file() else None
@@ -223,8 +220,6 @@ def drop_superseded_quality(table: pd.DataFrame, source: Path) -> pd.DataFrame:
     """Trials the sweep's superseded.json lists keep their records as measured, but their quality is n/a, with the
     reason in `quality_na_reason` (e.g. generations found later not to be the trained model's: no figure of the base
     model is reported under a method's name)."""
-    from bench.results.record import read_json
-
     folder = source if source.is_dir() else source.parent
     found = read_json(folder / SUPERSEDED_NAME) if (folder / SUPERSEDED_NAME).is_file() else None
     listed = table["trial_dir"].map(lambda d: (found or {}).get(Path(str(d)).name) if d else None)

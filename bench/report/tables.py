@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.aggregate import best_marks, family_rank
+from bench.common.families import family_rank
+from bench.report.aggregate import best_marks
 from bench.report.render import Cell, Table
 from bench.results.metrics import (
     METRICS,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench.results import stats
+from bench.common import stats
 from bench.results.metrics import is_na
 
 ALPHA = stats.ALPHA

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.results.record import RECORD_NAME, read, replace_atomic
+from bench.common.files import replace_atomic
+from bench.results.record import RECORD_NAME, read
 
 IDENTITY = ["method", "family", "model", "task", "seed", "status"]
 

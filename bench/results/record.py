@@ -6,16 +6,16 @@ phase), the resolved config, provenance, and the metrics (the columns of bench/r
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
-import tempfile
 import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+from bench.common.files import read_json, replace_atomic, write_atomic  # noqa: F401 (records are written through these)
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"
@@ -46,33 +46,6 @@ class TrialRecord:
         return {key: value for key, value in asdict(self).items() if key != "items"}
 
 
-def replace_atomic(path: Path, write) -> None:
-    """`write(temp_path)` fills a temp file in the same folder; fsync, then rename over `path`: a reader (or a
-    machine that lost power) sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(temp)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes owner-only files; results are shared (clusters, teams)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, payload, indent: int | None = 2) -> None:
-    """JSON through replace_atomic."""
-    def dump(temp: str) -> None:
-        with open(temp, "w") as handle:
-            json.dump(payload, handle, indent=indent, separators=None if indent else (",", ":"), default=str)
-
-    replace_atomic(path, dump)
-
-
 def write(record: TrialRecord, folder: Path) -> Path:
     record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     items_path = Path(folder) / ITEMS_NAME
@@ -83,14 +56,6 @@ def write(record: TrialRecord, folder: Path) -> Path:
     path = Path(folder) / RECORD_NAME
     write_atomic(path, record.to_dict())
     return path
-
-
-def read_json(path: Path):
-    """The JSON a file holds, or None when it is missing or torn (the counterpart of write_atomic)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def read(path: Path) -> dict | None:

@@ -26,6 +26,8 @@ from pathlib import Path
 import psutil
 import torch
 
+from bench.common.files import write_atomic
+
 # Dense (no sparsity) peaks in TFLOP/s by precision, from the vendors' data sheets: NVIDIA H100 and H200 product
 # briefs and data sheets (SXM, PCIe, NVL), A100 data sheet, L40S, L40, L4, A10, V100 and T4 data sheets, the Ada
 # (RTX 4090) and Ampere GA102 (RTX 3090) architecture white papers. bf16/fp16 are the tensor-core rates with fp32
@@ -196,8 +198,6 @@ def _timed(a, b) -> float:
 def measure_and_keep(cache_dir: Path, threads: int, wait_s: float = IDLE_WAIT_S, dtype: str = "fp32") -> dict:
     """Time the peak once the machine is idle (or under load, marked so, after wait_s, or when another process
     became busy while it was timed) and keep the best."""
-    from bench.results.record import write_atomic
-
     torch.set_num_threads(threads)
     busy = wait_until_idle(wait_s)
     measured, busy_during = busy_while(lambda: time_matmul(CPU_DTYPES[dtype]))

@@ -20,7 +20,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from bench.methods import FAMILIES
+from bench.common.families import FAMILIES, ordered_families
 
 _COLOURS = sns.color_palette("colorblind", 10)
 PALETTE = {family: _COLOURS[i] for i, family in enumerate(FAMILIES)}
@@ -111,7 +111,7 @@ def marked_labels(rows: pd.DataFrame) -> list[str]:
 
 
 def family_legend(fig, families, extra: list | None = None, title: str = "family") -> None:
-    present = [f for f in FAMILIES if f in set(families)] + sorted(set(families) - set(FAMILIES))
+    present = ordered_families(families)
     handles = [Line2D([], [], marker="o", linestyle="", markersize=8, color=colour(f), label=f) for f in present]
     fig.legend(handles=handles + (extra or []), title=title, loc="upper left", bbox_to_anchor=(1.0, 0.93),
                frameon=False)
