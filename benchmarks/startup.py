@@ -28,7 +28,7 @@ from pathlib import Path
 from _common import median, spread
 
 TARGETS_S = {"minilm-l6": 3.0, "smollm2-135m": 5.0}
-TRIAL = ["train.max_steps=3", "train.warmup_steps=1", "task.max_eval_samples=8", "train.latency_repeats=2",
+TRIAL = ["train.max_steps=4", "train.warmup_steps=1", "task.max_eval_samples=8", "train.latency_repeats=2",
          "train.measure_flops=false", "train.probe_samples=8"]
 
 

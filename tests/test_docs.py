@@ -51,7 +51,7 @@ REPORT_SLICE = {"model": "minilm-l6", "methods": ["lora", "full", "bitfit", "ia3
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
 INLINE = ("peft-bench", "peft-bench-report", "peft-bench-methods", "make")  # commands also taken from prose
 COMMANDS = (*INLINE, "pip", "pytest", "source", ".venv/bin/peft-bench", "peft-bench-serve", "python")
-TINY_TRIAL = ["model=tiny-bert", "train.max_steps=3", "train.warmup_steps=1", "train.threads=1",
+TINY_TRIAL = ["model=tiny-bert", "train.max_steps=4", "train.warmup_steps=1", "train.threads=1",
               "train.latency_repeats=2", "train.probe_samples=8"]
 OWN_DATA_NAME = "results/single/minilm-l6__reviews__lora__seed0"
 HYDRA = threading.Lock()  # Hydra's global state holds one initialised config folder at a time

@@ -68,11 +68,11 @@ def test_the_own_data_command_runs_and_names_the_trial_after_the_task(tmp_path: 
 
     command = [sys.executable, "-m", "bench.cli", "model=tiny-bert", "task=files", "task.name=reviews",
                f"task.dataset.data_files.train={OWN}/train.csv", f"task.dataset.data_files.test={OWN}/test.csv",
-               "train.max_steps=3", "train.warmup_steps=1", "train.threads=1", f"results_dir={tmp_path}"]
+               "train.max_steps=4", "train.warmup_steps=1", "train.threads=1", f"results_dir={tmp_path}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     [record] = list(tmp_path.rglob("record.json"))
-    overrides = "train.max_steps=3,train.threads=1,train.warmup_steps=1"
+    overrides = "train.max_steps=4,train.threads=1,train.warmup_steps=1"
     assert record.parent.name == f"tiny-bert__reviews__lora__seed0__{overrides}"
     saved = json.loads(record.read_text())
     assert saved["identity"]["task"] == "reviews" and saved["status"] == "ok", saved.get("error")

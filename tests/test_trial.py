@@ -54,13 +54,14 @@ def test_lora_on_minilm_fills_every_column(minilm_trials):
 
 
 def test_timed_steps_start_after_the_cpu_memory_window(minilm_trials):
-    """The window's exact malloc policy slows a step by ~40%: no timed step runs under it (FAST: warm-up 1 of 4)."""
+    """The window's exact malloc policy slows a step by ~40%, and the first step after it re-grows the heap: neither
+    is timed (FAST: warm-up 1 of 4)."""
     cfg = trial_config("model=minilm-l6")
-    assert trial.untimed_steps(cfg, torch.device("cpu")) == 2  # the window lasts at least 2 steps
+    assert trial.untimed_steps(cfg, torch.device("cpu")) == 3  # the window lasts at least 2 steps, then 1 settles
     assert trial.untimed_steps(cfg, torch.device("cuda")) == 1  # no window on GPU: the FLOP-counted step only
     for record in minilm_trials.values():
         m = record.metrics
-        assert m["mem_window_steps"] == 2 and m["train_steps"] - m["train_timed_steps"] == m["mem_window_steps"]
+        assert m["mem_window_steps"] == 2 and m["train_steps"] - m["train_timed_steps"] == m["mem_window_steps"] + 1
 
 
 def test_a_trial_records_what_ran_beside_it(minilm_trials):

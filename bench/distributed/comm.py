@@ -31,12 +31,14 @@ COLLECTIVE = re.compile(r"c10d|gloo|nccl|all_?reduce|all_?gather|reduce_?scatter
 
 
 def profiled_step(max_steps: int, warmup_steps: int, measure_flops: bool) -> int | None:
-    """The last step, where it and the profiler's warm-up step before it come after the memory window, the warm-up
-    and the FLOP-counted step with at least one timed step before them; None where there is none."""
-    from bench.trackers.memory import MIN_WINDOW_STEPS
+    """The last step, where it and the profiler's warm-up step before it come after the memory window and the step
+    that settles malloc after it, the warm-up and the FLOP-counted step, with at least one timed step before them;
+    None where there is none."""
+    from bench.trackers.memory import MIN_WINDOW_STEPS, SETTLE_STEPS
 
     last = max_steps - 1
-    untimed = max(warmup_steps, MIN_WINDOW_STEPS, 1 if measure_flops else 0)  # steps 0 .. untimed-1: never timed
+    # steps 0 .. untimed-1: never timed
+    untimed = max(warmup_steps, MIN_WINDOW_STEPS, 1 if measure_flops else 0) + SETTLE_STEPS
     return last if last - 1 >= untimed + 1 else None
 
 

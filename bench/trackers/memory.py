@@ -54,6 +54,10 @@ SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never 
 MALLOC_RETURN_BYTES = 2**20  # freed heap blocks from this size on go back to the system at once
 MALLOC_FAST_MMAP_BYTES = 32 * 2**20  # glibc's ceiling for its own dynamic mmap threshold (64-bit)
 MIN_WINDOW_STEPS = 2  # the second step is the first that holds the optimizer state through forward and backward
+# The first step under the fast policy grows the heap back that the window's exact policy returned to the kernel
+# (tens of thousands of page faults: a full fine-tuning step of minilm-l6 ran ~30% slower than the next); it is left
+# out of the speed figures like the window itself.
+SETTLE_STEPS = 1
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 PROC_STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -320,22 +324,30 @@ class MemoryTracker:
         self.padded: PadWindow | None = None
 
     @property
+    def _windowed(self) -> bool:
+        return self.window_steps is not None and self.device.type != "cuda"
+
+    @property
+    def measured_steps(self) -> int:
+        """The first steps whose memory is read: the CPU window, else the warm-up steps."""
+        return self.window_steps if self._windowed else self.warmup_steps or 0
+
+    @property
     def untimed_steps(self) -> int:
-        """The first steps no speed figure counts: the CPU window, else the warm-up steps."""
-        if self.window_steps is not None and self.device.type != "cuda":
-            return self.window_steps
-        return self.warmup_steps or 0
+        """The first steps no speed figure counts: the CPU window and the step that settles malloc after it
+        (SETTLE_STEPS), else the warm-up steps."""
+        return self.measured_steps + (SETTLE_STEPS if self._windowed else 0)
 
     @property
     def activations_step(self) -> int:
-        """The training step (1-based) whose saved tensors are measured: the last untimed one (padded, where any
-        is), so the hooks' bookkeeping stays out of the timed steps."""
-        return max(self.untimed_steps, 1)
+        """The training step (1-based) whose saved tensors are measured: the last one of the window or warm-up
+        (padded, where any is), so the hooks' bookkeeping stays out of the timed steps."""
+        return max(self.measured_steps, 1)
 
     def pad_window(self, collate, dataset, tokenizer) -> PadWindow:
         """`collate` with the batches of the untimed steps after the first (the FLOP-counted one) padded to the
         longest example of `dataset` (module docstring)."""
-        self.padded = PadWindow(collate, longest(dataset), range(2, self.untimed_steps + 1),
+        self.padded = PadWindow(collate, longest(dataset), range(2, self.measured_steps + 1),
                                 getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "padding_side", "right"))
         return self.padded
 
