@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 import types
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ TABLE = {
     "lora-fa": Row(QV + r"lora_B\.default\.weight$", setups=LINEAR),
     "lora-plus": Row(QV + r"lora_[AB]\.default\.weight$", setups=LINEAR),
     "eva": Row(QV + r"lora_[AB]\.default\.weight$", setups=LINEAR),  # A's init: test_eva_...
+    "corda": Row(QV + r"lora_[AB]\.default\.weight$", identity=1e-4, edits_base=True, setups=LINEAR),
     "adalora": Row(r"\.(query|key|value|dense|[a-z]+_proj)\.lora_[ABE]\.default$"),  # every linear layer
     "loha": Row(QV + r"hada_w[12]_[ab]\.default$"),
     "lokr": Row(QV + r"lokr_w[12](_[ab])?\.default$"),
@@ -211,6 +213,9 @@ def test_method(row_id, setup, bases, tmp_path):
             method.apply(model, cfg, arch)
         return
     model = method.apply(model, cfg, arch).eval()
+    callbacks = method.callbacks(model, cfg, STEPS) if method.callbacks else []
+    for callback in callbacks:  # as the Trainer calls it: data-driven inits (EVA, CorDA) read training batches
+        callback.on_train_begin(None, None, None, train_dataloader=[batch] * 2)
 
     # trainable parameters are exactly the intended set
     trains = re.compile(f"{row.trains}|{HEAD}")
@@ -231,7 +236,6 @@ def test_method(row_id, setup, bases, tmp_path):
 
     # a few plain optimizer steps on a fixed batch; the loss (dropout off) goes down
     frozen_after_apply = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    callbacks = method.callbacks(model, cfg, STEPS) if method.callbacks else []
     optimizer = make_optimizer(method, model, cfg)
     model.train()
     for step in range(STEPS):
@@ -338,6 +342,43 @@ def test_eva_initialises_a_from_the_data(setup, bases):
         assert not torch.allclose(weight, before[name])
         gram = weight.detach() @ weight.detach().T
         assert torch.allclose(gram, torch.eye(len(gram)), atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["ipm", "kpm"])
+def test_corda_moves_the_data_weighted_components_into_the_adapter(mode, bases, tmp_path):
+    """At the start of training CorDA fills A and B in place from the covariance-weighted SVD and leaves W - s·B·A
+    in the frozen base; the adapter it stores is the conversion to plain LoRA of rank 2r, on the original base."""
+    pristine, arch, batch = bases("bert-cls")
+    method = methods.get("corda")
+    cfg = method.build_config({"mode": mode})
+    model = method.apply(copy.deepcopy(pristine), cfg, arch)
+    weights = dict(model.named_parameters())
+    before = {n: p.detach().clone() for n, p in weights.items()}
+    (callback,) = method.callbacks(model, cfg, STEPS)
+    callback.on_train_begin(None, None, None, train_dataloader=[batch] * 2)
+    originals = dict(pristine.named_parameters())
+    for name in [n for n in weights if ".lora_A." in n]:
+        a, b = weights[name], weights[name.replace(".lora_A.", ".lora_B.")]
+        assert dict(model.named_parameters())[name] is a, "replaced, not filled in place"
+        assert not torch.allclose(a, before[name]) and b.abs().max() > 0
+        layer = name.split(".lora_A.")[0]
+        residual = weights[f"{layer}.base_layer.weight"]
+        original = originals[layer.removeprefix("base_model.model.") + ".weight"]
+        assert torch.allclose(residual + (cfg.alpha / cfg.r) * b @ a, original, atol=1e-5)
+    storage.save(model, tmp_path)
+    saved = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert (saved["r"], saved["init_lora_weights"]) == (2 * cfg.r, True)
+
+
+def test_calibration_batches_are_not_counted_as_training_steps():
+    """A data-driven init's batches leave the counting collator's log as they found it."""
+    from bench.methods._calibration import uncounted
+
+    log = ["step"]
+    collate = types.SimpleNamespace(data_collator=types.SimpleNamespace(batches=log))
+    with uncounted(types.SimpleNamespace(collate_fn=collate)):
+        log += ["calibration", "calibration"]
+    assert log == ["step"]
 
 
 def restore(method, cfg, pristine, arch, folder: Path):

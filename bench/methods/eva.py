@@ -10,6 +10,7 @@ dataloader (its cost shows in the training time, as it is part of the method's).
 from dataclasses import dataclass
 
 from bench.methods import check, register
+from bench.methods._calibration import Batches, uncounted
 from bench.methods._common import peft_wrap, resolve_targets
 from bench.methods.lora import LoraConfig
 
@@ -32,36 +33,10 @@ def eva_init(model, cfg: EvaConfig, max_steps: int) -> list:
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             from peft import initialize_lora_eva_weights
 
-            counted = _batches_counted(getattr(train_dataloader, "collate_fn", None))
-            already = len(counted) if counted is not None else None
-            initialize_lora_eva_weights(model, _Batches(train_dataloader, model))
-            if counted is not None:  # EVA's batches are not training steps: the throughput figures must not see them
-                del counted[already:]
+            with uncounted(train_dataloader):  # EVA's batches are not training steps
+                initialize_lora_eva_weights(model, Batches(train_dataloader, model))
 
     return [EvaInit()]
-
-
-class _Batches:
-    """The training batches as EVA reads them: plain dicts (a BatchEncoding is not one) on the model's device."""
-
-    def __init__(self, dataloader, model):
-        self.dataloader, self.device = dataloader, next(model.parameters()).device
-
-    def __len__(self):
-        return len(self.dataloader)
-
-    def __iter__(self):
-        for batch in self.dataloader:
-            yield {key: value.to(self.device) for key, value in dict(batch).items()}
-
-
-def _batches_counted(collate):
-    """The list where the trial's counting collator logs each collated batch, under any wrappers; None if none."""
-    for _ in range(5):
-        if collate is None or isinstance(getattr(collate, "batches", None), list):
-            return getattr(collate, "batches", None)
-        collate = getattr(collate, "data_collator", None) or getattr(collate, "collate", None)
-    return None
 
 
 @register("eva", family="reparameterization", config=EvaConfig, merges=True, callbacks=eva_init, peft_type="LORA",
