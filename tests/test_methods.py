@@ -25,7 +25,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from bench import methods, models
 from bench.config import CONF_DIR, Unsupported, compose_raw
 from bench.methods import prefix_tuning
-from bench.methods.cli import markdown_table, ordered
+from bench.cli.methods import markdown_table, ordered
 from bench.models.arch import inspect
 from bench.trackers import storage
 from conftest import trial_config
@@ -186,6 +186,26 @@ def test_method_yaml_keeps_only_what_its_dataclass_does_not_say(path):
     assert f"/schema/params/{values['name']}@params" in values["defaults"]
     composed = compose_raw(f"method={path.stem}")["method"]["params"]
     assert composed == dataclasses.asdict(defaults) | values.get("params", {})
+
+
+ABOVE_METHODS = ("probes", "tasks", "results", "trackers", "trial", "sweep", "report", "serve", "launch", "cli")
+
+
+@pytest.mark.parametrize("path", sorted(Path(methods.__file__).parent.glob("*.py")), ids=lambda p: p.stem)
+def test_a_method_module_imports_nothing_above_methods(path):
+    """Methods sit below probes, tasks, results, trackers and the trial: what they need is passed in (the training
+    batches reach a data-driven init through the callbacks hook). Any import counts, at module level or inside a
+    function."""
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    above = sorted(name for name in imported if name.split(".")[:2] in [["bench", layer] for layer in ABOVE_METHODS])
+    assert not above, f"{path.name} imports {above}"
 
 
 def test_registry_has_every_family_and_a_test_row_per_method():
