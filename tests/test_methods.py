@@ -208,6 +208,15 @@ def test_a_method_module_imports_nothing_above_methods(path):
     assert not above, f"{path.name} imports {above}"
 
 
+def test_families_sort_in_taxonomy_order_and_unknown_ones_last():
+    from bench.common.families import FAMILIES, family_rank, ordered_families
+
+    assert sorted(["adapter", "old", "full"], key=family_rank) == ["full", "adapter", "old"]
+    assert ordered_families(["soft-prompt", "zeta", "selective", "alpha", "selective"]) == [
+        "selective", "soft-prompt", "alpha", "zeta"]
+    assert methods.FAMILIES is FAMILIES
+
+
 def test_registry_has_every_family_and_a_test_row_per_method():
     registered = methods.registry()
     assert {m.family for m in registered.values()} == set(methods.FAMILIES)
