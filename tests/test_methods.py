@@ -399,6 +399,19 @@ def test_corda_moves_the_data_weighted_components_into_the_adapter(mode, bases, 
     assert (saved["r"], saved["init_lora_weights"]) == (2 * cfg.r, True)
 
 
+@pytest.mark.parametrize("method,params,message", [
+    ("corda", {"mode": "pca"}, r"`method.params.mode` \('pca'\) must be ipm or kpm"),
+    ("corda", {"init": "pissa"}, r"`method.params.init` \('pissa'\) must be true"),
+    ("corda", {"calibration_batches": 0}, r"`method.params.calibration_batches` \(0\) must be an integer >= 1"),
+    ("lora-fa", {"use_dora": True}, r"`method.params.use_dora` \(True\) must be false"),
+])
+def test_bad_method_params_are_named(method, params, message):
+    from bench import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        methods.get(method).build_config(params)
+
+
 def test_calibration_batches_are_not_counted_as_training_steps():
     """A data-driven init's batches leave the counting collator's log as they found it."""
     from bench.methods._calibration import uncounted

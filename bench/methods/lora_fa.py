@@ -9,13 +9,18 @@ optimizer freezes it again): the trainable count is read before any optimizer ex
 
 from dataclasses import dataclass
 
-from bench.methods import register
+from bench.methods import check, register
 from bench.methods.lora import LoraConfig, apply_lora
 
 
 @dataclass
 class LoraFaConfig(LoraConfig):
     dropout: float = 0.0  # dropout before A would put the layer's input back among the saved activations
+
+    def __post_init__(self):
+        super().__post_init__()
+        # peft's LoRA-FA optimizer pairs the tensors named lora_* two by two (A, B): DoRA's magnitude breaks the pairs
+        check(not self.use_dora, "use_dora", self.use_dora, "must be false with peft's LoRA-FA optimizer")
 
 
 def apply(model, cfg: LoraFaConfig, arch):
