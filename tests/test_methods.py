@@ -399,6 +399,27 @@ def test_corda_moves_the_data_weighted_components_into_the_adapter(mode, bases, 
     assert (saved["r"], saved["init_lora_weights"]) == (2 * cfg.r, True)
 
 
+def test_corda_calibrates_an_encoder_decoder():
+    """An encoder-decoder forwards only with a target: each calibration row takes its own, without the -100 padding."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    pristine = T5ForConditionalGeneration(T5Config(vocab_size=200, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                                   num_heads=4, decoder_start_token_id=0, pad_token_id=0)).eval()
+    arch = inspect(pristine, "seq2seq", "generation")
+    generator = torch.Generator().manual_seed(0)
+    ids, labels = (torch.randint(5, 200, shape, generator=generator) for shape in [(4, 10), (4, 6)])
+    labels[0, 4:] = -100
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    method = methods.get("corda")
+    cfg = method.build_config({})
+    model = method.apply(copy.deepcopy(pristine), cfg, arch).eval()
+    (callback,) = method.callbacks(model, cfg, STEPS)
+    callback.on_train_begin(None, None, None, train_dataloader=[batch] * 2)
+    assert all(p.abs().max() > 0 for n, p in model.named_parameters() if ".lora_B." in n)
+    assert torch.allclose(forward(model, batch)[0], forward(pristine, batch)[0], atol=1e-4)
+
+
 @pytest.mark.parametrize("method,params,message", [
     ("corda", {"mode": "pca"}, r"`method.params.mode` \('pca'\) must be ipm or kpm"),
     ("corda", {"init": "pissa"}, r"`method.params.init` \('pissa'\) must be true"),

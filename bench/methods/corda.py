@@ -80,9 +80,11 @@ def initialise(model, cfg: CordaConfig, batches) -> None:
 
 
 def _run_rows(model, batches, count: int) -> None:
-    """Forward every row of the first `count` batches on its own, without padding, through the base model."""
+    """Forward every row of the first `count` batches on its own, without padding, through the base model; an
+    encoder-decoder's target row goes along (as labels: the decoder's layers need inputs too)."""
     import torch
 
+    decodes = bool(getattr(model.config, "is_encoder_decoder", False))
     with torch.no_grad(), model.disable_adapter():
         for index, batch in enumerate(batches):
             if index == count:
@@ -90,7 +92,13 @@ def _run_rows(model, batches, count: int) -> None:
             mask = batch.get("attention_mask")
             for row, ids in enumerate(batch["input_ids"]):
                 kept = ids[mask[row].bool()] if mask is not None else ids
-                model(input_ids=kept[None], attention_mask=torch.ones_like(kept)[None])
+                target = {"labels": _unpadded(batch["labels"][row])[None]} if decodes else {}
+                model(input_ids=kept[None], attention_mask=torch.ones_like(kept)[None], **target)
+
+
+def _unpadded(labels):
+    """A target row without its -100 padding (the loss's ignore index), so no pad token reaches the decoder."""
+    return labels[labels != -100]
 
 
 def _keep_initial_for_saving(model) -> None:
