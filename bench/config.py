@@ -98,6 +98,15 @@ class MethodConfig:
 
 
 @dataclass
+class MethodSchema(MethodConfig):
+    """The method group's schema for composing: a method YAML may also carry a rate per model
+    (`learning_rate_by_model: {smollm2-135m: 3.0e-3}`), which from_dict turns into `learning_rate` for the model the
+    trial runs on; the trial's config, its key and its record keep only MethodConfig's fields."""
+
+    learning_rate_by_model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class TrialConfig:
     model: ModelConfig
     task: TaskConfig
@@ -161,7 +170,11 @@ def from_dict(raw: dict) -> TrialConfig:
         "method": MethodConfig,
         "train": TrainConfig,
     }
-    parts = {name: _build(cls, dict(raw.pop(name, {}) or {}), name) for name, cls in sections.items()}
+    raws = {name: dict(raw.pop(name, {}) or {}) for name in sections}
+    by_model = raws["method"].pop("learning_rate_by_model", None)
+    parts = {name: _build(cls, raws[name], name) for name, cls in sections.items()}
+    if by_model:
+        parts["method"].learning_rate = rate_for_model(by_model, parts["model"].name, parts["method"].learning_rate)
     top_keys = [f.name for f in dataclasses.fields(TrialConfig) if f.name not in sections]
     for key in raw:
         if key not in top_keys:
@@ -172,6 +185,17 @@ def from_dict(raw: dict) -> TrialConfig:
         _check_type(getattr(cfg, f.name), f.type, f.name)
     validate(cfg)
     return cfg
+
+
+def rate_for_model(by_model, model: str, default: float) -> float:
+    """The method's learning rate on `model`: its entry in `method.learning_rate_by_model`, else `default` (an explicit
+    train.learning_rate still wins over both: TrialConfig.learning_rate)."""
+    if not isinstance(by_model, dict):
+        raise ConfigError(f"`method.learning_rate_by_model` ({by_model!r}) must be a mapping of model name to rate")
+    for name, rate in by_model.items():
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+            raise ConfigError(f"`method.learning_rate_by_model.{name}` ({rate!r}) must be a number > 0")
+    return float(by_model.get(model, default))
 
 
 def validate(cfg: TrialConfig) -> None:
@@ -272,24 +296,25 @@ def name_from_path(where, default: str) -> str:
     return folders.pop().name if len(folders) == 1 else paths[0].stem
 
 
-SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodConfig, "train": TrainConfig}
+SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodSchema, "train": TrainConfig}
 
 
-def register() -> None:
+def register(methods: dict | None = None) -> None:
     """What composing conf/ needs from Python: each group's dataclass as its Hydra schema (`defaults:
     [/schema/<group>@_here_, _self_]` in every group YAML) and each method's params dataclass as the schema of
     `method.params` (`/schema/params/<method>@params`), so every key exists with its default, in one place, and can
     be overridden without a `+`; and the `name_from_path` resolver. Stored outside the groups themselves, so
-    `method=glob(*)` sees only real methods."""
+    `method=glob(*)` sees only real methods.
+
+    The methods are the caller's to give (`register(bench.methods.registry())`, once per process: the faces and the
+    tests do): the config sits below the method registry and does not import it. Later calls keep them."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
-
-    from bench import methods
 
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group="schema", name=group, node=cls)
-    for name, method in methods.registry().items():
+    for name, method in (methods or {}).items():
         store.store(group="schema/params", name=name, node=method.schema())
     OmegaConf.register_new_resolver("name_from_path", name_from_path, replace=True)
     # launcher presets size a trial's request by its processes: cpus_per_task: ${multiply:8,${train.nproc}}
@@ -316,7 +341,7 @@ def compose_raw(*overrides: str, config_name: str = "config") -> dict:
             raw = OmegaConf.to_container(hydra_compose(config_name=config_name, overrides=list(overrides)),
                                          resolve=True)
     except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(explain(error)) from error
+        raise ConfigError(omegaconf_error_line(error)) from error
     pop_run_options(raw)
     return raw
 
@@ -339,11 +364,11 @@ def exit_on_bad_input(program: str, run) -> None:
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         if traces and not isinstance(error, ConfigError):
             raise
-        print(f"{program}: {error if isinstance(error, ConfigError) else explain(error)}", file=sys.stderr)
+        print(f"{program}: {error if isinstance(error, ConfigError) else omegaconf_error_line(error)}", file=sys.stderr)
         sys.exit(2)
 
 
-def explain(error: Exception) -> str:
+def omegaconf_error_line(error: Exception) -> str:
     """One line naming the key and the value, for an error Hydra or OmegaConf raised while composing."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue, ValidationError
 

@@ -14,8 +14,10 @@ from transformers import Trainer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import config, tasks, trial  # noqa: E402
+from bench import config, methods, tasks, trial  # noqa: E402
 from bench.trackers.throughput import CountingCollator, ThroughputCallback  # noqa: E402
+
+config.register(methods.registry())  # the method schemas composing needs
 
 # Per-model sizes that keep a repetition short on 2 CPU cores; batches are full (articles exceed max_length).
 SIZES = {

@@ -3,7 +3,7 @@ sequence length, optimizer (fused AdamW), schedule (linear), clipping, train mod
 
 Both arms compute throughput the same way: real tokens of the timed steps over the seconds of the timed steps,
 and both leave out the same first steps (trial.untimed_steps: warm-up, the FLOP-counted step, on CPU the memory
-window). The harness arm is the trial's own training (trial._train: Trainer, throughput listener, memory tracker
+window). The harness arm is the trial's own training (trial.train: Trainer, throughput listener, memory tracker
 with its window, FLOP-counted first step) and its figure is the one a record carries (`train_tokens_per_s`). The
 hand loop runs under glibc's fast malloc policy, the one the harness's timed steps run under after the window (and
 what a long-running plain process settles into). Pairs are interleaved, their order alternating; the ratio printed
@@ -34,9 +34,7 @@ from bench.trackers.memory import keep_freed_memory
 def harness_tokens_per_s(cfg, ready) -> tuple[float, float]:
     """The trial's own training loop: (its own figure, tokens per CPU second of the timed steps)."""
     clock = StepClock(trial.untimed_steps(cfg, ready.device), clock=time.process_time)  # CPU seconds, every thread
-    _, _, speed = trial._train(cfg, ready.method, ready.method_cfg, ready.model, ready.tokenizer, ready.data,
-                               ready.device, progress=False, listeners=[clock])
-    figures = speed.result()
+    figures = trial.train(cfg, ready, progress=False, listeners=[clock]).speed.result()
     return figures["train_tokens_per_s"], figures["train_tokens_per_s"] * figures["train_seconds"] / clock.seconds
 
 

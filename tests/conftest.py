@@ -10,8 +10,10 @@ import warnings
 
 import pytest
 
-from bench import config
+from bench import config, methods
 from bench.config import compose_raw  # noqa: F401 (tests compose raw configs through here)
+
+config.register(methods.registry())  # the method schemas composing needs: the config does not import the registry
 
 # submitit (the SLURM launcher's engine) runs logging.config.dictConfig when first imported, which closes every
 # handler configured before it; a test importing it after one that imported absl (rouge-score's logging) closed

@@ -3,7 +3,7 @@ before any training, and writes no record.
 
 .venv/bin/python -m pytest -q tests/test_bad_input.py
 
-Each row runs the CLI's entry function (bench.cli.main) in this process with the row's command line, as the
+Each row runs the CLI's entry function (bench.cli.run.main) in this process with the row's command line, as the
 `peft-bench` script does: torch and transformers load once for the table, not once a row (a process a row cost
 ~5 CPU-seconds each). A few rows also run as a real `peft-bench` process, which shows the whole of stderr: no Hydra
 page, no warning, no traceback around the line.
@@ -156,14 +156,14 @@ def check(case: Case, code, stdout: str, stderr: str, results: Path) -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_line_exit_2_and_no_record(name, tmp_path, monkeypatch, capsys, restored):
-    from bench import cli
-    from bench.trackers import prepare
+    from bench.cli import run as cli
+    from bench.launch import shared
 
     argv, results = write_files(CASES[name], tmp_path)
     monkeypatch.setattr(sys, "argv", ["peft-bench", *argv])
     # A trial first fills the caches it shares, in a child process that sees the bad data and stays silent: a
     # second interpreter a row (the base probe score depends on the data). The real-process rows keep that part.
-    monkeypatch.setattr(prepare, "prepare", lambda cfg: {})
+    monkeypatch.setattr(shared, "fill_shared_caches", lambda cfg: {})
     with pytest.raises(SystemExit) as ended:
         cli.main()
     printed = capsys.readouterr()
@@ -182,7 +182,7 @@ def test_in_a_sweep_a_value_that_does_not_resolve_fails_its_trials_and_the_sweep
     """A sweep records bad input per trial (phase `config`) and exits 0, where a single run stops with one line."""
     import json
 
-    from bench import cli
+    from bench.cli import run as cli
 
     case = Case(["--config-dir", "{dir}/conf", "-m", "sweep=mine", "method=lora,bitfit", "hydra/launcher=basic"], [],
                 CASES["interpolation that does not resolve"].files)

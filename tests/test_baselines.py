@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from bench.config import TaskConfig
-from bench.tasks import SPLIT_VERSION, baselines
+from bench.results import baselines
+from bench.tasks import SPLIT_VERSION
 
 
 def test_the_lead_is_the_first_sentence_of_the_first_paragraph():

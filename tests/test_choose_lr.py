@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.results import record as records
-from bench.tasks import choose_lr
+from bench.results import choose_lr
 
 
 def trial(folder: Path, rate: float, val: float | None, seed: int = 0) -> None:

@@ -251,8 +251,9 @@ def test_a_cpu_trial_reads_the_peak_of_its_own_dtype(tmp_path, monkeypatch):
 def test_a_distributed_cpu_trial_times_the_peak_at_its_ranks_thread_count(tmp_path, monkeypatch):
     import os
 
-    from bench.distributed import launch
-    from bench.trackers import peak_flops, prepare
+    from bench.launch import ranks as launch
+    from bench.launch import shared as prepare
+    from bench.trackers import peak_flops
     from tests.conftest import trial_config
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)

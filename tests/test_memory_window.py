@@ -16,6 +16,7 @@ from torch import nn
 from bench import trial
 from bench.trackers import memory
 from bench.trackers.memory import MemoryTracker, PadWindow
+from bench.launch.trial import run_trial
 from tests.conftest import trial_config
 
 PARTS = ("mem_weights_bytes", "mem_grads_bytes", "mem_optimizer_bytes", "mem_other_bytes", "mem_activations_bytes",
@@ -80,7 +81,7 @@ def test_measured_activations_grow_with_batch_size_and_length(tiny_bert):
 
 
 def test_a_trials_parts_add_up_to_its_peak_with_activations_measured():
-    record = trial.run(trial_config("model=tiny-bert", "method=lora", "train.warmup_steps=2"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "method=lora", "train.warmup_steps=2"), progress=False)
     assert record.status == "ok", record.error
     m = record.metrics
     assert sum(m[p] for p in PARTS) == m["peak_mem_bytes"]

@@ -21,6 +21,8 @@ from bench.probes import forgetting
 from bench.probes.perplexity import PerplexityProbe
 from bench.probes.retrieval import RetrievalProbe
 from bench.probes.text import general_text_windows, paragraph_pairs
+from bench.launch.trial import run_trial
+from bench.trial.measuring import probe_forgetting
 from tests.conftest import trial_config
 
 
@@ -72,7 +74,7 @@ def test_a_soft_prompt_is_active_in_the_retrieval_probe():
 
 
 def test_prompt_tuned_classification_decoder_forgets_measurably():
-    record = trial.run(trial_config("model=tiny-llama", "method=prompt-tuning"), progress=False)
+    record = run_trial(trial_config("model=tiny-llama", "method=prompt-tuning"), progress=False)
     assert record.status == "ok", record.error
     m = record.metrics
     assert m["forgetting"] is not None and m["forgetting"] != 0.0  # was exactly 0.000 by construction
@@ -161,9 +163,8 @@ def test_a_model_the_probe_cannot_see_is_na_not_zero(llama_base):
     probe.lm_head = lambda: torch.zeros(1, 1)
     with pytest.raises(probes.BodyNotCalled):
         probe.measure(AroundTheBody(llama_base.model))
-    metrics, items = {}, {}
-    trial._forgetting(probe, {"score": 10.0, "items": [1.0] * 8}, AroundTheBody(llama_base.model), metrics, items)
-    assert metrics["forgetting"] is None and "probe_error" in metrics and not items
+    found = probe_forgetting(probe, {"score": 10.0, "items": [1.0] * 8}, AroundTheBody(llama_base.model))
+    assert found.figures["forgetting"] is None and "probe_error" in found.figures and not found.items
 
 
 def test_probe_windows_start_as_the_tokenizer_starts_a_text(llama_base):

@@ -19,10 +19,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-import bench.cli  # noqa: F401 - registers the config schemas and resolvers that composing needs
+import bench.cli.run  # noqa: F401 - registers the config schemas and resolvers that composing needs
 from bench.results import console
 from bench.results import record as records
-from bench.sweep import progress, worker
+from bench.launch import worker
+from bench.sweep import progress
+from bench.trial import progress as bars
 from tests.conftest import FAST, compose_raw
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -74,7 +76,7 @@ def _state(step: int) -> SimpleNamespace:
 
 
 def test_bar_takes_the_loss_into_its_postfix(capsys):
-    bar = progress.TrialBar("lora on tiny-bert")
+    bar = bars.TrialBar("lora on tiny-bert")
     bar.on_train_begin(None, _state(0), None)
     bar.on_step_end(None, _state(2), None)
     bar.on_log(None, _state(2), None, logs={"loss": 1.23456, "grad_norm": 0.5})
@@ -95,10 +97,10 @@ def test_attach_replaces_the_trainers_console_callbacks():
             self.callbacks.append(callback)
 
     with_bar, without = Trainer(), Trainer()
-    progress.attach(with_bar, "x", show_bar=True)
-    progress.attach(without, "x", show_bar=False)
+    bars.attach(with_bar, "x", show_bar=True)
+    bars.attach(without, "x", show_bar=False)
     assert without.callbacks == ["throughput"]
-    assert with_bar.callbacks[0] == "throughput" and isinstance(with_bar.callbacks[1], progress.TrialBar)
+    assert with_bar.callbacks[0] == "throughput" and isinstance(with_bar.callbacks[1], bars.TrialBar)
 
 
 OPTUNA_TRIALS = yaml.safe_load((CONF_DIR / "hydra" / "sweeper" / "optuna-lora.yaml").read_text())["n_trials"]
@@ -167,14 +169,14 @@ def test_sweep_trial_line_of_a_failure_says_why():
 
 def test_a_sweep_trial_prints_one_line_where_a_single_run_prints_its_summary(tmp_path, monkeypatch, capsys):
     """The worker (a sweep's trial process) around a stand-in trial: one line on stdout, the record written."""
-    from bench import trial
+    from bench.launch import trial
 
     raw = compose_raw("model=tiny-bert", "method=ia3")
     folder = tmp_path / NAME
     folder.mkdir()
     (folder / worker.CONFIG_NAME).write_text(json.dumps(raw))
     finished = records.TrialRecord(status="ok", config=raw, key="k", identity=IDENTITY, metrics=MEASURED)
-    monkeypatch.setattr(trial, "run", lambda cfg, progress, trial_dir: finished)
+    monkeypatch.setattr(trial, "run_trial", lambda cfg, progress, trial_dir: finished)
     for guard in ("die_with_parent", "die_with_sweep"):  # they would tie the test process to its parent
         monkeypatch.setattr(worker, guard, lambda: None)
     worker.main(str(folder))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.common import files
 from bench.results import consolidate, record
 
 
@@ -55,9 +56,9 @@ def test_record_carries_provenance_and_schema(tmp_path: Path):
 
 def test_atomic_write_keeps_the_old_record_when_writing_fails(tmp_path: Path):
     path = tmp_path / "record.json"
-    record.write_atomic(path, {"status": "ok", "n": 1})
+    files.write_atomic(path, {"status": "ok", "n": 1})
     with pytest.raises(TypeError):
-        record.write_atomic(path, {"status": "ok", "bad": object.__new__(_Unserialisable)})
+        files.write_atomic(path, {"status": "ok", "bad": object.__new__(_Unserialisable)})
     assert json.loads(path.read_text()) == {"status": "ok", "n": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temp file left behind
 

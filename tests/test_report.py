@@ -18,7 +18,7 @@ import pytest
 
 from bench.report.aggregate import aggregate, best_marks
 from bench.report.build import build_report
-from bench.report.cli import main as report_main
+from bench.cli.report import main as report_main
 from bench.report.load import load_trials, normalize
 from bench.report.pareto import pareto_mask
 from bench.report.recommend import Budget, parse_size, recommend, summary

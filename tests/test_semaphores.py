@@ -18,11 +18,11 @@ CHILD = textwrap.dedent("""
     multiprocessing.set_start_method("spawn")  # as in a loky worker: semaphores are registered, not unlinked at once
     from multiprocessing import resource_tracker
     resource_tracker.ensure_running()
-    from bench.sweep import isolation
+    from bench.launch import isolation
     parent_lock = multiprocessing.Lock()  # the parent's own: its child must neither release nor unlink it
     kept = []  # held to the end, as tqdm holds its lock in a module global
     isolation.worker.main = lambda trial_dir: kept.append(multiprocessing.RLock())
-    isolation.prepare = lambda: None
+    isolation.preload_for_fork = lambda: None
     for _ in range(2):
         pid, fd = isolation._fork_worker(sys.argv[1])
         os.waitpid(pid, 0)

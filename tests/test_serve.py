@@ -23,6 +23,7 @@ from bench.serve import adapters, full_copies, load, traffic
 from bench.serve import config as serve_config
 from bench.serve import host as hosts
 from bench.trial import load_base
+from bench.launch.trial import run_trial
 
 ROOT = Path(__file__).parent.parent
 SMALL = ["task.max_train_samples=64", "task.max_eval_samples=16", "train.max_length=32", "serve.requests=8",
@@ -250,11 +251,11 @@ def saved_sweep(folder: Path, model_name: str, count: int) -> Path:
 
 
 def test_serves_the_checkpoints_a_sweep_saved(tmp_path):
-    from bench.serve import cli
+    from bench.cli import serve as cli
 
     sweep = saved_sweep(tmp_path / "sweep", "tiny-bert", 2)
     raw = serve_config.compose_raw(*SMALL, "model=tiny-bert", "serve.k=2", f"serve.adapters={sweep}")
-    # torch is imported in this process, so the trial runs in a fresh `python -m bench.sweep.worker DIR`
+    # torch is imported in this process, so the trial runs in a fresh `python -m bench.launch.worker DIR`
     result = cli.run_job(raw, tmp_path / "serve" / "trial", force=False)
     assert result["status"] == records.OK and result["metrics"]["adapters_source"] == str(sweep)
     assert result["metrics"]["swap_changes_output"] is True
@@ -263,18 +264,17 @@ def test_serves_the_checkpoints_a_sweep_saved(tmp_path):
 
 
 def test_save_checkpoint_keeps_the_adapter_in_the_trial_folder(tmp_path):
-    from bench import trial
     from tests.conftest import trial_config
 
     cfg = trial_config("model=tiny-bert", "method=lora", "train.save_checkpoint=true", "train.threads=1")
-    result = trial.run(cfg, progress=False, trial_dir=tmp_path)
+    result = run_trial(cfg, progress=False, trial_dir=tmp_path)
     assert result.status == records.OK, result.error
     saved = json.loads((tmp_path / adapters.CHECKPOINT_DIR / "adapter_config.json").read_text())
     assert saved["peft_type"] == "LORA"
 
 
 def serve_cli(results: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "bench.serve.cli", "model=tiny-bert", *SMALL, f"results_dir={results}", *args]
+    command = [sys.executable, "-m", "bench.cli.serve", "model=tiny-bert", *SMALL, f"results_dir={results}", *args]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
@@ -306,9 +306,9 @@ def killed_while_serving(folder: Path) -> None:
 
 
 def test_a_serving_trial_whose_process_dies_is_recorded_failed_with_the_cause(tmp_path, monkeypatch):
-    from bench.sweep.isolation import run_isolated
+    from bench.launch.isolation import run_isolated
 
-    # torch is imported here, so the child is a fresh `python -m bench.sweep.worker DIR`: it imports this module
+    # torch is imported here, so the child is a fresh `python -m bench.launch.worker DIR`: it imports this module
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).parent),
                                                                    os.environ.get("PYTHONPATH")])))
     cfg = serve_cfg("model=tiny-bert", "serve.k=4")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from bench.report.load import SUPERSEDED_NAME, load_trials
 from bench.results.consolidate import consolidate
-from bench.results.record import write_atomic
+from bench.common.files import write_atomic
 from tests.test_unstable import generation_sweep
 
 

@@ -25,7 +25,9 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from bench.cli import CONF_DIR, trial_name
+from bench.cli.run import trial_name
+from bench.common import files
+from bench.config import CONF_DIR
 from bench.results import record
 from bench.sweep import resume
 from bench.sweep.faults import ENV as FAULT_ENV
@@ -157,7 +159,7 @@ def test_a_killed_joblib_sweep_leaves_no_trial_running(tmp_path):
 
 WATCHER = """
 import time
-from bench.sweep import lifetime
+from bench.launch import lifetime
 lifetime.die_with_sweep()
 time.sleep(30)
 """
@@ -167,7 +169,7 @@ time.sleep(30)
 def test_a_trial_ends_with_its_sweep_only_where_the_sweep_is_the_same_process(same_slurm_job):
     """The watch ends a trial whose sweep is gone (exit 1 within a few seconds), but never one whose sweep lives in
     another SLURM job (or boot, or pid namespace): there the scheduler decides."""
-    from bench.sweep.lifetime import SWEEP_ENV, process_identity
+    from bench.launch.lifetime import SWEEP_ENV, process_identity
 
     sweep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     identity = process_identity(sweep.pid)
@@ -192,7 +194,7 @@ def test_a_live_sweep_keeps_its_identity_when_the_wall_clock_moves(monkeypatch):
     """A process's identity must not follow the wall clock: psutil's create_time adds a boot time read from it,
     which moved by a second a minute on a VM whose clock was being adjusted, and every trial of a live sweep then
     ended as if its sweep had died."""
-    from bench.sweep import lifetime
+    from bench.launch import lifetime
 
     before = lifetime.process_identity()
     shift = iter(range(1, 100))
@@ -232,7 +234,7 @@ def test_joblib_and_submitit_local_give_the_same_table(tmp_path):
 def test_forked_trials_match_fresh_interpreter_trials(tmp_path, monkeypatch):
     """Trials forked from the sweep process (libraries imported once) and trials in a fresh interpreter each
     (PEFT_BENCH_NO_FORK) give the same table: same fates, same trained parameters, same quality."""
-    from bench.sweep.isolation import NO_FORK_ENV
+    from bench.launch.isolation import NO_FORK_ENV
 
     methods = f"method={OK},{KILL}"
     peft_bench(tmp_path, methods, faults=FAULTS, name="forked")
@@ -255,7 +257,7 @@ def test_ray_launcher_runs_a_sweep(tmp_path):
 
 
 def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path, monkeypatch):
-    from bench.sweep.isolation import run_isolated
+    from bench.launch.isolation import run_isolated
     from tests.conftest import trial_config
 
     monkeypatch.setenv(FAULT_ENV, f"{OK}=hang")  # the trial sleeps at its first training step
@@ -274,7 +276,7 @@ rows = pd.DataFrame({"method": ["m"] * 20000, "x": range(20000)})
 payload = {"status": "ok", "blob": ["x" * 100] * 20000}
 print("ready", flush=True)
 while True:
-    record.write_atomic(folder / "record.json", payload)
+    files.write_atomic(folder / "record.json", payload)
     consolidate.write(rows, folder)
 """
 
@@ -299,14 +301,14 @@ def test_records_and_tables_are_never_torn_when_the_writer_is_killed(tmp_path):
 def test_resume_never_overwrites_a_finished_record_of_another_config(tmp_path):
     folder = tmp_path / "lora__seed0"
     assert resume.place(folder, "aaaa1111") == (folder, None)  # empty: run here
-    record.write_atomic(folder / record.RECORD_NAME, {"status": "ok", "key": "aaaa1111"})
+    files.write_atomic(folder / record.RECORD_NAME, {"status": "ok", "key": "aaaa1111"})
     assert resume.place(folder, "aaaa1111")[1]["key"] == "aaaa1111"  # finished: skip
     assert resume.place(folder, "aaaa1111", force=True) == (folder, None)  # force: run again, same folder
     other = folder.with_name("lora__seed0@bbbb2222")
     assert resume.place(folder, "bbbb2222cc") == (other, None)  # same name, other config: its own folder
-    record.write_atomic(other / record.RECORD_NAME, {"status": "ok", "key": "bbbb2222cc"})
+    files.write_atomic(other / record.RECORD_NAME, {"status": "ok", "key": "bbbb2222cc"})
     assert resume.place(folder, "bbbb2222cc")[0] == other  # and found there next time
-    record.write_atomic(folder / record.RECORD_NAME, {"status": "failed", "key": "aaaa1111"})
+    files.write_atomic(folder / record.RECORD_NAME, {"status": "failed", "key": "aaaa1111"})
     assert resume.place(folder, "aaaa1111") == (folder, None)  # failed: run again
     assert resume.place(folder, "cccc3333") == (folder, None)  # an unfinished record of another config is no loss
 
@@ -378,7 +380,7 @@ def test_quick_sweeps_every_family_and_the_optuna_variant_composes_without_its_p
 
 
 def test_a_search_maximises_validation_quality_never_test():
-    from bench.cli import FAILED_OBJECTIVE, objective
+    from bench.cli.run import FAILED_OBJECTIVE, objective
 
     scored = {"status": "ok", "metrics": {"quality": 0.99, "val_quality": 0.71}}
     assert objective(scored) == 0.71

@@ -23,6 +23,9 @@ from bench.probes.perplexity import PerplexityProbe
 from bench.probes.retrieval import RetrievalProbe
 from bench.results.metrics import METRICS
 from bench.trackers import energy, peak_flops
+from bench.launch.trial import run_trial
+from bench.trial.load import base_probe_of
+from bench.trial.train import own_optimizer
 from tests.conftest import FAST, trial_config
 
 ROOT = Path(__file__).parent.parent
@@ -36,7 +39,7 @@ MIB = 2**20
 @pytest.fixture(scope="module")
 def minilm_trials():
     """full and lora on the real minilm-l6 + bbc-topic, FAST-sized."""
-    return {m: trial.run(trial_config("model=minilm-l6", f"method={m}"), progress=False) for m in ("lora", "full")}
+    return {m: run_trial(trial_config("model=minilm-l6", f"method={m}"), progress=False) for m in ("lora", "full")}
 
 
 def test_lora_on_minilm_fills_every_column(minilm_trials):
@@ -115,7 +118,7 @@ def test_loaded_weights_are_resident_before_training():
 
 
 def test_generation_trial_scores_rouge_and_perplexity():
-    record = trial.run(trial_config("model=tiny-llama", "task=bbc-headline", "task.max_eval_samples=4",
+    record = run_trial(trial_config("model=tiny-llama", "task=bbc-headline", "task.max_eval_samples=4",
                                     "task.max_new_tokens=4"), progress=False)
     assert record.status == "ok", record.error
     m = record.metrics
@@ -126,14 +129,14 @@ def test_generation_trial_scores_rouge_and_perplexity():
 
 
 def test_decoder_classification_probes_with_the_base_lm_head():
-    record = trial.run(trial_config("model=tiny-llama", "method=full"), progress=False)
+    record = run_trial(trial_config("model=tiny-llama", "method=full"), progress=False)
     assert record.status == "ok", record.error
     m = record.metrics
     assert m["forgetting_probe"] == "perplexity" and m["probe_after"] != m["probe_before"]
 
 
 def test_nan_loss_fails_the_trial_in_the_train_phase():
-    record = trial.run(trial_config("model=tiny-bert", "method=full", "train.learning_rate=1e30"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "method=full", "train.learning_rate=1e30"), progress=False)
     assert record.status == "failed"
     assert record.error["phase"] == "train" and record.error["type"] == "NonFiniteLoss"
 
@@ -165,12 +168,12 @@ def test_a_cold_probe_cache_is_filled_outside_the_trial(tmp_path, monkeypatch):
     cfg = trial_config("model=tiny-bert", "train.threads=1", f"cache_dir={cache}")
     # Two trials in one process: the first would also import what any first trial imports (evaluation, metrics:
     # 40-70 MB the second one starts with). A trial before them levels that, as separate processes would.
-    trial.run(trial_config("model=tiny-bert", "train.threads=1"), progress=False)
+    run_trial(trial_config("model=tiny-bert", "train.threads=1"), progress=False)
     calls = _count_measures(monkeypatch)
-    cold = trial.run(cfg, progress=False)
+    cold = run_trial(cfg, progress=False)
     assert cold.status == "ok", cold.error
     assert len(calls) == 1  # the tuned model's probe only; the base score came from the child
-    warm = trial.run(cfg, progress=False)
+    warm = run_trial(cfg, progress=False)
     assert len(calls) == 2
     assert cold.metrics["seconds_prepare"] > 0 and "seconds_prepare" not in warm.metrics
     assert cold.metrics["probe_before"] == warm.metrics["probe_before"]
@@ -180,11 +183,11 @@ def test_a_cold_probe_cache_is_filled_outside_the_trial(tmp_path, monkeypatch):
 
 def test_forgetting_is_na_not_computed_when_the_base_score_is_missing(tmp_path, monkeypatch):
     cache = _fresh_cache(tmp_path)
-    from bench.trackers import prepare
+    from bench.launch import shared
 
-    monkeypatch.setattr(prepare, "_run_child", lambda cfg, cold: None)  # the child failed to fill it
+    monkeypatch.setattr(shared, "_run_child", lambda cfg, cold: None)  # the child failed to fill it
     calls = _count_measures(monkeypatch)
-    record = trial.run(trial_config("model=tiny-bert", "train.threads=1", f"cache_dir={cache}"), progress=False)
+    record = run_trial(trial_config("model=tiny-bert", "train.threads=1", f"cache_dir={cache}"), progress=False)
     assert record.status == "ok", record.error
     assert record.metrics["probe_before"] is None and record.metrics["forgetting"] is None
     assert "probe_error" in record.metrics and len(calls) == 1
@@ -206,11 +209,12 @@ def test_a_quantized_base_is_probed_before_training(monkeypatch):
         return peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=arch.query_value))
 
     fake = methods.Method("lora", "reparameterization", lora.config_cls, quantize_then_lora, "test")
-    monkeypatch.setattr(trial.methods, "get", lambda name: fake)
-    metrics = {}
-    ready = trial.setup(trial_config("model=tiny-llama", "task=bbc-headline"), metrics=metrics)
+    monkeypatch.setattr(methods, "get", lambda name: fake)
+    found = trial.Measured()
+    ready = trial.setup(trial_config("model=tiny-llama", "task=bbc-headline"), found=found)
+    metrics = found.figures
     assert models.is_quantized(ready.model)
-    cached = trial._base_probe(trial_config("model=tiny-llama", "task=bbc-headline"),
+    cached = base_probe_of(trial_config("model=tiny-llama", "task=bbc-headline"),
                                trial.load_base(trial_config("model=tiny-llama", "task=bbc-headline")), ready.probe)
     assert metrics["probe_before_source"] == "quantized base"
     assert metrics["probe_before"] != cached["score"]
@@ -246,14 +250,14 @@ class _Counter:
 
 def test_energy_per_phase_and_tokens_per_joule(monkeypatch):
     monkeypatch.setattr(energy, "reader", lambda device: _Counter())
-    m = trial.run(trial_config("model=tiny-bert"), progress=False).metrics
+    m = run_trial(trial_config("model=tiny-bert"), progress=False).metrics
     assert m["energy_joules_train"] == m["energy_joules_evaluate"] == 1.5 and m["energy_source"] == "fake counter"
     assert m["train_tokens_per_joule"] == m["train_tokens"] / 1.5
 
 
 def test_energy_is_na_where_no_counter_is_readable(monkeypatch):
     monkeypatch.setattr(energy, "reader", lambda device: None)
-    m = trial.run(trial_config("model=tiny-bert"), progress=False).metrics
+    m = run_trial(trial_config("model=tiny-bert"), progress=False).metrics
     assert m["energy_source"] is None and not any(k.startswith("energy_joules") for k in m)
     assert m.get("train_tokens_per_joule") is None
 
@@ -292,6 +296,26 @@ def test_mfu_divides_by_the_kept_peak_and_is_na_when_it_was_timed_under_load(tmp
     path.write_text(json.dumps({"identity": peak_flops._identity(), "flops_per_s": 1e11, "threads": threads,
                                 "under_load": under_load}))
     metrics = {"train_flops_per_s": 4e10}
-    trial._add_mfu(metrics, torch.device("cpu"), tmp_path)
+    trial.add_mfu(metrics, torch.device("cpu"), tmp_path)
     assert metrics["peak_flops_per_s"] == 1e11 and metrics["peak_flops_under_load"] is under_load
     assert metrics["mfu"] == (None if under_load else 0.4)
+
+
+def test_a_method_that_brings_its_own_optimizer_is_the_one_the_trainer_steps():
+    """LoRA-FA trains with peft's LoRA-FA optimizer (B's gradient projected), not the Trainer's AdamW; a method
+    without one keeps the Trainer's."""
+    from peft.optimizers.lorafa import LoraFAOptimizer
+
+    cfg = trial_config("model=tiny-bert", "method=lora-fa", "train.threads=1")
+    ready = trial.setup(cfg, with_probe=False)
+    stepped = trial.train(cfg, ready, progress=False).trainer.optimizer
+    assert isinstance(getattr(stepped, "optimizer", stepped), LoraFAOptimizer)
+    plain = trial_config("model=tiny-bert", "method=lora", "train.threads=1")
+    assert own_optimizer(plain, trial.setup(plain, with_probe=False)) is None
+
+
+def test_a_method_with_its_own_optimizer_is_skipped_under_fsdp_before_anything_loads():
+    record = run_trial(trial_config("model=tiny-bert", "method=lora-fa", "train.distributed=fsdp", "train.nproc=2"),
+                       progress=False)
+    assert record.status == "skipped" and "cannot shard" in record.error["message"]
+    assert "seconds_load" not in record.metrics

@@ -36,7 +36,8 @@ def small_pngs():
 
 def generation_sweep(folder: Path) -> Path:
     from bench.common import stats
-    from bench.results.record import TrialRecord, write, write_atomic
+    from bench.common.files import write_atomic
+    from bench.results.record import TrialRecord, write
 
     rng = np.random.default_rng(3)
     difficulty = rng.uniform(-0.1, 0.1, N_ITEMS)

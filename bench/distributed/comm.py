@@ -25,6 +25,8 @@ from contextlib import contextmanager, nullcontext
 
 from transformers import TrainerCallback
 
+from bench.trackers.memory import MIN_WINDOW_STEPS, SETTLE_STEPS
+
 STEP_SPAN = "peft-bench: profiled step"  # a record_function span around the step, from its start to its end
 COLLECTIVE = re.compile(r"c10d|gloo|nccl|all_?reduce|all_?gather|reduce_?scatter|broadcast|all_to_all|wait_tensor",
                         re.IGNORECASE)
@@ -34,8 +36,6 @@ def profiled_step(max_steps: int, warmup_steps: int, measure_flops: bool) -> int
     """The last step, where it and the profiler's warm-up step before it come after the memory window and the step
     that settles malloc after it, the warm-up and the FLOP-counted step, with at least one timed step before them;
     None where there is none."""
-    from bench.trackers.memory import MIN_WINDOW_STEPS, SETTLE_STEPS
-
     last = max_steps - 1
     # steps 0 .. untimed-1: never timed
     untimed = max(warmup_steps, MIN_WINDOW_STEPS, 1 if measure_flops else 0) + SETTLE_STEPS

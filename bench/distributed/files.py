@@ -1,6 +1,6 @@
 """The files a distributed trial's launcher and its ranks share in the group's run folder: the trial's config (in),
 rank 0's result (out), and each rank's status (pid, phase) and error, by which the launcher says which rank failed,
-where and why. Apart from both sides, so the launcher (imported by bench.trial) never imports a rank's code.
+where and why. Apart from both sides (bench.launch.ranks, bench.launch.rank): the launcher never imports a rank's code.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The base model's probe score and per-item scores, computed once per model and probe configuration, before the
-trials that need it and in a process of its own (bench.trackers.prepare), and kept in cache_dir/probes/.
+trials that need it and in a process of its own (bench.launch.shared), and kept in cache_dir/probes/.
 
 A trial only reads it: computing it inside whichever trial finds the cache empty made that trial's memory baseline,
 peak and probe time carry another model's work. The key holds everything that changes the score without being in
@@ -16,6 +16,7 @@ import json
 import platform
 from pathlib import Path
 
+from bench.common.files import read_json, write_atomic
 from bench.config import TrialConfig
 
 CACHE_VERSION = 3  # bump when what a cached score means changes (1: whole-file chunks, body read around prompts;
@@ -49,7 +50,6 @@ def path(cfg: TrialConfig, model_kind: str) -> Path | None:
 
 def read(cfg: TrialConfig, model_kind: str) -> dict | None:
     """{"score", "items", "weights", "probe_identity", ...} of the base model, or None when not cached (or torn)."""
-    from bench.results.record import read_json
 
     where = path(cfg, model_kind)
     kept = read_json(where) if where else None
@@ -77,12 +77,11 @@ def model_lock_path(cfg: TrialConfig) -> Path:
 def fill(cfg: TrialConfig, load_base, make_probe, locked: bool = False) -> dict | None:
     """Load the base model as the trial would (load_base, make_probe: the trial's own functions, passed in so this
     module never imports the trial), score its probe and keep the score; in the calling process, so call it from a
-    process of its own (bench.trackers.prepare_child). Under the entry's file lock, so parallel callers compute it
+    process of its own (bench.launch.shared_child). Under the entry's file lock, so parallel callers compute it
     once; locked: the caller already holds it."""
     import contextlib
     import time
 
-    from bench.results.record import write_atomic
 
     base = load_base(cfg)
     where = path(cfg, base.model_kind)

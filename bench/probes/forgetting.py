@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from bench.results.stats import CONFIDENCE, N_RESAMPLES, SEED, mean_over_resampled_seeds, percentile_interval
+from bench.common.stats import CONFIDENCE, N_RESAMPLES, SEED, mean_over_resampled_seeds, percentile_interval
+from bench.probes.score import relative_loss
 
 
 def _scores(items: np.ndarray, weights: np.ndarray, picks: np.ndarray, pooled_exp: bool) -> np.ndarray:
@@ -77,8 +78,6 @@ def difference_interval(runs: list[tuple[dict, dict]], higher_is_better: bool, c
 
 def metrics(probe, before: dict, after) -> dict:
     """The record's forgetting columns from the cached base result (dict) and the tuned model's ProbeScore."""
-    from bench.probes import relative_loss
-
     low, high = interval(before.get("items") or [], after.items, after.weights or before.get("weights"),
                          probe.higher_is_better)
     value = relative_loss(before["score"], after.value, probe.higher_is_better)

@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from bench.probes import ProbeScore, body_output, real_positions
+from bench.probes.score import ProbeScore, body_output, real_positions
 from bench.probes.text import general_text_windows
 
 LOGITS_PER_FORWARD = 2**25  # float32 logits one forward may hold (128 MiB): a 49k vocabulary is 6 MiB per token

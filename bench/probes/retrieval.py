@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-
 from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
 
-from bench.probes import ProbeScore, body_output, real_positions
+from bench.probes.score import ProbeScore, body_output, real_positions
 
 
 class RetrievalProbe:

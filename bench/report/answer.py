@@ -59,7 +59,7 @@ def baseline_notes(group: pd.DataFrame) -> list[str]:
         if group["quality_metric"].isin(["accuracy", "f1_macro"]).any():
             notes.append("Majority-class baseline: n/a (these trials did not record the majority share).")
         elif group["quality_metric"].notna().any():
-            notes.append("Trivial baseline: n/a (for generation: python -m bench.tasks.baselines <sweep> scores "
+            notes.append("Trivial baseline: n/a (for generation: python -m bench.results.baselines <sweep> scores "
                          "the lead sentence).")
     else:
         at_baseline = group[group["at_baseline"].eq(True)]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common.files import read_json
+from bench.results.consolidate import load_table
 from bench.results.metrics import METRICS, QUALITY_METRICS
 
 IDENTITY = ["model", "task", "family", "method", "label", "seed"]
@@ -31,8 +32,6 @@ SERVING_COLUMN = "serve_k"  # only peft-bench-serve's records have it; they get 
 
 
 def read_table(source: Path) -> pd.DataFrame:
-    from bench.results.consolidate import load_table
-
     source = Path(source)
     if source.is_file():
         return pd.read_parquet(source) if source.suffix == ".parquet" else pd.read_csv(source)
@@ -131,7 +130,7 @@ def variant_labels(table: pd.DataFrame) -> pd.Series:
 
 
 def _overrides(trial_dir) -> str | None:
-    """The overrides part of a trial folder name: model__task__method__seedN__<overrides> (bench.cli.trial_name)."""
+    """The overrides part of a trial folder name: model__task__method__seedN__<overrides> (bench.cli.run.trial_name)."""
     parts = Path(str(trial_dir or "")).name.split("__", 4)
     return parts[4] if len(parts) == 5 else None
 
@@ -191,7 +190,7 @@ def _probe_items(payload) -> dict | None:
             "weights": payload.get("probe_weights")}
 
 
-BASELINES_NAME = "baselines.json"  # a generation task's trivial baseline, written by python -m bench.tasks.baselines
+BASELINES_NAME = "baselines.json"  # a generation task's trivial baseline, written by python -m bench.results.baselines
 MAJORITY = "majority-class"
 
 

@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.report.load import load_trials, read_table
+from bench.report.page import Block
+from bench.report.render import Cell, Table
 from bench.results.metrics import NA, human_bytes
 
 GIB = 1024**3
@@ -235,9 +238,6 @@ def _gib(value: float) -> str:
 
 def add_section(trials: pd.DataFrame, blocks: list, add_table) -> None:
     """The report's section: what was fitted, its error on the measured trials, the predictions, published figures."""
-    from bench.report.page import Block
-    from bench.report.render import Cell, Table
-
     fits = fit(trials)
     if "full" not in fits and "lora" not in fits:
         return
@@ -280,8 +280,6 @@ SECTION_TEXT = (
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench.report.load import load_trials, read_table
-
     source = Path((argv if argv is not None else sys.argv[1:])[0])
     trials = load_trials(source, read_table(source))
     fits = fit(trials)

@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.report.load import SERVING_COLUMN, read_table
+from bench.report.page import Block, write
+from bench.report.plots.style import Plot, grid, na_note, rotate_ticks, save
+
 MODES = {"mixed": "-", "single": "--", "merged": ":"}  # line style per serving mode
 STREAMS = {"uniform": "uniform", "zipf": "Zipf", "round_robin": "round-robin"}
 SWAPS = {"set": "set_adapter", "hotswap": "hot-swap", "merge": "unmerge + merge"}
@@ -29,8 +33,6 @@ SWAP_COLOURS = ("#4c72b0", "#dd8452", "#55a868")
 def serving_trials(source) -> pd.DataFrame:
     """The serving records of a sweep folder, a consolidated table file, or the table read from either: one row
     per model x method x K."""
-    from bench.report.load import SERVING_COLUMN, read_table
-
     table = source if isinstance(source, pd.DataFrame) else read_table(Path(source))
     if table.empty or SERVING_COLUMN not in table:
         return pd.DataFrame()
@@ -87,8 +89,6 @@ def _per_stream(ok: pd.DataFrame, figure: str, unit: str, ylabel: str, folder: P
     rounds (1 = the base), so that the machine's load, which differs between trials, cancels out."""
     from matplotlib.lines import Line2D
 
-    from bench.report.plots.style import Plot, grid, save
-
     streams = [s for s in STREAMS if any(f"{m}_{s}_{figure}" in ok for m in MODES)]
     models = list(dict.fromkeys(ok["model"]))
     fig, axes = grid(len(models) * len(streams), ncols=len(streams))
@@ -135,8 +135,6 @@ def throughput_vs_k(ok: pd.DataFrame, folder: Path):
 def memory_vs_k(ok: pd.DataFrame, folder: Path):
     from matplotlib.lines import Line2D
 
-    from bench.report.plots.style import Plot, grid, na_note, save
-
     models = list(dict.fromkeys(ok["model"]))
     fig, axes = grid(len(models))
     colours = _colours(ok["method"])
@@ -173,8 +171,6 @@ def memory_vs_k(ok: pd.DataFrame, folder: Path):
 
 
 def swap_cost(ok: pd.DataFrame, folder: Path):
-    from bench.report.plots.style import Plot, grid, rotate_ticks, save
-
     top = ok[ok["serve_k"] == ok.groupby("model")["serve_k"].transform("max")]
     models = list(dict.fromkeys(top["model"]))
     fig, axes = grid(len(models))
@@ -257,8 +253,6 @@ PLOTS = (latency_vs_k, throughput_vs_k, memory_vs_k, swap_cost)
 def section(source, out: Path) -> list:
     """The report blocks of the serving section (empty where `source`, a folder, a table file or the table read
     from either, holds no serving record); plots are written to out/plots/."""
-    from bench.report.page import Block
-
     trials = serving_trials(source)
     if trials.empty:
         return []
@@ -285,8 +279,6 @@ def _not_ok(trials: pd.DataFrame) -> list[str]:
 
 def main(argv: list[str]) -> None:
     """Write the serving plots, report.md and report.html (the section alone) for a folder of serving records."""
-    from bench.report.page import write
-
     source = Path(argv[0])
     if not source.exists():
         raise SystemExit(f"peft-bench-serve report: no sweep folder or trials table at {source}")

@@ -2,7 +2,8 @@
 prints, and where it belongs (the report's cost table, the columns every finished trial must carry).
 
 One row per metric here; the console summary, the report's tables, plots and recommendation, and the tests all
-read it, so a new metric is its tracker, one line in the trial, and one row here.
+read it, so a new metric is its tracker (a module of bench/trackers/ registered through bench.trackers.protocol,
+which the trial runs without naming it) and one row here.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in [
       "with quality_na_reason where a generation failed its first-token check",
       cost=True, required=True, context="quality_metric"),
     M("final_loss", "final loss", "", "score", "min", "training loss at the last step", required=True),
+    M("final_grad_norm", "final grad norm", "", "score", None, "gradient norm before clipping at the last logged step"),
     # distributed trials (docs/distributed.md); per-rank columns `<metric>_rank<i>` carry the unit of <metric>
     M("world_size", "processes", "", "params", None, "processes the trial ran on (train.nproc; 1 unless distributed)"),
     M("comm_share", "communication", "%", "fraction", "min",

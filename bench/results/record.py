@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-from bench.common.files import read_json, replace_atomic, write_atomic  # noqa: F401 (records are written through these)
+from bench import methods
+from bench.common.files import read_json, write_atomic
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"
@@ -67,8 +68,6 @@ def read(path: Path) -> dict | None:
 def identity(config: dict) -> dict:
     """method / family / model / task / seed of a trial, from its config as a dict (a TrialConfig's to_dict(), or the
     raw values of a config that did not validate: then whatever can be read, None for the rest)."""
-    from bench import methods
-
     name = {part: (config.get(part) or {}).get("name") if isinstance(config.get(part), dict) else None
             for part in ("method", "model", "task")}
     method = methods.registry().get(name["method"]) if isinstance(name["method"], str) else None

@@ -17,6 +17,7 @@ from bench.config import ConfigError, Unsupported
 from bench.results.record import OK, RECORD_NAME, read
 from bench.serve.config import FRESH, ServeTrial
 from bench.serve.host import kind_of
+from bench.trackers.storage import save
 
 CHECKPOINT_DIR = "checkpoint"  # inside a trial folder: what train.save_checkpoint=true keeps (bench/trial.py)
 SEED_STRIDE = 100_003  # adapter i of seed s draws its noise from seed s * SEED_STRIDE + i: no two coincide
@@ -40,8 +41,6 @@ def host_kind(cfg: ServeTrial, base_model, method, method_cfg, arch) -> tuple[st
 def fresh(tuned, k: int, seed: int, noise_std: float, folder: Path) -> list[Path]:
     """K adapters of the method applied in `tuned`, saved under folder/task<i>/ as a trained one would be."""
     import torch
-
-    from bench.trackers.storage import save
 
     trained = {name: p for name, p in tuned.named_parameters() if p.requires_grad}
     start = {name: p.detach().clone() for name, p in trained.items()}

@@ -1,6 +1,6 @@
-"""A serving trial in the sweep's child process (bench.sweep.isolation, `runner=run`): config file -> record.
+"""A serving trial in the sweep's child process (bench.launch.isolation, `runner=run`): config file -> record.
 
-Also what `python -m bench.sweep.worker TRIAL_DIR` runs on a serving trial's folder (named in its trial_runner.txt).
+Also what `python -m bench.launch.worker TRIAL_DIR` runs on a serving trial's folder (named in its trial_runner.txt).
 Importing this module imports no torch: the sweep process imports it before deciding to fork its trials.
 """
 
@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.launch.worker import CONFIG_NAME
 from bench.results import record as records
+from bench.serve import config as serve_config
 
 NAME = "peft-bench-serve"
 
@@ -17,9 +19,8 @@ NAME = "peft-bench-serve"
 def run(folder: Path) -> None:
     """Read the trial's config from its folder, run it, write its record (bad input too: the sweep process reads
     it there) and print the summary."""
-    from bench.serve import config as serve_config
+    # imported here, in the child: the scenario imports torch, which the sweep process must not before it forks
     from bench.serve import scenario
-    from bench.sweep.worker import CONFIG_NAME
 
     cfg = serve_config.from_dict(json.loads((Path(folder) / CONFIG_NAME).read_text()))
     result = scenario.run(cfg)

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import config
+from bench import config, methods
 from bench.config import ConfigError, TrialConfig, closest
 
 STREAMS = ("uniform", "zipf", "round-robin")  # request popularity: even, skewed, and the worst case for swapping
@@ -89,10 +89,11 @@ def validate(serve: ServeConfig) -> None:
 
 
 def register() -> None:
-    """ServeConfig as the schema of `serve` (`/schema/serve@serve`), beside the groups bench.config registers."""
+    """ServeConfig as the schema of `serve` (`/schema/serve@serve`), beside the groups and methods bench.config
+    registers."""
     from hydra.core.config_store import ConfigStore
 
-    config.register()
+    config.register(methods.registry())
     ConfigStore.instance().store(group="schema", name="serve", node=ServeConfig)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import torch
 
+from bench.models import make_resident
 from bench.serve import cache, storage
 from bench.serve.load import resident_bytes, timed
 from bench.trackers.memory import tensor_bytes
@@ -38,8 +39,6 @@ def available_bytes(device) -> int:
 
 
 def _load(model_cls, path: Path, device):
-    from bench.models import make_resident
-
     model = model_cls.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
     make_resident(model)  # from_pretrained maps the file: a copy serves only once its weights are read in
     return model

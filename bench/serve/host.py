@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from bench.config import ConfigError
+from bench.methods._bottleneck import Adapted
+from bench.trackers.memory import tensor_bytes
 
 
 class NotAvailable(Exception):
@@ -25,8 +27,6 @@ class NotAvailable(Exception):
 def kind_of(model) -> str | None:
     """'peft', 'bottleneck', or None where the method left no adapter to swap (it edits base weights)."""
     from peft import PeftModel
-
-    from bench.methods._bottleneck import Adapted
 
     if isinstance(model, PeftModel):
         return "peft"
@@ -73,8 +73,6 @@ class PeftHost:
         return self.model(**batch, adapter_names=adapter_names)
 
     def adapter_tensor_bytes(self, name: str) -> int:
-        from bench.trackers.memory import tensor_bytes
-
         inside = re.compile(rf"(^|\.){re.escape(name)}(\.|$)")
         return tensor_bytes(p for n, p in self.model.named_parameters() if inside.search(n))
 
@@ -194,8 +192,6 @@ class BottleneckHost:
         return self.model(**batch)
 
     def adapter_tensor_bytes(self, name: str) -> int:
-        from bench.trackers.memory import tensor_bytes
-
         return tensor_bytes(self.store[name].values())
 
     def hotswap_how(self) -> str:

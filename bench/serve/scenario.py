@@ -13,30 +13,20 @@ import tempfile
 from pathlib import Path
 
 from bench import methods, models
-from bench.config import ConfigError, Unsupported
-from bench.results.record import FAILED, OK, SKIPPED, TrialRecord, error_info, identity, provenance
+from bench.config import ConfigError
+from bench.results.record import TrialRecord
 from bench.serve import adapters, cache, full_copies, load, storage, swap, traffic
 from bench.serve import host as hosts
 from bench.serve.config import FRESH, ServeTrial
-from bench.trial import Phases, autocast, compute_dtype, load_base
+from bench.trial import Measured, Phases, autocast, compute_dtype, load_base
+from bench.trial.record import recorded
 
 
 def run(cfg: ServeTrial) -> TrialRecord:
     """Run the serving trial; never raises for a trial failure: the record says ok, failed (with phase) or skipped."""
-    phases, metrics = Phases(), {"serve_k": cfg.serve.k}
-    values = cfg.to_dict()
-    record = TrialRecord(status=OK, config=values, key=cfg.key(), identity=identity(values), metrics=metrics)
-    try:
-        _run(cfg, phases, metrics)
-    except Unsupported as error:
-        record.status, record.error = SKIPPED, error_info(error, "config", with_traceback=False)
-    except ConfigError as error:
-        record.status, record.error = FAILED, error_info(error, "config")
-    except Exception as error:  # noqa: BLE001 - any failure ends this trial only; a sweep goes on
-        record.status, record.error = FAILED, error_info(error, phases.current)
-    metrics.update(phases.metrics())
-    record.provenance = provenance(cfg.trial.seed, metrics.get("device", "cpu"))
-    return record
+    phases, found = Phases(), Measured({"serve_k": cfg.serve.k})
+    return recorded(cfg.to_dict(), cfg.key(), cfg.trial.seed, lambda: _run(cfg, phases, found.figures), phases, found,
+                    traceback_when_skipped=False)
 
 
 def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
@@ -44,7 +34,7 @@ def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
     with phases("config"):
         method = methods.get(trial.method.name)
         method_cfg = method.build_config(trial.method.params)
-    base = load_base(trial, phases, metrics)
+    base = load_base(trial, phases, Measured(metrics))
     device, names = base.device, adapters.names(serve.k)
     metrics["serve_malloc_policy"] = load.fast_malloc(device)
     amp = functools.partial(autocast, trial, device)

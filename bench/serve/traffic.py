@@ -28,6 +28,7 @@ from bench.serve.config import ServeConfig
 from bench.serve.host import NotAvailable
 from bench.serve.load import synchronize
 from bench.trackers.latency import percentiles  # one percentile function for training and serving
+from bench.trackers.merge import tolerance
 
 ZIPF_SEED_OFFSET = 7  # streams draw from the trial seed plus a fixed offset per stream, so each is reproducible
 
@@ -202,8 +203,6 @@ def measure(host, base_model, pool: dict, serve: ServeConfig, seed: int, device,
 def check_outputs(host, pool: dict, batch_size: int, compute_dtype, autocast) -> dict:
     """Measured, not assumed: a mixed batch must give each row what its own adapter gives it alone, and switching
     adapters must change the outputs (else the K adapters, or the switch, are not what is being timed)."""
-    from bench.trackers.merge import tolerance
-
     names = host.names
     window = list(range(min(batch_size, len(next(iter(pool.values()))))))
     batch = rows(pool, window)

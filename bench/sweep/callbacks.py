@@ -12,7 +12,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.utils import get_method
+from omegaconf import DictConfig, OmegaConf
+
+from bench import config as configs
+from bench.results import consolidate
+from bench.results.record import FAILED, STATUSES
+from bench.sweep.progress import sweep_started
 
 MAX_FAILURES_SHOWN = 20
 
@@ -24,12 +30,8 @@ class SweepEnd(Callback):
         self.program = program  # the name a one-line error starts with
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from hydra.utils import get_method
-
         check_shared_values(config, get_method(self.build), self.program)
         self.started = time.time()
-        from bench.sweep.progress import sweep_started
-
         sweep_started(config)  # each trial's line shows i/N and an ETA
         Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)  # e.g. for an Optuna study's sqlite file
 
@@ -43,10 +45,6 @@ def check_shared_values(config: DictConfig, build, program: str = "peft-bench") 
     trial, in one line, exit 2, as on a single run: this is the config the sweep's trials start from, before the
     swept values, given to `build` (the resolved dict -> a trial's config, raising ConfigError). A value only some
     trials get is theirs to fail, and the sweep goes on."""
-    from omegaconf import OmegaConf
-
-    from bench import config as configs
-
     raw = OmegaConf.to_container(config, resolve=False)
     raw.pop("hydra", None)
     configs.pop_run_options(raw)
@@ -54,12 +52,8 @@ def check_shared_values(config: DictConfig, build, program: str = "peft-bench") 
         resolved = OmegaConf.to_container(OmegaConf.create(raw), resolve=True)
     except Exception:  # noqa: BLE001 - an interpolation only a trial can resolve: each trial says what failed
         return
-    try:
-        build(resolved)
-    except configs.ConfigError as error:  # exit here: Hydra turns a callback's exception into a warning
-        from bench.cli import stop
-
-        stop(error, program)
+    # bad input: one line and exit here (Hydra would turn a callback's exception into a warning)
+    configs.exit_on_bad_input(program, lambda: build(resolved))
 
 
 def _int(value):
@@ -68,9 +62,6 @@ def _int(value):
 
 def summarise(folder: Path, started: float | None = None, seconds: float | None = None) -> str:
     """Consolidate the sweep folder and describe it: counts by status, how many ran now, each failure."""
-    from bench.results import consolidate
-    from bench.results.record import FAILED, STATUSES
-
     table = consolidate.load_table(folder)
     if table.empty:
         return f"peft-bench: sweep {folder}: no trial record"

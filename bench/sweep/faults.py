@@ -2,7 +2,7 @@
 
     PEFT_BENCH_FAULT='bitfit=raise,full=nan,prompt-tuning=sigkill' peft-bench -m 'method=glob(*)' ...
 
-Read only by `bench.sweep.worker` (the process of one sweep trial); the trial of the named method fails on its first
+Read only by `bench.launch.worker` (the process of one sweep trial); the trial of the named method fails on its first
 training step:
 
     raise    RuntimeError                         -> failed, phase train
@@ -20,6 +20,8 @@ import dataclasses
 import os
 import signal
 import time
+
+from bench import methods
 
 ENV = "PEFT_BENCH_FAULT"
 FAULTS = ("raise", "nan", "oom", "sigkill", "hang")
@@ -41,8 +43,6 @@ def install(method_name: str) -> None:
     fault = wanted(method_name)
     if fault is None:
         return
-    from bench import methods
-
     original_get = methods.get
 
     def get(name: str):

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.common.files import read_json, write_atomic
 from bench.config import ConfigError, TaskConfig, TrainConfig, closest
 from bench.tasks import bbc, generic
 
@@ -65,7 +66,6 @@ def _carve_validation(train: list[dict], cfg: TaskConfig, cache_dir: Path | None
 
 
 def _split(rows: list[dict], cfg: TaskConfig, cache_dir: Path | None) -> dict[str, list[dict]]:
-    from bench.results.record import read_json, write_atomic
 
     path = cache_dir / "splits" / f"{cfg.name}-{_split_key(rows, cfg)}.json" if cache_dir else None
     indices = read_json(path) if path else None  # None when missing or torn: computed again
@@ -142,6 +142,7 @@ def _split_key(rows: list[dict], cfg: TaskConfig) -> str:
 
 
 def _module(kind: str):
+    # torch: the task catalogue (names, labels, splits) is read before any model loads, by faces that never train
     from bench.tasks import classification, generation
 
     return classification if kind == "classification" else generation

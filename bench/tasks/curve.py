@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from bench import tasks
+from bench import probes, tasks
 
 
 class CurveCallback(TrainerCallback):
@@ -45,8 +45,6 @@ class CurveCallback(TrainerCallback):
 
     def point(self, model, step: int, loss: float | None) -> dict:
         """{step, train_loss, val_quality, val_quality_ci_low/high, n_val, probe, forgetting, seconds}."""
-        from bench import probes
-
         started = time.perf_counter()
         scored = self.evaluate(model)
         self.val_items = scored.get("items", [])

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 
+from bench.common import stats
+
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL")
 MEAN_OF_ITEMS = {"accuracy", *ROUGE_KEYS}  # metrics that are the plain mean of a per-item score
 ITEM_DIGITS = 4  # per-item ROUGE kept to 4 decimals: items.json stays small, means move by < 1e-4
@@ -92,7 +94,6 @@ def interval(primary: str, items_metric: str, items: list[float], predictions=No
     """95% interval of the primary metric over the evaluated items: Wilson for accuracy, a seeded percentile
     bootstrap of the mean for the other per-item means, a bootstrap of the recomputed F1 over resampled
     (prediction, label) pairs for macro-F1; None (n/a) for a Hub metric, which the harness cannot resample."""
-    from bench.results import stats
 
     if primary == "f1_macro" and predictions is not None and len(predictions):
         return stats.bootstrap_macro_f1_ci(predictions, references)

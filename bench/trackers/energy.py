@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from bench.trackers import nvml
+
 POWERCAP = Path("/sys/class/powercap")
 SAMPLE_S = 1.0  # a package wraps after 65 kJ at the least: over a minute even at 1 kW
 
@@ -105,14 +107,10 @@ class NvmlReader:
         self.handle, self.key = handle, key  # key: the GPU's UUID, one per device however the ranks number it
 
     def read(self) -> float | None:
-        from bench.trackers import nvml
-
         return nvml.energy_joules(self.handle)
 
 
 def _gpu_key(device: torch.device) -> str:
-    from bench.trackers import nvml
-
     index = device.index if device.index is not None else torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     return nvml._uuid(props) or nvml._pci_bus_id(props) or f"{platform.node()}:cuda{index}"
@@ -122,8 +120,6 @@ def reader(device, powercap: Path = POWERCAP):
     """The energy reader for a device, or None where its energy is not readable."""
     device = torch.device(device)
     if device.type == "cuda":
-        from bench.trackers import nvml
-
         handle = nvml.handle(device)
         if handle is None or nvml.energy_joules(handle) is None:
             return None

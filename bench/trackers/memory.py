@@ -50,6 +50,8 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
+from bench.trackers import nvml
+
 SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never a busy loop
 MALLOC_RETURN_BYTES = 2**20  # freed heap blocks from this size on go back to the system at once
 MALLOC_FAST_MMAP_BYTES = 32 * 2**20  # glibc's ceiling for its own dynamic mmap threshold (64-bit)
@@ -489,8 +491,6 @@ class MemoryTracker:
 def nvml_memory_readers(device: torch.device):
     """(device memory in use, all processes; this process's own use) as NVML reports them, or None where NVML is
     unavailable. The second reads None where NVML does not list this process (a container's own pid namespace)."""
-    from bench.trackers import nvml
-
     handle = nvml.handle(device)
     if handle is None:
         return None

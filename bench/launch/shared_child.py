@@ -1,7 +1,7 @@
 """The child process that fills the shared caches (peak FLOP/s, the base model's probe score) for
-bench.trackers.prepare; it loads the base model through the trial's own functions, so its numbers match a trial's.
+bench.launch.shared; it loads the base model through the trial's own functions, so its numbers match a trial's.
 
-    python -m bench.trackers.prepare_child TRIAL_CONFIG_JSON     (what prepare runs when a cache is cold)
+    python -m bench.launch.shared_child TRIAL_CONFIG_JSON     (what fill_shared_caches runs when a cache is cold)
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import json
 import sys
 from pathlib import Path
 
-from bench.trackers import prepare
-from bench.trackers.prepare import trial_dtype, trial_threads
+import torch
+
+from bench import ConfigError, config, trial
+from bench.launch.shared import BAD_INPUT_EXIT, trial_dtype, trial_threads
+from bench.probes import base
+from bench.trackers import peak_flops
+from bench.trial.progress import quiet_libraries
 
 
 def main(path: str) -> None:
-    from bench import config, trial
-    from bench.probes import base
-    from bench.sweep.progress import quiet_libraries
-    from bench.trackers import peak_flops
-
     job = json.loads(Path(path).read_text())
     cfg = config.from_dict(job["config"])
     quiet_libraries(cfg.verbose)
@@ -29,8 +29,6 @@ def main(path: str) -> None:
               f"{kept['flops_per_s']:.3g}"
               + (" (timed under load: the machine did not become idle)" if kept["under_load"] else ""), flush=True)
     if job["cold"].get("probe"):
-        import torch
-
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         kept = base.fill(cfg, trial.load_base, trial.make_probe, locked=job["cold"].get("probe_locked", False))
@@ -40,9 +38,7 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    from bench import ConfigError
-
     try:
         main(sys.argv[1])
     except ConfigError:
-        sys.exit(prepare.BAD_INPUT_EXIT)
+        sys.exit(BAD_INPUT_EXIT)

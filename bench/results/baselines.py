@@ -1,7 +1,7 @@
 """The trivial baseline of a generation task, the floor a trained method must be shown above: the lead, the article's
 first sentence taken as the headline, scored with the task's primary metric on the same test rows as the trials.
 
-    python -m bench.tasks.baselines results/tradeoffs     (writes results/tradeoffs/baselines.json)
+    python -m bench.results.baselines results/tradeoffs     (writes results/tradeoffs/baselines.json)
 
 Classification trials record their own floor (majority_share, in the trial); a generation trial records none, so
 this command scores the lead once per generation task of a sweep, from the task config its records hold, and writes
@@ -18,7 +18,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from bench.config import TaskConfig
-from bench.results.record import RECORD_NAME, read, read_json, write_atomic
+from bench.common.files import read_json, write_atomic
+from bench.results.record import RECORD_NAME, read
+from bench.tasks import SPLIT_VERSION, metrics, raw_splits
 
 FILE_NAME = "baselines.json"
 KIND = "lead-sentence"
@@ -34,7 +36,6 @@ def lead_sentence(text: str) -> str:
 def lead_baseline(cfg: TaskConfig, test_rows: list[dict]) -> dict:
     """{"kind", "metric", "score", "n", "items"}: the lead of each test row scored against its reference with the
     primary metric (per item where the metric is a mean over items)."""
-    from bench.tasks import metrics
 
     predictions = [lead_sentence(row["text"]) for row in test_rows]
     references = [str(row["label"]) for row in test_rows]
@@ -62,7 +63,6 @@ def write(folder: Path) -> dict:
     """Score the lead of every generation task of the sweep and write baselines.json; returns what it wrote. A
     baselines.json written under another split version is never overwritten: its rows are the ones the sweep's
     trials scored, and today's split would pick others."""
-    from bench.tasks import SPLIT_VERSION, raw_splits
 
     earlier = read_json(Path(folder) / FILE_NAME) or {}
     versions = {entry.get("split_version", 1) for entry in earlier.values() if isinstance(entry, dict)}
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             written = write(Path(folder))
         except ValueError as error:
-            print(f"bench.tasks.baselines: {error}", file=sys.stderr)
+            print(f"bench.results.baselines: {error}", file=sys.stderr)
             return 2
         for name, result in written.items():
             print(f"{folder}: {name}: {result['kind']} {result['metric']} {result['score']:.3f} "

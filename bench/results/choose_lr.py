@@ -1,6 +1,6 @@
 """The learning rate each method should use, chosen on the validation split of a learning-rate search.
 
-    python -m bench.tasks.choose_lr results/lr-search          (after: peft-bench sweep=lr-search; exit 3 when a
+    python -m bench.results.choose_lr results/lr-search          (after: peft-bench sweep=lr-search; exit 3 when a
                                                                choice still needs confirming on more seeds)
 
 Per model, task and method, among the rates run on the most seeds (a confirmation run gives the best candidates
@@ -23,7 +23,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.results.record import ITEMS_NAME, RECORD_NAME, read, read_json
+from bench.common import stats
+from bench.common.files import read_json
+from bench.results.record import ITEMS_NAME, RECORD_NAME, read
 
 
 CONFIRM_SEEDS = 3  # the chosen rate's seed plus two more
@@ -112,7 +114,6 @@ def _trials(folder: Path) -> list[dict]:
 def _tied_rates(by_rate: dict[float, list[dict]]) -> list[float] | None:
     """Rates validation cannot separate from the best (multiple comparisons with the best, paired on the same
     validation items and seeds); None without items."""
-    from bench.results import stats
 
     seeds = {rate: sorted(trials, key=lambda t: t["seed"]) for rate, trials in by_rate.items()}
     shapes = {tuple((t["seed"], len(t["val_items"])) for t in trials) for trials in seeds.values()}

@@ -15,10 +15,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench import config, methods
+from bench import config, methods, models, tasks
+from bench.common.families import family_rank
+from bench.methods import _peft_types
 from bench.config import ConfigError, Unsupported
-
-FAMILY_ORDER = {family: i for i, family in enumerate(methods.FAMILIES)}
 
 
 def overhead(method: methods.Method) -> str:
@@ -33,14 +33,14 @@ def overhead(method: methods.Method) -> str:
 
 
 def ordered() -> list[methods.Method]:
-    return sorted(methods.registry().values(), key=lambda m: (FAMILY_ORDER[m.family], m.name))
+    return sorted(methods.registry().values(), key=lambda m: (family_rank(m.family), m.name))
 
 
 def trainable(names: list[str], model_name: str, task_name: str) -> dict[str, dict | str]:
     """Per method: params.count on the model with the method's YAML defaults, or the reason it is refused."""
+    # imported only to count parameters: they import torch and transformers, which the table alone does not need
     import transformers
 
-    from bench import models, tasks
     from bench.models.arch import inspect
     from bench.trackers import params
 
@@ -98,8 +98,6 @@ def text_table(rows: list[methods.Method], counts: dict | None) -> str:
 def peft_type_lines(counts: dict | None) -> list[tuple[str, str]]:
     """(peft type, status) for every member of peft.PeftType: the methods that run it (with the first one's
     trainable fraction on the model), or why it cannot run here."""
-    from bench.methods import _peft_types
-
     lines = []
     for peft_type, status in _peft_types.status().items():
         if status is None:

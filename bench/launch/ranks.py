@@ -1,10 +1,10 @@
-"""The launcher side of a distributed trial: checks, then train.nproc ranks under torch's elastic agent (the engine
-behind `torchrun`), run from the trial's own process; rank 0's result becomes the trial's metrics.
+"""The launcher side of a distributed trial: checks, then train.nproc ranks (bench.launch.rank) under torch's elastic
+agent (the engine behind `torchrun`), run from the trial's own process; rank 0's result becomes the trial's figures.
 
 A rank that fails or dies ends the trial: the agent stops the others (SIGTERM, then SIGKILL after
 SHUTDOWN_TIMEOUT_S) and this module raises RankFailed with the cause, read from the rank's error file (exception,
 phase) or, for a rank killed by a signal, from the agent (signal, pid) and the rank's last phase. Ranks die with this
-process (bench.distributed.rank sets their parent-death signal), so a trial_timeout or a killed sweep leaves no rank
+process (bench.launch.rank sets their parent-death signal), so a trial_timeout or a killed sweep leaves no rank
 behind.
 """
 
@@ -21,6 +21,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.config import ConfigError, Unsupported
+from bench.distributed import files
+from bench.launch.lifetime import PARENT_ENV
+from bench.launch.shared import trial_threads
+from bench.trial import Measured, Run
 
 RUN_DIR_NAME = "ranks"  # inside the trial folder: each rank's status and error, rank 0's result
 SHUTDOWN_TIMEOUT_S = 5  # after one rank fails, the others get this long to end on SIGTERM before SIGKILL
@@ -44,18 +48,17 @@ def check(cfg) -> None:
                           f"here for `train.distributed` ({cfg.train.distributed!r}): one GPU per process")
 
 
-def run(cfg, phases, metrics: dict, progress: bool, items: dict, trial_dir: Path | None = None) -> None:
-    """Run the trial over its process group; fills metrics and items like bench.trial._run."""
-    from bench.distributed import files
-
-    with ExitStack() as stack, phases("group"):
+def run(this: Run) -> None:
+    """Run the trial over its process group: a runner of bench.trial.running, as bench.trial.in_process is."""
+    cfg, trial_dir = this.cfg, this.trial_dir
+    with ExitStack() as stack, this.phases("group"):
         run_dir = _run_dir(trial_dir, stack)
-        payload = {"config": cfg.to_dict(), "trial_dir": str(trial_dir) if trial_dir else None, "progress": progress}
+        payload = {"config": cfg.to_dict(), "trial_dir": str(trial_dir) if trial_dir else None,
+                   "progress": this.progress}
         (run_dir / files.CONFIG_NAME).write_text(json.dumps(payload))
         _launch(cfg, run_dir)
         result = json.loads((run_dir / files.RESULT_NAME).read_text())
-    metrics.update(result["metrics"])
-    items.update(result["items"])
+    this.found.add(Measured(result["metrics"], result["items"]))
 
 
 def _run_dir(trial_dir: Path | None, stack: ExitStack) -> Path:
@@ -81,7 +84,7 @@ def _launch(cfg, run_dir: Path) -> None:
     )
     with _rank_environment(cfg):
         try:
-            elastic_launch(config, sys.executable)("-u", "-m", "bench.distributed.rank", str(run_dir))
+            elastic_launch(config, sys.executable)("-u", "-m", "bench.launch.rank", str(run_dir))
         except ChildFailedError as error:
             raise _cause(run_dir, error.failures, cfg.train.nproc) from None
         except SignalException as error:  # the agent stopped the ranks and turned the signal into an exception
@@ -94,10 +97,6 @@ def _launch(cfg, run_dir: Path) -> None:
 def _rank_environment(cfg):
     """Environment the ranks inherit: this process as their parent (they die with it) and, on CPU, the cores
     split between them (each rank would otherwise start a thread per core and all would contend)."""
-    from bench.sweep.lifetime import PARENT_ENV
-
-    from bench.trackers.prepare import trial_threads
-
     threads = trial_threads(cfg)  # the thread count whose peak FLOP/s the prepare step timed
     wanted = {PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     before = {key: os.environ.get(key) for key in wanted}
@@ -115,8 +114,6 @@ def _rank_environment(cfg):
 def _cause(run_dir: Path, failures: dict, nproc: int) -> Exception:
     """The exception that fails the trial: the first rank's own failure. A rank killed by a signal (it wrote no error
     file) is the cause over ranks that then failed on the broken connection; else the earliest error file."""
-    from bench.distributed import files
-
     errors = {r: _read(files.error_path(run_dir, r)) for r in failures}
     killed = [r for r, failure in failures.items() if failure.exitcode < 0 and errors[r] is None]
     if killed:

@@ -1,7 +1,7 @@
 """Each trial of a sweep in its own process, so memory peaks are the trial's own and a crash ends only it.
 
 The parent writes the trial's config and the name of the function that runs it (`runner=`: a training trial by
-default, a serving trial's for peft-bench-serve), starts the worker (bench.sweep.worker) on it, and, if the child died
+default, a serving trial's for peft-bench-serve), starts the worker (bench.launch.worker) on it, and, if the child died
 without a record (killed, segfault, out of host memory, timed out), records the trial as failed with the cause, the
 last lines the child wrote to stderr, and the peak memory (RSS) the child had reached.
 Config errors found in the parent are recorded the same way (phase `config`): nothing a trial does ends the sweep.
@@ -9,7 +9,7 @@ Config errors found in the parent are recorded the same way (phase `config`): no
 On Linux the sweep process imports torch, transformers, peft and datasets once and forks each trial from itself:
 the child starts with them loaded instead of spending ~4 s of every trial importing them again (a fixed cost that
 would otherwise be a large share of a short trial), and is still a process of its own. Elsewhere, or where the
-parent already holds torch state a forked child could not use, the child is a fresh `python -m bench.sweep.worker DIR`.
+parent already holds torch state a forked child could not use, the child is a fresh `python -m bench.launch.worker DIR`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ import traceback
 import warnings
 from pathlib import Path
 
+from bench.common.files import write_atomic
 from bench.config import TrialConfig
 from bench.results import record as records
 from bench.results.failures import record_failure
-from bench.sweep import worker
-from bench.sweep.lifetime import PARENT_ENV
+from bench.launch import worker
+from bench.launch.lifetime import PARENT_ENV
+
 STDERR_TAIL = 4000  # characters of the child's stderr kept for the failure record
 NO_FORK_ENV = "PEFT_BENCH_NO_FORK"  # set: every trial starts a fresh interpreter (for debugging the worker)
 PRELOAD = ("torch", "transformers", "transformers.trainer", "peft", "datasets", "evaluate")
@@ -84,7 +86,7 @@ def run_isolated(cfg, trial_dir: Path, timeout: float | None = None, runner=work
     trial_dir.mkdir(parents=True, exist_ok=True)
     record_path = trial_dir / records.RECORD_NAME
     record_path.unlink(missing_ok=True)  # only unfinished records (or force=true) reach here: they are redone
-    records.write_atomic(trial_dir / worker.CONFIG_NAME, cfg.to_dict())
+    write_atomic(trial_dir / worker.CONFIG_NAME, cfg.to_dict())
     (trial_dir / worker.RUNNER_NAME).write_text(worker.runner_name(runner) + "\n")
     pid, stderr_fd = _start_worker(trial_dir)
     tee = _Tee(stderr_fd)
@@ -137,7 +139,7 @@ def _record_config(cfg) -> dict:
     return values | {"learning_rate": cfg.learning_rate} if isinstance(cfg, TrialConfig) else values
 
 
-def prepare() -> None:
+def preload_for_fork() -> None:
     """Called by the sweep before its first trial's config is even read: decide whether trials are forked from this
     process, and if so import PRELOAD now. Forking is safe on Linux when nothing has imported torch before us: a
     process that has run torch ops may hold OpenMP threads or a CUDA context that a forked child cannot use. The
@@ -151,9 +153,9 @@ def prepare() -> None:
 
 
 def _start_worker(trial_dir: Path) -> tuple[int, int]:
-    """(pid, read end of its stderr): forked when prepare() allowed it and no CUDA context exists here, else a fresh
-    interpreter (also when fork itself fails, e.g. for memory)."""
-    prepare()
+    """(pid, read end of its stderr): forked when preload_for_fork() allowed it and no CUDA context exists here, else
+    a fresh interpreter (also when fork itself fails, e.g. for memory)."""
+    preload_for_fork()
     torch = sys.modules.get("torch")
     if _fork_ok and not (torch is not None and torch.cuda.is_initialized()):
         try:
@@ -164,7 +166,7 @@ def _start_worker(trial_dir: Path) -> tuple[int, int]:
 
 
 def _spawn_worker(trial_dir: Path) -> tuple[int, int]:
-    """(pid, read end of its stderr) of a fresh `python -m bench.sweep.worker DIR`."""
+    """(pid, read end of its stderr) of a fresh `python -m bench.launch.worker DIR`."""
     read_fd, write_fd = os.pipe()
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
     actions = [(os.POSIX_SPAWN_DUP2, write_fd, 2), (os.POSIX_SPAWN_CLOSE, read_fd)]

@@ -35,9 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.sweep.exists():
         print(f"peft-bench-report: no sweep folder or trials table at {args.sweep}", file=sys.stderr)
         return 2
-    from bench.report.build import (
-        build_report,  # heavy imports (pandas, matplotlib) after the arguments check
-    )
+    from bench.report.build import build_report  # heavy imports (pandas, matplotlib) after the arguments check
 
     budget = Budget(max_memory=args.max_memory, max_storage=args.max_storage, min_quality=args.min_quality,
                     max_latency_ms=args.max_latency_ms, min_throughput=args.min_throughput,

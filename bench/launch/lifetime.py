@@ -1,6 +1,6 @@
 """How long a trial process lives: it dies with the process that started it and with the sweep, and a process is
-told apart from a later one that reused its pid. Used by sweep trials (bench.sweep.worker) and by the ranks of a
-distributed trial (bench.distributed); imports nothing else of bench, so both can use it.
+told apart from a later one that reused its pid. Used by sweep trials (bench.launch.worker) and by the ranks of a
+distributed trial (bench.launch.rank); imports nothing else of bench, so both can use it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PARENT_ENV = "PEFT_BENCH_PARENT_PID"  # the process that started this trial: the trial dies with it
-SWEEP_ENV = "PEFT_BENCH_SWEEP"  # identity of the `peft-bench` process that started the sweep (bench.cli)
+SWEEP_ENV = "PEFT_BENCH_SWEEP"  # identity of the `peft-bench` process that started the sweep (bench.cli.run)
 SWEEP_POLL_SECONDS = 2.0
 
 
