@@ -45,7 +45,7 @@ def fsdp_full(tmp_path_factory):
     """Full fine-tuning of tiny-llama over 2 FSDP ranks, its checkpoint kept, beside the same trial in one process."""
     folder = tmp_path_factory.mktemp("fsdp")
     sharded = run_trial(trial_config(*TINY, "method=full", "train.distributed=fsdp", "train.nproc=2",
-                                     "train.save_checkpoint=true", "train.max_steps=5"),  # steps 3-4: profiled
+                                     "train.save_checkpoint=true", "train.max_steps=6"),  # steps 4-5: profiled
                         progress=False, trial_dir=folder)
     single = run_trial(trial_config(*TINY, "method=full"), progress=False)
     return sharded, single, folder

@@ -270,7 +270,8 @@ def test_a_trial_past_its_timeout_is_killed_and_recorded(tmp_path, monkeypatch):
 WRITER = """
 import sys, pandas as pd
 from pathlib import Path
-from bench.results import consolidate, record
+from bench.common import files
+from bench.results import consolidate
 folder = Path(sys.argv[1])
 rows = pd.DataFrame({"method": ["m"] * 20000, "x": range(20000)})
 payload = {"status": "ok", "blob": ["x" * 100] * 20000}

@@ -120,84 +120,103 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
     source, budget = Path(source), budget or Budget()
     name = sweep_name(source)
     out = Path(out) if out else Path("reports") / name
-    tables_dir, plots_dir = out / "tables", out / "plots"
-    for folder, patterns in ((tables_dir, ["*.md", "*.csv", "*.tex"]), (plots_dir, ["*.png", "*.svg"])):
+    for folder, patterns in ((out / "tables", ["*.md", "*.csv", "*.tex"]), (out / "plots", ["*.png", "*.svg"])):
         folder.mkdir(parents=True, exist_ok=True)
         _clear(folder, patterns)
-
     rows = read_table(source)
     trials = uncertainty.fill_trial_intervals(load_trials(source, rows))
     title, stamp = f"peft-bench report: {name}", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    blocks: list[Block] = [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")]
+    report = _Report(out, [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")])
     serving_blocks = serving.section(rows, out)
     if trials.empty and serving_blocks:  # a serving sweep alone: no training figure to report
-        return page.write(out, title, blocks + serving_blocks, ())[1]
+        return page.write(out, title, report.blocks + serving_blocks, ())[1]
     found = uncertainty.decisions(trials)
     agg = aggregate(trials)
     agg = uncertainty.annotate(agg, found) if not agg.empty else agg
     storage = storage_frame(agg, storage_n) if not agg.empty else pd.DataFrame()
-    plots, left_out = draw_all(agg, trials, plots_dir)
-
-    def add_table(table):
-        paths = write_table(table, tables_dir)
-        rel = [(ext.upper() if ext != "tex" else "LaTeX", p.relative_to(out)) for ext, p in paths.items()]
-        blocks.append(Block("table", table, tuple(rel)))
-
-    scripts: tuple[str, ...] = ()
+    plots, left_out = draw_all(agg, trials, out / "plots")
     if not agg.empty:
-        blocks += [Block("heading", "The answer", anchor="answer"), Block("cards", answer.cards(agg)),
-                   Block("sub", answer.LEGEND)]
-        main = next((p for p in plots if p.name == MAIN_PLOT), plots[0] if plots else None)
-        if main is not None:
-            links = tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in main.files)
-            blocks.append(Block("main-plot", main, links))
-        blocks.append(Block("heading", "Explore", anchor="explore"))
-        try:
-            body, explorer_scripts = explorer.fragment(agg, trials)
-        except ImportError as missing:  # plotly is a dependency; a broken install still gets the rest of the report
-            blocks.append(Block("text", f"The interactive explorer needs plotly ({missing}): pip install plotly."))
-        else:
-            scripts = (explorer_scripts,)
-            blocks += [Block("text", "Pick the two metrics, the models, tasks, families and methods; hover a point "
-                             "for its figures and config. The Pareto front is recomputed for what is shown "
-                             "(report.html only; it works offline, opened from disk)."), Block("html", body)]
-        picks = recommend(agg, budget, trials)
-        blocks += [Block("heading", "Recommendation", anchor="recommendation"),
-                   Block("text", f"Budget: {budget.describe()}."), Block("list", summary(picks, budget))]
-        add_table(recommendation_table(picks))
-    blocks += [Block("heading", "Key figures", anchor="key-figures"),
-               Block("list", key_figures(trials, agg, storage, storage_n))]
+        _answer(report, agg, trials, plots, budget)
+    report.blocks += [Block("heading", "Key figures", anchor="key-figures"),
+                      Block("list", key_figures(trials, agg, storage, storage_n))]
     findings = claims.check(trials)
     if findings:
-        blocks += [Block("heading", "Published findings", anchor="findings"), Block("text", claims.EXPLAINED),
-                   Block("list", findings)]
+        report.blocks += [Block("heading", "Published findings", anchor="findings"), Block("text", claims.EXPLAINED),
+                          Block("list", findings)]
     if not agg.empty:
-        blocks.append(Block("heading", "Tables", anchor="tables"))
-        for table in (cost_table(agg), paper_table(agg), storage_table(agg, storage_n)):
-            add_table(table)
-        memory_fit.add_section(trials, blocks, add_table)  # peak memory predicted at 1B / 7B / 70B
+        _tables(report, agg, trials, storage_n)
+    _plots(report, plots, left_out)
+    report.blocks += [Block("heading", "Uncertainty", anchor="uncertainty"),
+                      Block("list", [TIE_TEXT, SEED_TEXT, SPLIT_TEXT, multiplicity(findings, found),
+                                     *uncertainty.evidence(trials, found)])]
+    _failures(report, trials)
+    report.blocks += serving_blocks
+    report.blocks += [Block("heading", "Metric definitions", anchor="definitions"), Block("list", definitions())]
+    _, html_path = page.write(out, title, report.blocks, report.scripts)
+    return html_path
 
-    blocks.append(Block("heading", "Plots", anchor="plots"))
+
+class _Report:
+    """The page's blocks as they are added, the explorer's scripts, and where tables are written."""
+
+    def __init__(self, out: Path, blocks: list[Block]):
+        self.out, self.blocks, self.scripts = out, blocks, ()
+
+    def add_table(self, table) -> None:
+        paths = write_table(table, self.out / "tables")
+        rel = [(ext.upper() if ext != "tex" else "LaTeX", p.relative_to(self.out)) for ext, p in paths.items()]
+        self.blocks.append(Block("table", table, tuple(rel)))
+
+    def links(self, plot) -> tuple:
+        return tuple((f.suffix[1:].upper(), f.relative_to(self.out)) for f in plot.files)
+
+
+def _answer(report: _Report, agg, trials, plots, budget: Budget) -> None:
+    """The answer cards and the main plot, the interactive explorer, the recommendation within the budget."""
+    report.blocks += [Block("heading", "The answer", anchor="answer"), Block("cards", answer.cards(agg)),
+                      Block("sub", answer.LEGEND)]
+    main = next((p for p in plots if p.name == MAIN_PLOT), plots[0] if plots else None)
+    if main is not None:
+        report.blocks.append(Block("main-plot", main, report.links(main)))
+    report.blocks.append(Block("heading", "Explore", anchor="explore"))
+    try:
+        body, explorer_scripts = explorer.fragment(agg, trials)
+    except ImportError as missing:  # plotly is a dependency; a broken install still gets the rest of the report
+        report.blocks.append(Block("text", f"The interactive explorer needs plotly ({missing}): pip install plotly."))
+    else:
+        report.scripts = (explorer_scripts,)
+        report.blocks += [Block("text", "Pick the two metrics, the models, tasks, families and methods; hover a point "
+                                "for its figures and config. The Pareto front is recomputed for what is shown "
+                                "(report.html only; it works offline, opened from disk)."), Block("html", body)]
+    picks = recommend(agg, budget, trials)
+    report.blocks += [Block("heading", "Recommendation", anchor="recommendation"),
+                      Block("text", f"Budget: {budget.describe()}."), Block("list", summary(picks, budget))]
+    report.add_table(recommendation_table(picks))
+
+
+def _tables(report: _Report, agg, trials, storage_n) -> None:
+    report.blocks.append(Block("heading", "Tables", anchor="tables"))
+    for table in (cost_table(agg), paper_table(agg), storage_table(agg, storage_n)):
+        report.add_table(table)
+    memory_fit.add_section(trials, report.blocks, report.add_table)  # peak memory predicted at 1B / 7B / 70B
+
+
+def _plots(report: _Report, plots, left_out: dict) -> None:
+    report.blocks.append(Block("heading", "Plots", anchor="plots"))
     for plot in plots:
-        blocks.append(Block("plot", plot, tuple((f.suffix[1:].upper(), f.relative_to(out)) for f in plot.files)))
+        report.blocks.append(Block("plot", plot, report.links(plot)))
     if left_out:
-        blocks.append(Block("text", "Plots left out:"))
-        blocks.append(Block("list", [f"{plot}: {why}" for plot, why in left_out.items()]))
+        report.blocks.append(Block("text", "Plots left out:"))
+        report.blocks.append(Block("list", [f"{plot}: {why}" for plot, why in left_out.items()]))
 
-    blocks += [Block("heading", "Uncertainty", anchor="uncertainty"),
-               Block("list", [TIE_TEXT, SEED_TEXT, SPLIT_TEXT, multiplicity(findings, found),
-                              *uncertainty.evidence(trials, found)])]
-    blocks.append(Block("heading", "Failed and skipped trials", anchor="failures"))
+
+def _failures(report: _Report, trials) -> None:
+    report.blocks.append(Block("heading", "Failed and skipped trials", anchor="failures"))
     failures = failures_table(trials)
     if failures.rows:
-        add_table(failures)
+        report.add_table(failures)
     else:
-        blocks.append(Block("text", "None: every trial finished."))
-
-    blocks += serving_blocks
-    blocks += [Block("heading", "Metric definitions", anchor="definitions"), Block("list", definitions())]
-    _, html_path = page.write(out, title, blocks, scripts)
-    return html_path
+        report.blocks.append(Block("text", "None: every trial finished."))
 
 
 TIE_TEXT = ("Not shown worse than the best: multiple comparisons with the best (Hsu): a method leaves the set only "
