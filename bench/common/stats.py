@@ -20,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _scipy_stats():
+    """scipy.stats on first use: importing it takes ~0.5 s, which every trial's start (and a bad input's one-line
+    answer) would pay although only the figures at its end need a quantile."""
+    from scipy import stats
+
+    return stats
 
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of the tie-set comparisons, before the Holm correction
@@ -43,7 +50,7 @@ def wilson_interval(successes: float, n: int, confidence: float = CONFIDENCE) ->
     """
     if n is None or not np.isfinite(n) or n <= 0:
         return float("nan"), float("nan")
-    z = sps.norm.ppf(0.5 + confidence / 2)
+    z = _scipy_stats().norm.ppf(0.5 + confidence / 2)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
@@ -149,8 +156,9 @@ class Estimate:
     def half_width(self, confidence: float = CONFIDENCE, one_sided: bool = False) -> float:
         tail = (1 - confidence) if one_sided else (1 - confidence) / 2
         df = self.seed_df if self.seed_df is not None else self.n_seeds - 1
-        item = sps.norm.ppf(1 - tail) ** 2 * self.item_var if np.isfinite(self.item_var) else np.nan
-        seed = sps.t.ppf(1 - tail, df) ** 2 * self.seed_var if df >= 1 and np.isfinite(self.seed_var) else 0.0
+        quantiles = _scipy_stats()
+        item = quantiles.norm.ppf(1 - tail) ** 2 * self.item_var if np.isfinite(self.item_var) else np.nan
+        seed = quantiles.t.ppf(1 - tail, df) ** 2 * self.seed_var if df >= 1 and np.isfinite(self.seed_var) else 0.0
         return float(np.sqrt(item + seed))
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -359,7 +367,7 @@ def tie_set(scores: Mapping[str, object], alpha: float = ALPHA, higher_is_better
 
 def se_from_interval(low: float, high: float, confidence: float = CONFIDENCE) -> float:
     """Standard error implied by a symmetric-ish interval: half its width over the normal quantile."""
-    return (high - low) / (2 * sps.norm.ppf(0.5 + confidence / 2))
+    return (high - low) / (2 * _scipy_stats().norm.ppf(0.5 + confidence / 2))
 
 
 def mean_variance(values: Sequence[float], item_se: Sequence[float]) -> tuple[float, float]:
