@@ -29,6 +29,7 @@ def _scipy_stats():
 
     return stats
 
+
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of the tie-set comparisons, before the Holm correction
 N_RESAMPLES = 2000  # enough for a 95% interval's ends to move by < 0.005 on 200 items; ~10 ms per comparison

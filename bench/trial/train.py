@@ -59,7 +59,8 @@ def training_memory(cfg: TrialConfig, device):
 
 def untimed_steps(cfg: TrialConfig, device, memory=None) -> int:
     """Training steps the speed figures leave out: the warm-up steps, the FLOP-counted first step, and on CPU the
-    memory tracker's window, whose exact malloc policy slowed a minilm-l6 step by 40% (bench.trackers.memory)."""
+    memory tracker's window, whose exact malloc policy slowed a minilm-l6 step by 40%, with the step after it that
+    grows the heap back (bench.trackers.memory)."""
     memory = memory or training_memory(cfg, device)
     window = memory.untimed_steps  # CPU: the memory window; GPU (no window, the peak covers every step): warm-up
     return max(cfg.train.warmup_steps, window, 1 if cfg.train.measure_flops else 0)
@@ -72,7 +73,8 @@ def check_timed_steps(cfg: TrialConfig, device) -> None:
         raise ConfigError(
             f"`train.max_steps` ({cfg.train.max_steps}) leaves no timed step: the first {untimed} are left out of the "
             f"speed figures (`train.warmup_steps` ({cfg.train.warmup_steps}), the FLOP-counted step with "
-            f"`train.measure_flops`, on CPU the memory window of at least 2 steps): use train.max_steps={untimed + 1} "
+            f"`train.measure_flops`, on CPU the memory window of at least 2 steps and the step after it): use "
+            f"train.max_steps={untimed + 1} "
             "or more")
 
 
