@@ -106,7 +106,9 @@ def test_each_launcher_says_how_many_trials_it_runs_at_once(monkeypatch, launche
 def test_a_joblib_sweep_records_two_trials_at_once_and_never_timed_alone(tmp_path):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     env.pop(load.CONCURRENT_ENV, None)
-    command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.threads=1", "method=bitfit",
+    # phases long enough for the kernel's CPU counters (10 ms ticks) to move: a shorter phase's share is n/a
+    command = [sys.executable, "-m", "bench.cli", "-m", "model=tiny-bert", *FAST, "train.max_steps=12",
+               "train.latency_batch_size=256", "train.max_length=128", "train.threads=1", "method=bitfit",
                "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"results_dir={tmp_path}", "sweep_name=t"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -114,5 +116,6 @@ def test_a_joblib_sweep_records_two_trials_at_once_and_never_timed_alone(tmp_pat
     m = json.loads(path.read_text())["metrics"]
     assert m["concurrent_trials"] == 2 and m["concurrent_trials_source"] == "joblib n_jobs=2"
     assert m["timed_alone"] is False
+    assert m["seconds_train"] > 0.05 and m["seconds_latency"] > 0.05, (m["seconds_train"], m["seconds_latency"])
     for phase in ("train", "latency"):
         assert 0.0 <= m[f"cpu_share_others_{phase}"] <= 1.0 and m[f"load_avg_1m_{phase}"] >= 0.0
