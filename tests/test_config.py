@@ -92,6 +92,7 @@ def test_missing_package_gives_the_pip_command():
         "pip install --no-deps nothere-pkg==1.0"
     )
     assert "train_seconds" not in record.metrics  # failed before any training
+    assert "seconds_prepare" not in record.metrics  # and before a child process started to fill the shared caches
 
 
 def test_generation_task_on_encoder_is_refused():

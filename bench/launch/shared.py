@@ -72,7 +72,9 @@ def fill_shared_caches(cfg: TrialConfig) -> dict:
     cold = _cold(cfg)
     if not (cold["peak"] or cold["probe"]):
         return {}
-    # Bad data is the trial's to report (ConfigError, one line): checked here, before a child loads a model for it.
+    # Bad data or a missing model package is the trial's to report (ConfigError, one line): checked here, before a
+    # child starts to load a model for it.
+    models.check_installed(cfg.model)
     tasks.raw_splits(cfg.task, Path(cfg.cache_dir).expanduser())
     started = time.perf_counter()
     with ExitStack() as locks:  # each cold cache's own lock, always peak first: no deadlock between two trials

@@ -30,6 +30,13 @@ def source(cfg: ModelConfig, cache_dir: Path) -> str:
     return cfg.name_or_path
 
 
+def check_installed(cfg: ModelConfig) -> None:
+    """ConfigError with the pip command where the model ships in a package that is not installed: read from the
+    package index alone, so the trial refuses it before anything loads."""
+    if cfg.loader in ("package", "gguf-package"):
+        package_dir(cfg.package, f"model `{cfg.name}`")
+
+
 def load_config(cfg: ModelConfig, cache_dir: Path):
     from transformers import AutoConfig
 

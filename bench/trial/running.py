@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import methods
 from bench.config import TrialConfig
 from bench.results.record import TrialRecord
 from bench.tasks import curve as curves
@@ -38,7 +39,9 @@ def run(cfg: TrialConfig, progress: bool = True, trial_dir: Path | None = None, 
     this = Run(cfg, Phases(), Measured(), progress, trial_dir)
 
     def body() -> None:
-        check_timed_steps(cfg, device_of(cfg))  # before the shared work: a config with no timed step is refused
+        # before the shared work: the method's own checks (its dataclass), and a config with no timed step
+        methods.get(cfg.method.name).build_config(cfg.method.params)
+        check_timed_steps(cfg, device_of(cfg))
         if prepare is not None:
             this.found.add(prepare(cfg))
         (runner or in_process)(this)
