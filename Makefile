@@ -45,8 +45,10 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check bench tests benchmarks hydra_plugins
 
+# Two workers, whole files each (module fixtures run once), one torch thread each: two processes of two threads on
+# 2 cores make a tiny model's forward pass ~100x slower (each thread waits at every op for the other, descheduled).
 test: lint
-	$(BIN)/python -m pytest -q --durations=10
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow

@@ -9,6 +9,7 @@ import os
 import warnings
 
 import pytest
+import torch
 
 from bench import config, methods
 from bench.config import compose_raw  # noqa: F401 (tests compose raw configs through here)
@@ -46,3 +47,12 @@ def _quiet():
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _threads_restored():
+    """A trial run in the test process sets torch's threads to its `train.threads`; the next test gets the process's
+    own count back (two threads on a core another worker uses slow a tiny model's ops ~100x)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
