@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.results import record as records
 from bench.results import choose_lr
+from tests.conftest import trial_config
 
 
 def trial(folder: Path, rate: float, val: float | None, seed: int = 0) -> None:
@@ -45,3 +46,25 @@ def test_a_rate_directly_below_a_failed_trial_needs_two_more_seeds(tmp_path, cap
     trial(tmp_path, 3e-4, 0.93, seed=2)  # rerun: held on three seeds
     (chosen,) = choose_lr.choose(tmp_path)
     assert chosen.seeds == 3 and chosen.confirmed and choose_lr.main([str(tmp_path)]) == 0
+
+
+RULE = "the lowest rate validation accuracy cannot separate from the best"
+STUDY_METHODS = ("full", "lora", "dora", "ia3", "bitfit", "adapter-houlsby", "prefix-tuning", "prompt-tuning")
+
+
+def test_every_rate_a_method_yaml_says_was_chosen_is_the_one_choose_lr_picks_from_the_committed_search():
+    """The rates the study trains with are the committed search's choices, per model: a YAML that says its rate was
+    chosen by the rule holds choose_lr's confirmed pick for minilm-l6 (`learning_rate`) and, where the decoder's was
+    searched, for smollm2-135m (`learning_rate_by_model`)."""
+    root = Path(__file__).parent.parent
+    picks = {(c.model, c.method): c for c in choose_lr.choose(root / "results" / "lr-search") if c.task == "bbc-topic"}
+    claimed = [p.stem for p in sorted((root / "conf" / "method").glob("*.yaml")) if RULE in p.read_text()]
+    assert set(STUDY_METHODS) <= set(claimed)
+    for method in claimed:
+        for model in ("minilm-l6", "smollm2-135m"):
+            pick = picks.get((model, method))
+            if pick is None:
+                continue
+            cfg = trial_config(f"method={method}", f"model={model}")
+            assert pick.confirmed, pick.line()
+            assert abs(cfg.learning_rate - pick.rate) <= 1e-9 * pick.rate, (method, model, cfg.learning_rate, pick.rate)
