@@ -27,6 +27,8 @@ GROUPS = ("model", "task", "method", "train", "setting", "sweep")  # the config 
 RUN_KEYS = ("force", "results_dir", "trial_timeout")  # how a run is carried out, not what its trial computes
 NOT_IN_KEY = ("hydra", "sweep_name", "cache_dir", "verbose")  # in a trial's config, but not what it computes
 KEY_DEFAULTS = {"distributed": "none", "nproc": 1}  # train keys that count in the key only away from these values
+# method parameters added after trials were recorded, by method: they count in the key only away from these values
+PARAM_KEY_DEFAULTS = {"prefix-tuning": {"init": "random", "init_text": "Classify the topic of this news article:"}}
 
 
 @dataclass
@@ -136,6 +138,11 @@ def config_key(values: dict) -> str:
     train = kept.get("train")
     if isinstance(train, dict):  # keys added later, left out at their default: earlier records keep their key
         kept["train"] = {k: v for k, v in train.items() if KEY_DEFAULTS.get(k, object()) != v}
+    method = kept.get("method")
+    if isinstance(method, dict) and isinstance(method.get("params"), dict):
+        defaults = PARAM_KEY_DEFAULTS.get(method.get("name"), {})
+        kept["method"] = {**method, "params": {k: v for k, v in method["params"].items()
+                                                if defaults.get(k, object()) != v}}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import CONF_DIR, ConfigError, check_group_choices, from_dict
+from bench.config import CONF_DIR, ConfigError, check_group_choices, config_key, from_dict
 from bench.launch.trial import run_trial
 from tests.conftest import compose_raw, trial_config
 
@@ -178,3 +178,14 @@ def test_a_method_preset_can_name_a_learning_rate_per_model():
         from_dict({**raw, "method": {**raw["method"], "learning_rate_by_model": 0.1}})
     overridden = compose_raw("model=tiny-bert", "method=lora", "+method.learning_rate_by_model.tiny-bert=0.002")
     assert from_dict(overridden).learning_rate == 0.002
+
+
+def test_a_method_parameter_added_later_counts_in_the_key_only_away_from_its_default():
+    """Prefix tuning's `init` arrived after trials were recorded without it: at its default (peft's random start)
+    the key is the one those trials were recorded under, so resume finds them; another start is another trial."""
+    cfg = trial_config("method=prefix-tuning")
+    recorded = cfg.to_dict()
+    recorded["method"]["params"] = {k: v for k, v in recorded["method"]["params"].items()
+                                    if k not in ("init", "init_text")}
+    assert cfg.key() == config_key(recorded)
+    assert trial_config("method=prefix-tuning", "method.params.init=zero").key() != cfg.key()

@@ -121,6 +121,10 @@ TABLE = {
     "prompt-tuning[text]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "text"}, identity=None,
                                method="prompt-tuning"),
     "prefix-tuning": Row(r"^prompt_encoder\.default\.embedding\.weight$", identity=None),
+    "prefix-tuning[zero]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "zero"}, identity=None,
+                               method="prefix-tuning"),
+    "prefix-tuning[text]": Row(r"^prompt_encoder\.default\.embedding\.weight$", {"init": "text"}, identity=None,
+                               method="prefix-tuning", refused=("bert-cls",)),  # an encoder caches no keys
     "cartridge": Row(r"^prompt_encoder\.default\.trainable_embedding$", {"num_virtual_tokens": 4}, identity=None),
     "adaption-prompt": Row(r"\.self_attn\.adaption_(prompt|gate)$", {"adapter_len": 4, "adapter_layers": 1},
                            refused=("bert-cls",)),
@@ -262,6 +266,10 @@ def test_method(row_id, setup, bases, tmp_path):
         text_ids = arch.tokenizer(cfg.init_text)["input_ids"]
         prompt = model.prompt_encoder["default"].embedding.weight
         assert all(any(torch.equal(v, embeddings[i]) for i in text_ids) for v in prompt)
+    if row_id == "prefix-tuning[zero]":
+        assert not model.prompt_encoder["default"].embedding.weight.any()
+    if row_id == "prefix-tuning[text]":  # the prefix is the base's own cache: the input after it reads as after text
+        assert_prefix_acts_as_its_text(model, pristine, arch, batch, cfg)
 
     # a few plain optimizer steps on a fixed batch; the loss (dropout off) goes down
     frozen_after_apply = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
@@ -420,11 +428,28 @@ def test_corda_calibrates_an_encoder_decoder():
     assert torch.allclose(forward(model, batch)[0], forward(pristine, batch)[0], atol=1e-4)
 
 
+def assert_prefix_acts_as_its_text(model, pristine, arch, batch, cfg):
+    """Logits with the text-initialised prefix equal the base model's on the init text's tokens followed by the
+    input (the input's positions start after the prefix in both)."""
+    ids = arch.tokenizer(cfg.init_text, add_special_tokens=False)["input_ids"]
+    ids = (ids * cfg.num_virtual_tokens)[:cfg.num_virtual_tokens]
+    first = {k: v[:1] for k, v in batch.items() if k != "labels"}
+    length = int(first["attention_mask"].sum())
+    inputs = torch.cat([torch.tensor([ids]), first["input_ids"][:, :length]], dim=1)
+    with torch.no_grad():
+        expected = pristine(input_ids=inputs).logits
+        got = model(input_ids=first["input_ids"][:, :length], attention_mask=first["attention_mask"][:, :length]).logits
+    expected = expected[:, -length:] if got.dim() == 3 else expected  # a class head pools the last token
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
 @pytest.mark.parametrize("method,params,message", [
     ("corda", {"mode": "pca"}, r"`method.params.mode` \('pca'\) must be ipm or kpm"),
     ("corda", {"init": "pissa"}, r"`method.params.init` \('pissa'\) must be true"),
     ("corda", {"calibration_batches": 0}, r"`method.params.calibration_batches` \(0\) must be an integer >= 1"),
     ("lora-fa", {"use_dora": True}, r"`method.params.use_dora` \(True\) must be false"),
+    ("prefix-tuning", {"init": "words"}, r"`method.params.init` \('words'\) must be random or zero or text"),
+    ("prefix-tuning", {"init": "text", "projection": True}, r"`method.params.init` \('text'\) sets the prefix"),
 ])
 def test_bad_method_params_are_named(method, params, message):
     from bench import ConfigError
