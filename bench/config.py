@@ -206,7 +206,10 @@ def rate_for_model(by_model, model: str, default: float) -> float:
 
 
 def validate(cfg: TrialConfig) -> None:
-    """Checks that need no model or data; the method's own checks run through its dataclass."""
+    """Checks that need no model or data, the method's own among them (its params dataclass, where register() was
+    given the methods): bad input stops here, before any process starts or anything loads."""
+    if cfg.method.name in METHODS:
+        METHODS[cfg.method.name].build_config(cfg.method.params)
     train = cfg.train
     for key in ("max_steps", "batch_size", "eval_batch_size", "max_length", "latency_repeats", "probe_samples",
                 "nproc"):
@@ -304,6 +307,7 @@ def name_from_path(where, default: str) -> str:
 
 
 SCHEMAS = {"model": ModelConfig, "task": TaskConfig, "method": MethodSchema, "train": TrainConfig}
+METHODS: dict = {}  # name -> the registry's Method, as register() was given them: from_dict checks params with them
 
 
 def register(methods: dict | None = None) -> None:
@@ -318,6 +322,7 @@ def register(methods: dict | None = None) -> None:
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
+    METHODS.update(methods or {})
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group="schema", name=group, node=cls)

@@ -34,7 +34,7 @@ def _run(cfg: ServeTrial, phases: Phases, metrics: dict) -> None:
     with phases("config"):
         method = methods.get(trial.method.name)
         method_cfg = method.build_config(trial.method.params)
-    base = load_base(trial, phases, Measured(metrics))
+    base = load_base(trial, phases, Measured(metrics), method_cfg)
     device, names = base.device, adapters.names(serve.k)
     metrics["serve_malloc_policy"] = load.fast_malloc(device)
     amp = functools.partial(autocast, trial, device)

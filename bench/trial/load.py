@@ -74,10 +74,12 @@ class Setup(Base):
     base_probe: dict | None = None  # {"score", "items", "weights"} of the probe on the base model
 
 
-def load_base(cfg: TrialConfig, phases: Phases | None = None, found: Measured | None = None) -> Base:
+def load_base(cfg: TrialConfig, phases: Phases | None = None, found: Measured | None = None,
+              method_cfg=None) -> Base:
     """config -> model and data loaded, the weights resident in memory (what a trial starts from, and what the
     base probe score is computed on). The device, threads and precision go into `found` as soon as they are known
-    (a trial that fails later still records them)."""
+    (a trial that fails later still records them). `method_cfg`: the method's built params, where the caller has
+    them (the input's length is checked with the positions a soft prompt adds)."""
     phases, found = phases or Phases(), found if found is not None else Measured()
     quiet_libraries(cfg.verbose)  # library warnings, load reports and progress bars would bury the trial's own output
     cache_dir = Path(cfg.cache_dir).expanduser()
@@ -85,7 +87,9 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, found: Measured | 
         model_config = models.load_config(cfg.model, cache_dir)
         model_kind = models.kind(model_config)
         models.check_task_fits(model_kind, cfg.task.kind, cfg.model, cfg.task.name)
-        check_max_length(cfg.train, model_config, cfg.model.name, _virtual_tokens(cfg))
+        if method_cfg is None:
+            method_cfg = methods.get(cfg.method.name).build_config(cfg.method.params)
+        check_max_length(cfg.train, model_config, cfg.model.name, _virtual_tokens(method_cfg))
         device = device_of(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -107,10 +111,9 @@ def load_base(cfg: TrialConfig, phases: Phases | None = None, found: Measured | 
     return Base(model, tokenizer, data, arch, model_kind, device)
 
 
-def _virtual_tokens(cfg: TrialConfig) -> int:
+def _virtual_tokens(method_cfg) -> int:
     """Positions a soft-prompt method puts before the input (prompt, P- and prefix tuning: the prefix's keys shift
     the input's positions too); 0 for other methods."""
-    method_cfg = methods.get(cfg.method.name).build_config(cfg.method.params)
     return int(getattr(method_cfg, "num_virtual_tokens", 0) or 0)
 
 
@@ -132,7 +135,7 @@ def setup(cfg: TrialConfig, phases: Phases | None = None, with_probe: bool = Tru
     with phases("config"):
         method = methods.get(cfg.method.name)
         method_cfg = method.build_config(cfg.method.params)
-    base = load_base(cfg, phases, found)
+    base = load_base(cfg, phases, found, method_cfg)
     probe, base_probe = None, None
     if with_probe:
         with phases("probe"):
