@@ -32,6 +32,8 @@ pytest tests/test_imports.py
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -143,3 +145,12 @@ def test_the_checks_find_what_they_look_for():
     edges = {"bench.trial.load": [("bench.cli.run", True, 3)], "bench.cli.run": [("bench.trial.load", False, 1)]}
     assert against_layers(edges) == ["bench.trial.load:3 -> bench.cli.run"]
     assert folder_pairs(edges) == [("cli", "trial")]
+
+
+def test_listing_the_methods_imports_no_torch():
+    """A sweep process reads the registry before it decides to fork, and torch must not be loaded by then; method
+    modules import torch inside the functions that train."""
+    probe = "import sys; from bench import methods; methods.registry(); print('torch' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           cwd=BENCH.parent)
+    assert found.stdout.strip() == "False"

@@ -17,8 +17,6 @@ import types
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from bench import ConfigError, Unsupported
 from bench.methods import register
 from bench.methods._common import SoftPromptConfig, peft_wrap
@@ -44,6 +42,7 @@ class PrefixTuningConfig(SoftPromptConfig):
           summary="trainable key/value prefixes in every attention layer")
 def apply(model, cfg: PrefixTuningConfig, arch):
     import peft
+    import torch
 
     peft_config = peft.PrefixTuningConfig(num_virtual_tokens=cfg.num_virtual_tokens, prefix_projection=cfg.projection,
                                           encoder_hidden_size=cfg.projection_hidden,
@@ -60,9 +59,11 @@ def apply(model, cfg: PrefixTuningConfig, arch):
     return wrapped
 
 
-def keys_and_values_of_text(model, arch, text: str, num_tokens: int) -> torch.Tensor:
+def keys_and_values_of_text(model, arch, text: str, num_tokens: int):
     """(num_tokens, layers * 2 * kv_heads * head_dim): the keys and values each attention layer caches for `text`,
     laid out as peft's prefix embedding is (per token: layer by layer, key then value, head by head)."""
+    import torch
+
     ids = arch.tokenizer(text, add_special_tokens=False)["input_ids"]
     if not ids:
         raise ConfigError(f"`method.params.init_text` ({text!r}) has no tokens")
