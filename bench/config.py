@@ -103,9 +103,14 @@ class MethodConfig:
 class MethodSchema(MethodConfig):
     """The method group's schema for composing: a method YAML may also carry a rate per model
     (`learning_rate_by_model: {smollm2-135m: 3.0e-3}`), which from_dict turns into `learning_rate` for the model the
-    trial runs on; the trial's config, its key and its record keep only MethodConfig's fields."""
+    trial runs on, and params per model (`params_by_model: {smollm2-135m: {init: text}}`), which its params read;
+    the trial's config, its key and its record keep only MethodConfig's fields."""
 
     learning_rate_by_model: dict[str, Any] = field(default_factory=dict)
+    # {model: {param: value}}, chosen on validation per model as rates are; the YAML's params read it through an
+    # interpolation, so a param given on the command line still wins: init: ${oc.select:'method.params_by_model.${
+    # model.name}.init',random}
+    params_by_model: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,10 +145,15 @@ def config_key(values: dict) -> str:
         kept["train"] = {k: v for k, v in train.items() if KEY_DEFAULTS.get(k, object()) != v}
     method = kept.get("method")
     if isinstance(method, dict) and isinstance(method.get("params"), dict):
-        defaults = PARAM_KEY_DEFAULTS.get(method.get("name"), {})
-        kept["method"] = {**method, "params": {k: v for k, v in method["params"].items()
-                                                if defaults.get(k, object()) != v}}
+        kept["method"] = {**method, "params": params_in_key(method.get("name"), method["params"])}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def params_in_key(method: str, params: dict) -> dict:
+    """A method's params as its key counts them: those added later (PARAM_KEY_DEFAULTS) only away from their
+    default, so a trial recorded before they existed and one run at their default are the same trial."""
+    defaults = PARAM_KEY_DEFAULTS.get(method, {})
+    return {k: v for k, v in params.items() if defaults.get(k, object()) != v}
 
 
 def _build(cls, values: dict, prefix: str):
@@ -179,6 +189,7 @@ def from_dict(raw: dict) -> TrialConfig:
     }
     raws = {name: dict(raw.pop(name, {}) or {}) for name in sections}
     by_model = raws["method"].pop("learning_rate_by_model", None)
+    raws["method"].pop("params_by_model", None)  # read by the YAML's own interpolations, already resolved
     parts = {name: _build(cls, raws[name], name) for name, cls in sections.items()}
     if by_model:
         parts["method"].learning_rate = rate_for_model(by_model, parts["model"].name, parts["method"].learning_rate)

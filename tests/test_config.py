@@ -189,3 +189,12 @@ def test_a_method_parameter_added_later_counts_in_the_key_only_away_from_its_def
                                     if k not in ("init", "init_text")}
     assert cfg.key() == config_key(recorded)
     assert trial_config("method=prefix-tuning", "method.params.init=zero").key() != cfg.key()
+
+
+def test_params_by_model_give_a_model_its_own_params_and_the_command_line_still_wins():
+    """Prefix tuning starts from a text on smollm2-135m (chosen on validation there) and from peft's random start
+    elsewhere; `method.params.init=...` given on the command line is what runs, on any model."""
+    assert trial_config("method=prefix-tuning", "model=smollm2-135m").method.params["init"] == "text"
+    assert trial_config("method=prefix-tuning", "model=minilm-l6").method.params["init"] == "random"
+    given = trial_config("method=prefix-tuning", "model=smollm2-135m", "method.params.init=random")
+    assert given.method.params["init"] == "random" and "params_by_model" not in given.to_dict()["method"]

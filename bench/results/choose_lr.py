@@ -3,8 +3,9 @@
     python -m bench.results.choose_lr results/lr-search          (after: peft-bench sweep=lr-search; exit 3 when a
                                                                choice still needs confirming on more seeds)
 
-Per model, task and method, among the rates run on the most seeds (a confirmation run gives the best candidates
-more seeds: `seed=1,2` with their rates; a rate on one seed is not compared with a mean of three): the rates the
+Per model, task, method and the method's params (a search at another start or rank is another choice), among
+the rates run on the most seeds (a confirmation run gives the best candidates more seeds: `seed=1,2` with their
+rates; a rate on one seed is not compared with a mean of three): the rates the
 validation items cannot separate from the best mean validation quality (`val_quality`, the last checkpoint of
 `train.eval_every`; multiple comparisons with the best, paired on the same validation items), and of these the
 lowest: a higher rate that validation cannot tell apart buys nothing and sits nearer to divergence. A rate directly
@@ -18,6 +19,7 @@ trial, not chosen on.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from bench.common import stats
 from bench.common.files import read_json
+from bench.config import PARAM_KEY_DEFAULTS, params_in_key
 from bench.results.record import ITEMS_NAME, RECORD_NAME, read
 
 
@@ -46,6 +49,8 @@ class Choice:
     at_edge: bool = False  # the chosen rate is the smallest or largest tried: the grid should extend past it
     failed: set = field(default_factory=set)  # rates with a failed trial
     seed_values: list[float] = field(default_factory=list)  # the chosen rate's validation quality per seed
+    params: str = "{}"  # the method's params (JSON, as its key counts them) the search ran with
+    variant: str = ""  # what sets these params apart from the same method's other searches here ("init=text")
 
     @property
     def beside_a_failure(self) -> bool:
@@ -72,7 +77,8 @@ class Choice:
                  else []) + (["at the edge of the grid: extend it"] if self.at_edge else []) + (
             [f"directly below a rate that failed: confirmed on {self.seeds} seeds"]
             if self.beside_a_failure and self.confirmed else [])
-        head = f"{self.model} / {self.task} / {self.method}: learning_rate {self.rate:.2g}"
+        method = f"{self.method} [{self.variant}]" if self.variant else self.method
+        head = f"{self.model} / {self.task} / {method}: learning_rate {self.rate:.2g}"
         if not self.confirmed:
             head += (f" UNCONFIRMED: directly below a rate that failed, on {self.seeds} seed(s); run it on "
                      f"{CONFIRM_SEEDS - self.seeds} more seed(s) (e.g. 'seed=1,2' with this rate) before using it")
@@ -85,14 +91,23 @@ def _rate(record: dict) -> float | None:
     return None if rate is None else float(f"{rate:.6g}")  # 3 x 3e-3 and 9e-3 are one rate
 
 
+def _params(record: dict) -> str:
+    method = (record.get("config") or {}).get("method") or {}
+    return json.dumps(params_in_key(method.get("name"), method.get("params") or {}), sort_keys=True)
+
+
+def _group(record: dict) -> tuple:
+    identity = record.get("identity") or {}
+    return identity.get("model"), identity.get("task"), identity.get("method"), _params(record)
+
+
 def _failures(folder: Path) -> dict[tuple, set]:
-    """{(model, task, method): rates with a failed trial} (a crash, a NaN loss, out of memory)."""
+    """{(model, task, method, params): rates with a failed trial} (a crash, a NaN loss, out of memory)."""
     found: dict[tuple, set] = defaultdict(set)
     for path in sorted(Path(folder).rglob(RECORD_NAME)):
         record = read(path)
         if record and record.get("status") == "failed" and _rate(record) is not None:
-            identity = record.get("identity") or {}
-            found[(identity.get("model"), identity.get("task"), identity.get("method"))].add(_rate(record))
+            found[_group(record)].add(_rate(record))
     return found
 
 
@@ -105,7 +120,7 @@ def _trials(folder: Path) -> list[dict]:
             continue
         items = read_json(path.parent / ITEMS_NAME) or {}
         rate = _rate(record)
-        trials.append({**record["identity"], "rate": rate,
+        trials.append({**record["identity"], "group": _group(record), "rate": rate,
                        "val_quality": record["metrics"]["val_quality"], "n_val": record["metrics"].get("n_val"),
                        "val_items": items.get("val_quality") or []})
     return trials
@@ -126,7 +141,7 @@ def _tied_rates(by_rate: dict[float, list[dict]]) -> list[float] | None:
 def choose(folder: Path) -> list[Choice]:
     groups: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for trial in _trials(folder):
-        groups[(trial["model"], trial["task"], trial["method"])][trial["rate"]].append(trial)
+        groups[trial["group"]][trial["rate"]].append(trial)
     failures = _failures(folder)
     choices = []
     for key, by_rate in sorted(groups.items()):
@@ -136,9 +151,25 @@ def choose(folder: Path) -> list[Choice]:
         best = max(sorted(candidates), key=lambda rate: grid[rate])  # ties of the mean go to the smallest rate
         tied = sorted(set(_tied_rates(candidates) or []) | {best})
         rate = tied[0]  # the lowest rate validation cannot separate from the best
-        choices.append(Choice(*key, rate, grid[rate], by_rate[rate][0]["n_val"], len(by_rate[rate]), grid, tied,
+        choices.append(Choice(*key[:3], rate, grid[rate], by_rate[rate][0]["n_val"], len(by_rate[rate]), grid, tied,
                               len(grid) > 1 and rate in (min(grid), max(grid)), failures.get(key, set()),
-                              [t["val_quality"] for t in by_rate[rate]]))
+                              [t["val_quality"] for t in by_rate[rate]], params=key[3]))
+    return _name_variants(choices)
+
+
+def _name_variants(choices: list[Choice]) -> list[Choice]:
+    """Where one method was searched with different params, each choice names the params its searches differ in."""
+    by_method = defaultdict(list)
+    for choice in choices:
+        by_method[(choice.model, choice.task, choice.method)].append(choice)
+    for same in by_method.values():
+        if len(same) < 2:
+            continue
+        params = [json.loads(choice.params) for choice in same]
+        names = sorted({name for p in params for name in p if len({json.dumps(q.get(name)) for q in params}) > 1})
+        for choice, values in zip(same, params):
+            values = {**PARAM_KEY_DEFAULTS.get(choice.method, {}), **values}  # a param recorded before it existed
+            choice.variant = " ".join(f"{name}={values.get(name, 'default')}" for name in names)
     return choices
 
 
