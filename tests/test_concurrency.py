@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -54,9 +53,12 @@ def test_the_trials_own_cpu_time_counts_its_child_processes():
     meter = load.LoadMeter()
     started = meter.start()
     child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
-                              "while time.process_time() - t < 0.4: pass\ntime.sleep(30)"])
+                              "while time.process_time() - t < 0.4: pass\nprint('burnt', flush=True)\n"
+                              "time.sleep(30)"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.0)  # the child burns 0.4 CPU-seconds, then waits, alive: read as part of the trial
+        # the child burns 0.4 CPU-seconds (however long a busy machine makes that take), then waits, alive: read
+        # as part of the trial
+        assert child.stdout.readline().strip() == "burnt"
         meter.stop("train", started)
     finally:
         child.kill()

@@ -197,6 +197,11 @@ def _fork_worker(trial_dir: Path) -> tuple[int, int]:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(write_fd)
         return pid, read_fd
+    _be_the_worker(trial_dir, read_fd, write_fd, blocked, parent_pid)
+
+
+def _be_the_worker(trial_dir: Path, read_fd: int, write_fd: int, blocked, parent_pid: int):
+    """In the forked child: stderr into the pipe, the worker on trial_dir, then _exit (never returns)."""
     code = 1
     try:
         _default_signal_handlers()

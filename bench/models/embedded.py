@@ -9,6 +9,7 @@ folder that is deleted once the GGUF is converted.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -16,6 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from bench.common.files import lock
 from bench.config import ConfigError
@@ -101,10 +103,14 @@ def publish(staging: Path, target: Path) -> None:
 
 def _convert(source: Path, gguf_file: str, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
     print(f"peft-bench: converting {gguf_file} to a cached safetensors folder at {target} (once)", flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
+    # transformers' GGUF reader draws its own tqdm bar (not behind its progress-bar switch), redrawn per tensor into
+    # the console: the line above says what runs
+    with mock.patch.object(gguf_utils, "tqdm", functools.partial(gguf_utils.tqdm, disable=True)):
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
     # The weights are dequantized to float; the quantizer left on the model would make it save as GGUF-quantized.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

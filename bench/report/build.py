@@ -91,17 +91,21 @@ def key_figures(trials: pd.DataFrame, agg: pd.DataFrame, storage: pd.DataFrame, 
                 value = means.min() if METRICS[column].better == "min" else means.max()
                 parts.append(f"{text} {', '.join(best['label'])} ({show(value)})")
         lines.append(f"{model} / {task}: " + "; ".join(parts) + ".")
-    if not storage.empty:
-        n = ns[-1]
-        for model, rows in storage.groupby("model", sort=False):
-            full = rows[rows["family"] == "full"][f"n{n}_bytes"].min()
-            peft = rows[rows["family"] != "full"].dropna(subset=[f"n{n}_bytes"])
-            if peft.empty or is_na(full):
-                continue
-            best = peft.loc[peft[f"n{n}_bytes"].idxmin()]
-            lines.append(f"{model}, storage for {n} tasks: full fine-tuning {human_bytes(full)} vs {best['label']} "
-                         f"{human_bytes(best[f'n{n}_bytes'])} (one base model + {n} checkpoints of "
-                         f"{human_bytes(best['per_task_bytes'])}), {full / best[f'n{n}_bytes']:,.0f}× less.")
+    return lines + ([] if storage.empty else storage_lines(storage, ns[-1]))
+
+
+def storage_lines(storage: pd.DataFrame, n: int) -> list[str]:
+    """Per model: full fine-tuning's copies for n tasks against the method that stores them in the fewest bytes."""
+    lines = []
+    for model, rows in storage.groupby("model", sort=False):
+        full = rows[rows["family"] == "full"][f"n{n}_bytes"].min()
+        peft = rows[rows["family"] != "full"].dropna(subset=[f"n{n}_bytes"])
+        if peft.empty or is_na(full):
+            continue
+        best = peft.loc[peft[f"n{n}_bytes"].idxmin()]
+        lines.append(f"{model}, storage for {n} tasks: full fine-tuning {human_bytes(full)} vs {best['label']} "
+                     f"{human_bytes(best[f'n{n}_bytes'])} (one base model + {n} checkpoints of "
+                     f"{human_bytes(best['per_task_bytes'])}), {full / best[f'n{n}_bytes']:,.0f}× less.")
     return lines
 
 

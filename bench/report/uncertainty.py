@@ -120,6 +120,18 @@ def _trial_se(group: pd.DataFrame, low_col: str, high_col: str) -> pd.Series:
     return stats.se_from_interval(group[low_col], group[high_col])
 
 
+def _estimate_each(decision: Decision, rows: pd.DataFrame, scores: dict | None, metric: str, columns) -> None:
+    """Each method's estimate: from its per-item scores where it has them, else from its trials' intervals."""
+    low_col, high_col, n_col = columns
+    for label, group in rows.groupby("label", sort=False):
+        if scores is not None and label in scores:
+            decision.estimates[label] = stats.estimate(scores[label])
+        else:
+            decision.estimates[label] = stats.estimate_from_trials(group[metric], _trial_se(group, low_col, high_col))
+        if n_col in group and group[n_col].notna().any():
+            decision.n_items[label] = int(group[n_col].max())
+
+
 def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: str | None = None,
            alpha: float = ALPHA, unstable: dict | None = None, exclude=()) -> Decision:
     """Tie set, intervals, baseline and stability checks for one model × task (rows: its finished trials).
@@ -139,13 +151,7 @@ def decide(rows: pd.DataFrame, metric: str, higher_is_better: bool, items_key: s
     if rows.empty:
         return decision
     scores = _items(rows, items_key) if items_key else None
-    for label, group in rows.groupby("label", sort=False):
-        if scores is not None and label in scores:
-            decision.estimates[label] = stats.estimate(scores[label])
-        else:
-            decision.estimates[label] = stats.estimate_from_trials(group[metric], _trial_se(group, low_col, high_col))
-        if n_col in group and group[n_col].notna().any():
-            decision.n_items[label] = int(group[n_col].max())
+    _estimate_each(decision, rows, scores, metric, (low_col, high_col, n_col))
     decision.paired = scores is not None and set(scores) >= set(decision.estimates)
     decision.n_seeds = min(e.n_seeds for e in decision.estimates.values())
     if metric == "quality":

@@ -110,25 +110,7 @@ def model_size(agg, trials, folder) -> list[Plot]:
         metrics = [m for m in PANELS if rows[m].notna().any() and not (m == "forgetting" and mixed)]
         fig, axes = grid(len(metrics), width=4.6, height=3.8, ncols=4)
         for i, (ax, metric) in enumerate(zip(axes, metrics)):
-            info = METRICS[metric]
-            scale, unit = (bytes_unit(rows[metric]) if info.kind == "bytes" else
-                           (0.01, "%") if info.kind == "fraction" else (1.0, info.unit))
-            data = rows.assign(value=rows[metric] / scale, size_m=rows["model_size"] / 1e6)
-            sns.lineplot(data=data, x="size_m", y="value", hue="label", style="label", hue_order=order,
-                         style_order=order, palette=palette, markers=True, dashes=False, errorbar="sd",
-                         err_style="bars", ax=ax, legend=i == 0)
-            ax.set_xscale("log")
-            sizes = sorted(data["size_m"].unique())  # tick exactly the model sizes, labelled like 22.7M
-            ax.set_xticks(sizes, [human_params(s * 1e6) for s in sizes])
-            ax.xaxis.set_minor_locator(NullLocator())
-            ax.margins(x=0.1)
-            if metric in LOG_SCALE:
-                ax.set_yscale("log")
-            names = rows["quality_metric"].dropna()
-            metric_name = names.iloc[0] if metric == "quality" and len(names) else None
-            ax.set_title(info.label + (f" ({metric_name})" if metric_name else ""))
-            ax.set_xlabel("model size (parameters, log scale)")
-            ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
+            _size_panel(ax, rows, metric, order, palette, legend=i == 0)
         if axes and axes[0].get_legend():
             handles, labels = axes[0].get_legend_handles_labels()
             axes[0].get_legend().remove()
@@ -144,3 +126,26 @@ def model_size(agg, trials, folder) -> list[Plot]:
     if not plots:
         raise NotApplicable("no task was run on more than one model size")
     return plots
+
+
+def _size_panel(ax, rows, metric: str, order, palette, legend: bool) -> None:
+    """One metric against model size (log scale, ticked at the sizes run), a line per method."""
+    info = METRICS[metric]
+    scale, unit = (bytes_unit(rows[metric]) if info.kind == "bytes" else
+                   (0.01, "%") if info.kind == "fraction" else (1.0, info.unit))
+    data = rows.assign(value=rows[metric] / scale, size_m=rows["model_size"] / 1e6)
+    sns.lineplot(data=data, x="size_m", y="value", hue="label", style="label", hue_order=order,
+                 style_order=order, palette=palette, markers=True, dashes=False, errorbar="sd",
+                 err_style="bars", ax=ax, legend=legend)
+    ax.set_xscale("log")
+    sizes = sorted(data["size_m"].unique())  # tick exactly the model sizes, labelled like 22.7M
+    ax.set_xticks(sizes, [human_params(s * 1e6) for s in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.margins(x=0.1)
+    if metric in LOG_SCALE:
+        ax.set_yscale("log")
+    names = rows["quality_metric"].dropna()
+    metric_name = names.iloc[0] if metric == "quality" and len(names) else None
+    ax.set_title(info.label + (f" ({metric_name})" if metric_name else ""))
+    ax.set_xlabel("model size (parameters, log scale)")
+    ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
