@@ -18,8 +18,10 @@ from bench.launch.trial import run_trial
 from tests.conftest import trial_config
 
 EXPECTED = Path(__file__).parent / "fixtures" / "tiny_trial_record.json"
-# one thread: the loss is the same run to run; LoRA's rate when the expectation was written, whatever its YAML says now
-CONFIG = ("model=tiny-bert", "method=lora", "method.learning_rate=0.009", "train.threads=1")
+# one thread: the loss is the same run to run; LoRA's rate when the expectation was written, whatever its YAML says now;
+# the default cache folder, whatever PEFT_BENCH_CACHE says (the config records it, and the checkpoint's bytes hold it)
+CONFIG = ("model=tiny-bert", "method=lora", "method.learning_rate=0.009", "train.threads=1",
+          "cache_dir='~/.cache/peft-bench'")
 # Figures of the machine and the moment: timings, speeds, load, energy, measured memory, the machine's peak FLOP/s.
 VOLATILE = re.compile(r"^(seconds_|load_avg_|cpu_share_others_|latency_ms_|energy_joules|peak_flops|peak_mem|"
                       r"train_seconds|startup_seconds|mfu$|timed_alone$|train_tokens_per_joule$)|_per_s$|"
