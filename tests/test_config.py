@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import CONF_DIR, ConfigError, check_group_choices, config_key, from_dict
+from bench import methods
+from bench.config import CONF_DIR, PARAM_KEY_DEFAULTS, ConfigError, check_group_choices, config_key, from_dict
 from bench.launch.trial import run_trial
 from tests.conftest import compose_raw, trial_config
 
@@ -198,3 +199,11 @@ def test_params_by_model_give_a_model_its_own_params_and_the_command_line_still_
     assert trial_config("method=prefix-tuning", "model=minilm-l6").method.params["init"] == "random"
     given = trial_config("method=prefix-tuning", "model=smollm2-135m", "method.params.init=random")
     assert given.method.params["init"] == "random" and "params_by_model" not in given.to_dict()["method"]
+
+
+def test_the_key_defaults_of_params_added_later_are_their_methods_defaults():
+    """PARAM_KEY_DEFAULTS repeats defaults that live in each method's dataclass (the config sits below the
+    registry): a default changed in one place and not the other would give recorded trials another key."""
+    for method, defaults in PARAM_KEY_DEFAULTS.items():
+        built = methods.get(method).config_cls()
+        assert {name: getattr(built, name) for name in defaults} == defaults, method

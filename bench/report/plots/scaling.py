@@ -76,11 +76,7 @@ def processes(agg, trials, folder) -> list[Plot]:
             ax.set_xlabel("processes (world size)")
             ax.set_title("peak memory per rank (largest)" if metric == "peak_mem_bytes" else "throughput, whole group")
             ax.set_ylabel(f"{info.label} ({unit})")
-        if axes and axes[0].get_legend():
-            handles, labels = axes[0].get_legend_handles_labels()
-            axes[0].get_legend().remove()
-            fig.legend(handles, labels, title="method, distribution", loc="upper left", bbox_to_anchor=(1.0, 0.93),
-                       frameon=False)
+        _legend_beside(fig, axes, "method, distribution")
         name = "scaling_processes_" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}_{task}")
         title = f"Scaling with processes: {model} / {task}"
         plots.append(Plot(name, title, "Peak memory of the rank that peaked highest, and training tokens/s of all "
@@ -111,11 +107,7 @@ def model_size(agg, trials, folder) -> list[Plot]:
         fig, axes = grid(len(metrics), width=4.6, height=3.8, ncols=4)
         for i, (ax, metric) in enumerate(zip(axes, metrics)):
             _size_panel(ax, rows, metric, order, palette, legend=i == 0)
-        if axes and axes[0].get_legend():
-            handles, labels = axes[0].get_legend_handles_labels()
-            axes[0].get_legend().remove()
-            fig.legend(handles, labels, title="method (colour: family)", loc="upper left", bbox_to_anchor=(1.0, 0.93),
-                       frameon=False)
+        _legend_beside(fig, axes, "method (colour: family)")
         name = "scaling" if len(tasks) == 1 else f"scaling_{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}"
         title = f"Scaling with model size: {task}"
         caption = ("Each metric against the base model's parameter count (log scale), one line per method, coloured by "
@@ -149,3 +141,11 @@ def _size_panel(ax, rows, metric: str, order, palette, legend: bool) -> None:
     ax.set_title(info.label + (f" ({metric_name})" if metric_name else ""))
     ax.set_xlabel("model size (parameters, log scale)")
     ax.set_ylabel(f"{info.label} ({unit})" if unit else info.label)
+
+
+def _legend_beside(fig, axes, title: str) -> None:
+    """The first panel's legend (the only one drawn) moved beside the grid, for all panels."""
+    if axes and axes[0].get_legend():
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[0].get_legend().remove()
+        fig.legend(handles, labels, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.93), frameon=False)
