@@ -142,3 +142,30 @@ def test_latency_ratios_do_not_pair_trials_by_seed():
                                                                                              "latency_ms_p50")
     assert (first.value, first.low, first.high) == pytest.approx((second.value, second.low, second.high))
     assert first.count_word == "trials per side" and first.agree == ""
+
+
+def test_latency_findings_come_from_the_sweep_timed_alone_where_one_is_given():
+    """The study times latency beside another trial: on its own trials no latency verdict; with a latency sweep's
+    trials (timed alone) the verdict is drawn from those, and the quality findings stay the study's."""
+    study = _sweep(0.0, 0.2, 10, 10).assign(timed_alone=False)
+    alone = _sweep(0.0, 0.0, 10, 10)
+    own = " ".join(claims.check(study))
+    assert "5%: **not timed alone**" in own
+    found = claims.findings(study, alone, "latency")
+    text = " ".join(f.line for f in found)
+    assert "5%: **reproduced**" in text and "Timed in latency." in text  # merged LoRA 1.005x full's
+    assert "prompt-tuning 1.25 [" in text and f"{PROMPT_WORSE}: **reproduced**" in text  # quality from the study
+
+
+def test_the_findings_table_has_a_row_per_claim_and_a_column_per_setting():
+    sweep = pd.concat([_sweep(0.005, 0.2, 10, 10), _sweep(0.005, 0.2, 10, 10).assign(task="u")])
+    table = claims.table(claims.findings(sweep))
+    assert table.columns == [claims.FIRST_COLUMN, "m × t (accuracy)", "m × u (accuracy)"]
+    rows = {row[0].value: row[1:] for row in table.rows}
+    assert set(rows) == {claims.ROW_NOT_WORSE, claims.ROW_PROMPT_WORSE, claims.ROW_LEARNS_LESS,
+                         claims.ROW_FORGETS_LESS, claims.ROW_MERGED, *map(claims.row_slower,
+                                                                         ("adapter-houlsby", "prompt-tuning"))}
+    cell = rows[claims.ROW_NOT_WORSE][0]
+    assert cell.best and cell.value.startswith("reproduced: −0.005 [") and cell.value.endswith("3 of 3 seeds agree")
+    assert not rows[claims.ROW_LEARNS_LESS][0].best  # not separable: not bold
+    assert rows[claims.row_slower("prompt-tuning")][1].value.startswith("reproduced: 1.25× [")

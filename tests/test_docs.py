@@ -245,9 +245,12 @@ def check_reports(commands: list[Command], tmp: Path) -> dict[str, BaseException
     expected = {}
     for command in commands:
         source = Path(command.argv[1])
-        target = tmp / (source if source.suffix in (".csv", ".parquet") else source / "trials.csv")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        small.to_csv(target, index=False)
+        sweeps = [source] + ([Path(command.argv[command.argv.index("--latency-from") + 1])]
+                             if "--latency-from" in command.argv else [])
+        for sweep in sweeps:
+            target = tmp / (sweep if sweep.suffix in (".csv", ".parquet") else sweep / "trials.csv")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            small.to_csv(target, index=False)
         default = Path("reports") / (source.parent.name if source.suffix else source.name)
         expected[command.text] = tmp / (command.argv[command.argv.index("--out") + 1] if "--out" in command.argv
                                         else default) / "report.html"

@@ -383,6 +383,9 @@ def test_reads_record_files_of_a_running_sweep(tmp_path):
 def test_cli_rejects_a_missing_folder(tmp_path, capsys):
     assert report_main([str(tmp_path / "nope")]) == 2
     assert "no sweep folder" in capsys.readouterr().err
+    (tmp_path / "sweep").mkdir()
+    assert report_main([str(tmp_path / "sweep"), "--latency-from", str(tmp_path / "latency")]) == 2
+    assert f"no sweep folder or trials table at {tmp_path / 'latency'}" in capsys.readouterr().err
 
 
 def test_configs_the_labels_cannot_tell_apart_are_not_averaged_as_seeds():

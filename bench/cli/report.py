@@ -2,6 +2,7 @@
 
     peft-bench-report results/quick
     peft-bench-report results/tradeoffs --out /tmp/report --max-memory 8GiB --max-storage 50MB --min-quality 0.8
+    peft-bench-report results/tradeoffs --latency-from results/latency     (latency findings from trials timed alone)
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("sweep", type=Path, help="sweep folder (results/<sweep>) or a trials.csv / trials.parquet file")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
+    p.add_argument("--latency-from", type=Path, default=None, metavar="SWEEP",
+                   help="a sweep timed one trial at a time (peft-bench sweep=latency): its trials give the latency "
+                        "findings")
     budget = p.add_argument_group("budget for the recommendation (default: no limits)")
     budget.add_argument("--max-memory", type=parse_size, help="peak training memory, e.g. 8GiB, 512M")
     budget.add_argument("--max-storage", type=parse_size, help="checkpoint bytes per task, e.g. 50MB")
@@ -32,15 +36,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not args.sweep.exists():
-        print(f"peft-bench-report: no sweep folder or trials table at {args.sweep}", file=sys.stderr)
-        return 2
+    for given in (args.sweep, args.latency_from):
+        if given is not None and not given.exists():
+            print(f"peft-bench-report: no sweep folder or trials table at {given}", file=sys.stderr)
+            return 2
     from bench.report.build import build_report  # heavy imports (pandas, matplotlib) after the arguments check
 
     budget = Budget(max_memory=args.max_memory, max_storage=args.max_storage, min_quality=args.min_quality,
                     max_latency_ms=args.max_latency_ms, min_throughput=args.min_throughput,
                     max_forgetting=args.max_forgetting, max_trainable_fraction=args.max_trainable_fraction)
-    html_path = build_report(args.sweep, args.out, budget, tuple(sorted(set(args.storage_n))))
+    html_path = build_report(args.sweep, args.out, budget, tuple(sorted(set(args.storage_n))), args.latency_from)
     print(f"peft-bench-report: {html_path} (and report.md, tables/, plots/)")
     return 0
 

@@ -119,8 +119,10 @@ def definitions() -> list[str]:
 MAIN_PLOT = "quality_vs_peak_memory"
 
 
-def build_report(source: Path, out: Path | None = None, budget: Budget | None = None, storage_n=STORAGE_N) -> Path:
-    """Write the report folder; returns the path of report.html."""
+def build_report(source: Path, out: Path | None = None, budget: Budget | None = None, storage_n=STORAGE_N,
+                 latency_source: Path | None = None) -> Path:
+    """Write the report folder; returns the path of report.html. `latency_source`: a sweep timed one trial at a
+    time (sweep=latency), whose trials give the latency findings in place of this sweep's."""
     source, budget = Path(source), budget or Budget()
     name = sweep_name(source)
     out = Path(out) if out else Path("reports") / name
@@ -130,7 +132,9 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
     rows = read_table(source)
     trials = uncertainty.fill_trial_intervals(load_trials(source, rows))
     title, stamp = f"peft-bench report: {name}", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    report = _Report(out, [Block("sub", f"Sweep {name}, from {source}; generated {stamp} by peft-bench-report.")])
+    timed_in = f"; latency findings from {latency_source}" if latency_source else ""
+    report = _Report(out, [Block("sub", f"Sweep {name}, from {source}{timed_in}; generated {stamp} by "
+                                        "peft-bench-report.")])
     serving_blocks = serving.section(rows, out)
     if trials.empty and serving_blocks:  # a serving sweep alone: no training figure to report
         return page.write(out, title, report.blocks + serving_blocks, ())[1]
@@ -143,10 +147,7 @@ def build_report(source: Path, out: Path | None = None, budget: Budget | None = 
         _answer(report, agg, trials, plots, budget)
     report.blocks += [Block("heading", "Key figures", anchor="key-figures"),
                       Block("list", key_figures(trials, agg, storage, storage_n))]
-    findings = claims.check(trials)
-    if findings:
-        report.blocks += [Block("heading", "Published findings", anchor="findings"), Block("text", claims.EXPLAINED),
-                          Block("list", findings)]
+    findings = _findings(report, trials, latency_source)
     if not agg.empty:
         _tables(report, agg, trials, storage_n)
     _plots(report, plots, left_out)
@@ -196,6 +197,17 @@ def _answer(report: _Report, agg, trials, plots, budget: Budget) -> None:
     report.blocks += [Block("heading", "Recommendation", anchor="recommendation"),
                       Block("text", f"Budget: {budget.describe()}."), Block("list", summary(picks, budget))]
     report.add_table(recommendation_table(picks))
+
+
+def _findings(report: _Report, trials, latency_source: Path | None) -> list[str]:
+    """The published findings, as sentences and as one table; returns the sentences."""
+    latency = load_trials(latency_source, read_table(latency_source)) if latency_source else None
+    found = claims.findings(trials, latency, sweep_name(latency_source) if latency_source else "")
+    if found:
+        report.blocks += [Block("heading", "Published findings", anchor="findings"), Block("text", claims.EXPLAINED),
+                          Block("list", [f.line for f in found])]
+        report.add_table(claims.table(found))
+    return [f.line for f in found]
 
 
 def _tables(report: _Report, agg, trials, storage_n) -> None:

@@ -25,11 +25,12 @@ record does not say) gives the verdict "not timed alone".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from bench.report.render import Cell, Table
 from bench.report.uncertainty import unstable_seeds
 from bench.common import stats
 from bench.results.metrics import is_na
@@ -43,6 +44,19 @@ SOFT_OR_ADAPTER = ("adapter-houlsby", "adapter-parallel", "adapter-pfeiffer", "p
 PROBE_HIGHER_IS_BETTER = {"retrieval_recall@1": True, "perplexity": False}
 REPRODUCED, NOT_REPRODUCED, NOT_SEPARABLE = "reproduced", "not reproduced", "not separable"
 NOT_TIMED_ALONE = "not timed alone"
+DECISIVE = (REPRODUCED, NOT_REPRODUCED)  # printed bold in the findings table
+
+# The findings table's rows: each claim, short, as tested
+ROW_NOT_WORSE = f"LoRA is not worse than full by more than {MARGIN}, with < 1% trainable"
+ROW_PROMPT_WORSE = "prompt tuning is worse than full at this scale"
+ROW_LEARNS_LESS = "LoRA learns less (quality below full's)"
+ROW_FORGETS_LESS = "LoRA forgets less (forgetting below full's)"
+ROW_MERGED = f"merged LoRA is not slower than full by more than {LATENCY_MARGIN:.0%}"
+FIRST_COLUMN = "published finding, as tested"
+
+
+def row_slower(method: str) -> str:
+    return f"{method} is slower than full (latency ratio above 1)"
 
 
 @dataclass
@@ -69,6 +83,29 @@ class Interval:
             return f"{form.format(self.value)} ({items}{self.n_seeds} {self.count_word}: no interval{agree})"
         return (f"{form.format(self.value)} [{form.format(self.low)}, {form.format(self.high)}] "
                 f"({items}{self.n_seeds} {self.count_word}{agree})")
+
+    def short(self, ratio: bool = False) -> str:
+        """The findings table's form: "+0.012 [−0.003, +0.027], 3 of 3 seeds agree" or "1.11× [0.57, 2.16], 3 trials
+        per side"."""
+        form = "{:.2f}" if ratio else "{:+.3f}"
+        value = form.format(self.value) + ("×" if ratio else "")
+        span = (f" [{form.format(self.low)}, {form.format(self.high)}]" if np.isfinite(self.low) else
+                " (no interval)")
+        count = self.agree.replace(" in sign", "") or f"{self.n_seeds} {self.count_word}"
+        return f"{value}{span}, {count}".replace("-", "−")
+
+
+@dataclass
+class Finding:
+    """One claim checked on one model × task: the report's sentence and its cells of the findings table."""
+    column: str  # the findings table's column: "minilm-l6 × bbc-topic (accuracy)"
+    line: str  # the report's sentence, "minilm-l6 / bbc-topic: LoRA is ..."
+    cells: dict[str, Cell] = field(default_factory=dict)  # {table row: verdict and interval}
+
+
+def _cell(verdict: str, interval: Interval | None, ratio: bool = False, scale: str = "") -> Cell:
+    text = verdict if interval is None else f"{verdict}: {interval.short(ratio)}"
+    return Cell(text + (f" ({scale})" if scale else ""), best=verdict in DECISIVE)
 
 
 def _rows(trials: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -152,7 +189,7 @@ def _verdict(interval: Interval | None, reproduced, not_reproduced) -> str:
     return NOT_REPRODUCED if not_reproduced(interval) else NOT_SEPARABLE
 
 
-def _lora_not_worse(lora, full, quality_metric: str) -> str | None:
+def _lora_not_worse(lora, full, quality_metric: str) -> tuple[str, dict] | None:
     diff = quality_difference(lora, full)
     if diff is None:
         return None
@@ -163,9 +200,10 @@ def _lora_not_worse(lora, full, quality_metric: str) -> str | None:
                REPRODUCED if quality == REPRODUCED and small else NOT_SEPARABLE)
     share = (f"LoRA trains {fraction.max():.2%} of the parameters ({'under' if small else 'not under'} 1% on "
              f"every seed)" if len(fraction) else "trainable fraction n/a")
-    return (f"LoRA is not worse than full fine-tuning by more than {MARGIN} {quality_metric}, with under 1% of the "
+    line = (f"LoRA is not worse than full fine-tuning by more than {MARGIN} {quality_metric}, with under 1% of the "
             f"parameters trainable: **{verdict}**. LoRA − full {quality_metric} {diff.text()} (lower bound above "
             f"−{MARGIN}: {quality}); {share}.")
+    return line, {ROW_NOT_WORSE: _cell(verdict, diff)}
 
 
 def _latency_check(ratio: Interval | None, rows: list[pd.DataFrame], reproduced, not_reproduced) -> str:
@@ -176,7 +214,7 @@ def _latency_check(ratio: Interval | None, rows: list[pd.DataFrame], reproduced,
     return _verdict(ratio, reproduced, not_reproduced)
 
 
-def _merged_lora_latency(lora, full) -> str | None:
+def _merged_lora_latency(lora, full) -> tuple[str, dict] | None:
     ratio = latency_ratio(lora, full, "latency_ms_p50_merged")
     if ratio is None:
         return None
@@ -184,36 +222,38 @@ def _merged_lora_latency(lora, full) -> str | None:
                              lambda i: i.low > 1 + LATENCY_MARGIN)
     unmerged = latency_ratio(lora, full, "latency_ms_p50")
     also = f"; unmerged {unmerged.text(2, signed=False)}" if unmerged else ""
-    return (f"Merged LoRA is not slower than full fine-tuning by more than {LATENCY_MARGIN:.0%}: **{verdict}**. "
+    line = (f"Merged LoRA is not slower than full fine-tuning by more than {LATENCY_MARGIN:.0%}: **{verdict}**. "
             f"Latency over full fine-tuning's (geometric means, unpaired), merged {ratio.text(2, signed=False)}"
             f"{also}.")
+    return line, {ROW_MERGED: _cell(verdict, ratio, ratio=True)}
 
 
-def _added_latency(trials, full) -> str | None:
-    parts, verdicts = [], []
+def _added_latency(trials, full) -> tuple[str, dict] | None:
+    parts, cells = [], {}
     for method in SOFT_OR_ADAPTER:
         rows = _rows(trials, method)
         ratio = latency_ratio(rows, full, "latency_ms_p50")
         if ratio is None:
             continue
-        verdicts.append(_latency_check(ratio, [rows, full], lambda i: i.low > 1, lambda i: i.high < 1))
-        parts.append(f"{method} {ratio.text(2, signed=False)}: **{verdicts[-1]}**")
+        verdict = _latency_check(ratio, [rows, full], lambda i: i.low > 1, lambda i: i.high < 1)
+        parts.append(f"{method} {ratio.text(2, signed=False)}: **{verdict}**")
+        cells[row_slower(method)] = _cell(verdict, ratio, ratio=True)
     if not parts:
         return None
     return ("Adapters and soft prompts are slower than full fine-tuning (latency ratio above 1), per method: "
-            + "; ".join(parts) + ".")
+            + "; ".join(parts) + "."), cells
 
 
-def _prompt_tuning_worse(prompt, full, quality_metric: str) -> str | None:
+def _prompt_tuning_worse(prompt, full, quality_metric: str) -> tuple[str, dict] | None:
     diff = quality_difference(prompt, full)
     if diff is None:
         return None
     verdict = _verdict(diff, lambda i: i.high < 0, lambda i: i.low > -MARGIN)
     return (f"Prompt tuning is worse than full fine-tuning at this scale (difference below 0): **{verdict}**. "
-            f"Prompt tuning − full {quality_metric} {diff.text()}.")
+            f"Prompt tuning − full {quality_metric} {diff.text()}."), {ROW_PROMPT_WORSE: _cell(verdict, diff)}
 
 
-def _learns_less_forgets_less(lora, full, quality_metric: str) -> str | None:
+def _learns_less_forgets_less(lora, full, quality_metric: str) -> tuple[str, dict] | None:
     learn, forget = quality_difference(lora, full), forgetting_difference(lora, full)
     if learn is None and forget is None:
         return None
@@ -224,8 +264,10 @@ def _learns_less_forgets_less(lora, full, quality_metric: str) -> str | None:
              "recall@1 loss" if len(probe) else "forgetting")
     learn_text = f"LoRA − full {quality_metric} {learn.text()}" if learn else "no quality items"
     forget_text = f"LoRA − full {scale} {forget.text()}" if forget else "no probe items"
-    return (f"LoRA learns less (quality difference below 0: **{learns}**) and forgets less (forgetting difference "
+    line = (f"LoRA learns less (quality difference below 0: **{learns}**) and forgets less (forgetting difference "
             f"below 0: **{forgets}**) than full fine-tuning. {learn_text}; {forget_text}.")
+    return line, {ROW_LEARNS_LESS: _cell(learns, learn),
+                  ROW_FORGETS_LESS: _cell(forgets, forget, scale=scale if forget else "")}
 
 
 def _unstable(rows: pd.DataFrame) -> dict[str, str]:
@@ -239,33 +281,83 @@ def _unstable(rows: pd.DataFrame) -> dict[str, str]:
                           str(kind.iloc[0]) if len(kind) else "")
 
 
+def _named(text: str, unstable: dict[str, str]) -> list[str]:
+    """The unstable methods a sentence or a table row names."""
+    return [method for method in unstable
+            if method in text or (method == "lora" and "LoRA" in text) or (method == "full" and "full" in text)
+            or (method == "prompt-tuning" and "rompt tuning" in text)]
+
+
 def _caveat(line: str, unstable: dict[str, str]) -> str:
     """The line with a caveat for each unstable method it names: its mean hides a failed or outlying seed."""
-    named = [f"{method} is unstable ({why})" for method, why in unstable.items()
-             if method in line or (method == "lora" and "LoRA" in line) or (method == "full" and "full" in line)
-             or (method == "prompt-tuning" and "Prompt tuning" in line)]
+    named = [f"{method} is unstable ({unstable[method]})" for method in _named(line, unstable)]
     return line + (" Caveat: " + "; ".join(named) + ", so this verdict rests on a mean over a failed or outlying "
                    "seed." if named else "")
 
 
-def check(trials: pd.DataFrame) -> list[str]:
-    """One line per finding and model × task that has the methods it needs; a finding that names an unstable
-    method says so."""
-    lines = []
+def _with_caveats(cells: dict[str, Cell], unstable: dict[str, str]) -> dict[str, Cell]:
+    for row, cell in cells.items():
+        if named := _named(row, unstable):
+            cell.value += f"; unstable: {', '.join(named)}"
+    return cells
+
+
+def _latency_rows(rows: pd.DataFrame, latency: pd.DataFrame | None, model: str, task: str) -> pd.DataFrame:
+    """The trials latency findings are drawn from: the latency sweep's for this model × task where one is given."""
+    if latency is None:
+        return rows
+    return latency[(latency["model"] == model) & (latency["task"] == task)]
+
+
+def _setting_findings(rows: pd.DataFrame, timed: pd.DataFrame, timed_in: str) -> list[tuple[str, dict]]:
+    """(sentence, cells) per claim that this model × task has the methods for; latency from `timed`."""
+    full, timed_full = _rows(rows, "full"), _rows(timed, "full")
+    if full.empty:
+        return []
+    metric = str(rows["quality_metric"].dropna().iloc[0]) if rows["quality_metric"].notna().any() else "quality"
+    lora, prompt, timed_lora = _rows(rows, "lora"), _rows(rows, "prompt-tuning"), _rows(timed, "lora")
+    latency = [_merged_lora_latency(timed_lora, timed_full) if not (timed_lora.empty or timed_full.empty) else None,
+               _added_latency(timed, timed_full) if not timed_full.empty else None]
+    latency = [(line + timed_in, cells) for line, cells in filter(None, latency)]
+    return [found for found in [_lora_not_worse(lora, full, metric) if not lora.empty else None,
+                                _prompt_tuning_worse(prompt, full, metric) if not prompt.empty else None,
+                                _learns_less_forgets_less(lora, full, metric) if not lora.empty else None,
+                                *latency] if found]
+
+
+def findings(trials: pd.DataFrame, latency: pd.DataFrame | None = None, latency_name: str = "") -> list[Finding]:
+    """Every claim per model × task that has the methods it needs. Latency claims come from `latency` (a sweep
+    timed one trial at a time, named `latency_name`) where given, else from `trials`. A finding that names an
+    unstable method says so."""
+    timed_in = f" Timed in {latency_name}." if latency is not None and latency_name else ""
+    found = []
     for (model, task), rows in trials.groupby(["model", "task"], sort=False):
         unstable = _unstable(rows)
-        full = _rows(rows, "full")
-        if full.empty:
-            continue
         metric = str(rows["quality_metric"].dropna().iloc[0]) if rows["quality_metric"].notna().any() else "quality"
-        lora, prompt = _rows(rows, "lora"), _rows(rows, "prompt-tuning")
-        found = [_lora_not_worse(lora, full, metric) if not lora.empty else None,
-                 _merged_lora_latency(lora, full) if not lora.empty else None,
-                 _added_latency(rows, full),
-                 _prompt_tuning_worse(prompt, full, metric) if not prompt.empty else None,
-                 _learns_less_forgets_less(lora, full, metric) if not lora.empty else None]
-        lines += [f"{model} / {task}: {_caveat(line, unstable)}" for line in found if line]
-    return lines
+        column = f"{model} × {task} ({metric})"
+        for line, cells in _setting_findings(rows, _latency_rows(rows, latency, model, task), timed_in):
+            found.append(Finding(column, f"{model} / {task}: {_caveat(line, unstable)}",
+                                 _with_caveats(cells, unstable)))
+    return found
+
+
+def check(trials: pd.DataFrame) -> list[str]:
+    """The report's sentences, one per finding and model × task."""
+    return [finding.line for finding in findings(trials)]
+
+
+def table(found: list[Finding]) -> Table:
+    """Claims as rows, model × task as columns; each cell the verdict, the interval behind it and the seeds that
+    agree (bold where the interval decides). README's findings table is this table."""
+    columns = list(dict.fromkeys(f.column for f in found))
+    cells: dict[str, dict[str, Cell]] = {}
+    for finding in found:
+        for row, cell in finding.cells.items():
+            cells.setdefault(row, {})[finding.column] = cell
+    rows = [[Cell(row), *(by_column.get(c, Cell("n/a")) for c in columns)] for row, by_column in cells.items()]
+    frame = pd.DataFrame([[r[0].value, *(c.value for c in r[1:])] for r in rows], columns=[FIRST_COLUMN, *columns])
+    return Table("findings", "Published findings, as tested: verdict, 95% interval, seeds agreeing in sign",
+                 [FIRST_COLUMN, *columns], rows, frame)
 
 
 def count_verdicts(lines: list[str]) -> int:
