@@ -15,7 +15,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from bench import tasks
+from bench import probes, tasks
+import bench.probes.retrieval  # noqa: F401  (probes.retrieval below)
 from bench.config import CONF_DIR
 from bench.config import ConfigError
 from bench.results import record as records
@@ -97,6 +98,29 @@ def test_checkpoints_leave_training_and_its_speed_alone(monkeypatch):
     assert checked.metrics["curve_points"] == 2
     assert checked.metrics["seconds_train"] >= 2 * hour_s  # the train phase's wall time holds the checkpoints...
     assert checked.metrics["train_seconds"] < hour_s  # ...and the timed steps do not
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_the_last_checkpoints_probe_is_the_trials_and_is_scored_once(method, monkeypatch):
+    """The curve's last checkpoint probes the weights the trial then measures: the trial takes that score (for
+    LoRA the unmerged model's, where the trial would probe the merged copy) instead of scoring them again, and every
+    forgetting figure and per-item score is the one a trial without checkpoints records."""
+    base = ["model=tiny-bert", f"method={method}", "train.max_steps=4", "task.max_val_samples=8"]
+    plain = run_trial(trial_config(*base), progress=False)
+    scored = []
+    measure = probes.retrieval.RetrievalProbe.measure
+    monkeypatch.setattr(probes.retrieval.RetrievalProbe, "measure",
+                        lambda self, model: scored.append(model) or measure(self, model))
+    checked = run_trial(trial_config(*base, "train.eval_every=2"), progress=False)
+    assert plain.status == checked.status == "ok", (plain.error, checked.error)
+    assert len(scored) == 2  # steps 2 and 4; not a third time after training
+    assert checked.metrics["probe_from_curve"] is True and "probe_from_curve" not in plain.metrics
+    for figure in ("probe_after", "forgetting", "forgetting_ci_low", "forgetting_ci_high"):
+        assert checked.metrics[figure] == plain.metrics[figure], figure
+    assert checked.items["probe_after"] == plain.items["probe_after"]
+    assert checked.items["curve"][-1]["probe"] == checked.metrics["probe_after"]
+    if method == "lora":
+        assert checked.metrics["merge_ok"] is True
 
 
 def test_scoring_a_checkpoint_stays_out_of_the_training_peak(monkeypatch):

@@ -9,7 +9,8 @@ is what a learning-rate search chooses on. The callback must come after the thro
 list: its evaluation then runs after that callback has stopped the step's clock, outside every timed step, so
 training speed does not include it; the memory peak leaves it out too (the tracker is paused while it runs).
 Evaluation does not touch the random state training uses (no dropout in eval mode, greedy generation), so a trial
-trains the same with or without checkpoints.
+trains the same with or without checkpoints. The last checkpoint is at the last step, on the model the trial then
+measures: its probe score (`last_probe`) is the trial's, so the probe does not run twice on the same weights.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class CurveCallback(TrainerCallback):
         self.probe, self.probe_before = probe, probe_before
         self.points: list[dict] = []
         self.val_items: list = []
+        self.last_probe = None  # the last checkpoint's ProbeScore
         self.outside_memory = outside_memory  # a context (the memory tracker's `paused`) its scoring runs in
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -48,7 +50,8 @@ class CurveCallback(TrainerCallback):
         started = time.perf_counter()
         scored = self.evaluate(model)
         self.val_items = scored.get("items", [])
-        probe_score = self.probe.score(model) if self.probe is not None else None
+        self.last_probe = self.probe.measure(model) if self.probe is not None else None
+        probe_score = self.last_probe.value if self.last_probe is not None else None
         forgetting = (probes.relative_loss(self.probe_before, probe_score, self.probe.higher_is_better)
                       if self.probe is not None else None)
         return {

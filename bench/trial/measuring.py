@@ -15,8 +15,10 @@ from bench.trial.phases import Phases
 from bench.trial.result import Measured
 
 
-def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, trial_dir: Path | None = None) -> Measured:
-    """Quality, checkpoint, merge, latency, forgetting of `model` (ready's, trained)."""
+def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, trial_dir: Path | None = None,
+            probed=None) -> Measured:
+    """Quality, checkpoint, merge, latency, forgetting of `model` (ready's, trained). `probed`: the probe's score of
+    these weights already taken (the learning curve's last checkpoint), used in place of scoring them again."""
     found = Measured()
     with phases("evaluate"), autocast(cfg, ready.device):
         found.add(evaluate(cfg, ready, model))
@@ -32,7 +34,7 @@ def measure(cfg: TrialConfig, ready: Setup, model, phases: Phases, trial_dir: Pa
         found.add(time_inference(cfg, ready, {"": model} if merged is None else {"": model, "_merged": merged}, batch))
     if ready.probe is not None:
         with phases("probe"):  # on the method as it serves: merged where the merge passed its check
-            found.add(probe_forgetting(ready.probe, ready.base_probe, model if merged is None else merged))
+            found.add(probe_forgetting(ready.probe, ready.base_probe, model if merged is None else merged, probed))
     return found
 
 
@@ -78,11 +80,13 @@ def time_inference(cfg: TrialConfig, ready: Setup, timed: dict, batch: dict) -> 
     return figures
 
 
-def probe_forgetting(probe, base_probe: dict, model) -> Measured:
+def probe_forgetting(probe, base_probe: dict, model, probed=None) -> Measured:
     """The probe on the tuned model, as it serves; forgetting against the base with its interval, and both sides'
-    per-item scores (the same items, so methods compare paired)."""
+    per-item scores (the same items, so methods compare paired). `probed`: the same weights' score, taken at the
+    learning curve's last step on the unmerged model, which a passed merge check holds equal to the merged one
+    within float tolerance: used as it is (`probe_from_curve`), since scoring again costs a whole probe pass."""
     try:
-        after = probe.measure(model)
+        after = probed if probed is not None else probe.measure(model)
     except BodyNotCalled as error:  # the probe cannot see this model as it serves: n/a, never a made-up 0
         return Measured({"probe_after": None, "forgetting_probe": probe.name, "forgetting": None,
                          "probe_error": str(error)})
@@ -95,6 +99,8 @@ def probe_forgetting(probe, base_probe: dict, model) -> Measured:
         found.items = {"probe_before": base_probe.get("items") or [], **found.items}
     if after.weights:
         found.items["probe_weights"] = after.weights
+    if probed is not None:
+        found.figures["probe_from_curve"] = True
     return found
 
 

@@ -64,7 +64,7 @@ def in_process(this: Run) -> None:
             found.add(Measured(curve.result(), {"curve": curve.points, "val_quality": curve.val_items}))
         found.add(trained.figures(ready.model))
         add_mfu(found.figures, ready.device, Path(cfg.cache_dir).expanduser())
-    found.add(measure(cfg, ready, ready.model, phases, this.trial_dir))
+    found.add(measure(cfg, ready, ready.model, phases, this.trial_dir, probed=curve.last_probe if curve else None))
 
 
 def implied(metrics: dict) -> dict:
