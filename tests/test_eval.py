@@ -183,6 +183,8 @@ def test_lr_search_scores_validation_and_scales_each_methods_rate():
     assert raw["train"]["eval_every"] == 7  # one validation checkpoint, after the last step
     cfg = trial_config("sweep=lr-search", "method=full", "train.lr_scale=3")
     assert cfg.learning_rate == pytest.approx(3 * cfg.method.learning_rate)
+    assert raw["task"]["max_eval_samples"] == 32  # the test split is never read to choose: scored on a few items
+    assert raw["task"]["max_val_samples"] == compose_raw("method=full")["task"]["max_val_samples"]  # validation: whole
 
 
 def _fake_trial(folder: Path, method: str, rate: float, val: float, test: float, seed: int = 0) -> None:
