@@ -127,7 +127,8 @@ def test_a_failed_merge_check_leaves_merged_figures_na_and_probes_the_unmerged_m
     monkeypatch.setattr(merge, "merge_checked", lambda model, *a: (Unusable(), {"merge_ok": False,
                                                                                 "merge_error": "did not fold"}))
     probed = []
-    monkeypatch.setattr(measuring, "probe_forgetting", lambda probe, base, model: probed.append(model) or Measured())
+    monkeypatch.setattr(measuring, "probe_forgetting",
+                        lambda probe, base, model, *_: probed.append(model) or Measured())
     timed = []
     original = latency.measure_interleaved
     monkeypatch.setattr(latency, "measure_interleaved", lambda models, *a: timed.append(models) or original(models, *a))
