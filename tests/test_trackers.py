@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -63,6 +64,12 @@ def test_the_kernels_high_water_mark_catches_a_peak_between_two_samples(monkeypa
     assert tracker.peak_bytes == tracker.hwm_peak_bytes
 
 
+def _samplers() -> int:
+    """Memory-sampling threads alive: one wakes every 10 ms and takes the GIL, which slows the main thread on a
+    loaded machine, so none may run where training is timed or a checkpoint scored."""
+    return sum(thread.name == "memory-sampler" for thread in threading.enumerate())
+
+
 def test_work_inside_paused_stays_out_of_the_peak_and_the_peak_before_it_is_kept():
     """Scoring a checkpoint between training steps allocates; a paused block keeps it out of the training peak,
     whichever reading (sampler or the kernel's mark) would have caught it."""
@@ -70,9 +77,12 @@ def test_work_inside_paused_stays_out_of_the_peak_and_the_peak_before_it_is_kept
     with MemoryTracker("cpu") as tracker:
         trained = torch.ones(size_bytes // 4 // 3)  # a 100 MiB "training" peak before the pause
         del trained
+        assert _samplers() == 1
         with tracker.paused():
+            assert _samplers() == 0  # nothing wakes beside the scoring
             scored = torch.ones(size_bytes // 4)  # a 300 MiB "checkpoint" inside it
             del scored
+        assert _samplers() == 1
         after = torch.ones(size_bytes // 4 // 6)  # 50 MiB after it
         del after
     grown = tracker.peak_bytes - tracker.baseline_bytes
@@ -96,6 +106,7 @@ def test_the_cpu_peak_is_final_when_its_window_ends_and_malloc_then_keeps_freed_
         assert policies == []  # one step is not the window yet
         step.global_step = 2
         window.on_step_end(None, step, None)
+        assert _samplers() == 0  # no thread wakes beside the timed steps
         after = torch.ones(size_bytes // 4)  # 300 MiB in a timed step
         del after
     assert policies == ["keep"]

@@ -3,7 +3,8 @@
 GPU: the CUDA caching allocator's peak (torch.cuda.max_memory_allocated), and NVML's view of the same device
 (found by UUID, so CUDA_VISIBLE_DEVICES, SLURM and Ray renumbering cannot point it at another GPU).
 CPU: the kernel's high-water mark of the process RSS (VmHWM, reset when training starts), cross-checked against
-RSS sampled every 10 ms by a background thread.
+RSS sampled every 10 ms by a background thread, which runs over the window only (below): no thread wakes beside the
+timed steps.
 
 Breakdown, on both devices, with parts that add up to the peak:
   weights, gradients, optimizer state  counted from tensors
@@ -52,7 +53,7 @@ from transformers import TrainerCallback
 
 from bench.trackers import nvml
 
-SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never a busy loop
+SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never a busy loop (but see _Sampler)
 MALLOC_RETURN_BYTES = 2**20  # freed heap blocks from this size on go back to the system at once
 MALLOC_FAST_MMAP_BYTES = 32 * 2**20  # glibc's ceiling for its own dynamic mmap threshold (64-bit)
 MIN_WINDOW_STEPS = 2  # the second step is the first that holds the optimizer state through forward and backward
@@ -199,32 +200,48 @@ def _larger(a, b):
     return b if a is None else a if b is None else max(a, b)
 
 
-class _Sampler(threading.Thread):
-    """The largest reading of `read` every SAMPLE_INTERVAL_S, except while paused (pause/resume)."""
+class _Sampler:
+    """The largest reading of `read`, taken every SAMPLE_INTERVAL_S by a background thread while it runs (start,
+    pause, resume, stop). Paused or stopped, no thread is left: a thread that wakes every 10 ms takes the GIL each
+    time, and on a machine with more runnable threads than cores the main thread then waits whenever the scheduler
+    parks the sampler holding the GIL. On 2 cores beside two other trials, a LoRA trial's timed steps ran at 0.665 of
+    a plain loop's tokens/s while a paused sampler still woke every 10 ms, 0.953 with none (benchmarks/loop_overhead.py,
+    minilm-l6, median of 5 pairs each)."""
 
     def __init__(self, read):
-        super().__init__(daemon=True)
-        self.read, self.peak, self.stop_event = read, read(), threading.Event()
-        self.held, self.paused, self.lock = None, False, threading.Lock()
+        self.read, self.peak, self.held = read, read(), None
+        self._thread, self._halt = None, threading.Event()
 
-    def run(self):
-        while not self.stop_event.wait(SAMPLE_INTERVAL_S):
-            with self.lock:
-                if not self.paused:
-                    self.peak = _larger(self.peak, self.read())
+    def start(self):
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._halt,), name="memory-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self, halt: threading.Event):
+        while not halt.wait(SAMPLE_INTERVAL_S):
+            self.peak = _larger(self.peak, self.read())
+
+    def _end_thread(self) -> bool:
+        """Stop the thread (False: none was running)."""
+        if self._thread is None:
+            return False
+        self._halt.set()
+        self._thread.join()
+        self._thread = None
+        return True
 
     def pause(self):
-        with self.lock:
-            self.held, self.paused = _larger(self.held, _larger(self.peak, self.read())), True
+        self._end_thread()
+        self.held = _larger(self.held, _larger(self.peak, self.read()))
 
     def resume(self):
-        with self.lock:
-            self.peak, self.paused = self.read(), False
+        self.peak = self.read()
+        self.start()
 
     def stop(self) -> int | None:
-        self.stop_event.set()
-        self.join()
-        return self.held if self.paused else _larger(self.held, _larger(self.peak, self.read()))
+        if not self._end_thread():
+            return self.held  # paused: nothing read since counts
+        return _larger(self.held, _larger(self.peak, self.read()))
 
 
 @functools.cache
