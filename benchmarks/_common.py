@@ -51,7 +51,7 @@ def spread(values) -> str:
 
 class StepClock(TrainerCallback):
     """The least a timing needs: a clock read at each step's start and end (the wall clock unless given, e.g.
-    time.process_time for this process's CPU seconds), summed over the steps after the warm-up."""
+    time.process_time for this process's CPU seconds, or any rising count), summed over the steps after the warm-up."""
 
     def __init__(self, warmup_steps: int, clock=time.perf_counter):
         self.warmup_steps, self.clock, self.seconds, self.index = warmup_steps, clock, 0.0, 0

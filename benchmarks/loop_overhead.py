@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -31,16 +32,26 @@ from bench import tasks, trial
 from bench.trackers.memory import keep_freed_memory
 
 
-def harness_tokens_per_s(cfg, ready) -> tuple[float, float]:
-    """The trial's own training loop: (its own figure, tokens per CPU second of the timed steps)."""
-    clock = StepClock(trial.untimed_steps(cfg, ready.device), clock=time.process_time)  # CPU seconds, every thread
-    figures = trial.train(cfg, ready, progress=False, listeners=[clock]).speed.result()
-    return figures["train_tokens_per_s"], figures["train_tokens_per_s"] * figures["train_seconds"] / clock.seconds
+def minor_faults() -> int:
+    """Minor page faults of this process so far: each is a fresh page the kernel zeroes, which malloc's trimming
+    of freed activations makes the next step take again."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def reference_tokens_per_s(cfg, ready) -> tuple[float, float]:
+def harness_tokens_per_s(cfg, ready) -> tuple[float, float, float]:
+    """The trial's own training loop: (its own figure, tokens per CPU second, minor page faults per token), over
+    the timed steps."""
+    untimed = trial.untimed_steps(cfg, ready.device)
+    clock = StepClock(untimed, clock=time.process_time)  # CPU seconds, every thread
+    faults = StepClock(untimed, clock=minor_faults)
+    figures = trial.train(cfg, ready, progress=False, listeners=[clock, faults]).speed.result()
+    tokens = figures["train_tokens_per_s"] * figures["train_seconds"]
+    return figures["train_tokens_per_s"], tokens / clock.seconds, faults.seconds / tokens
+
+
+def reference_tokens_per_s(cfg, ready) -> tuple[float, float, float]:
     """A minimal loop written by hand, the lower bound of what any harness can cost: (tokens per second, tokens per
-    CPU second), over the timed steps."""
+    CPU second, minor page faults per token), over the timed steps."""
     model, device, train = ready.model, ready.device, cfg.train
     untimed = trial.untimed_steps(cfg, device)
     if device.type == "cpu":
@@ -56,13 +67,13 @@ def reference_tokens_per_s(cfg, ready) -> tuple[float, float]:
     # The trial's precision: float32 weights, bf16/fp16 autocast (fp16 with a gradient scaler, as the Trainer does)
     scaler = torch.amp.GradScaler(device.type, enabled=trial.precision(cfg, device) == "fp16")
     model.train()  # from_pretrained leaves a model in eval mode: without this, dropout would be off here only
-    seconds, cpu_seconds, tokens = 0.0, 0.0, 0
+    seconds, cpu_seconds, tokens, faults = 0.0, 0.0, 0, 0
     batches = iter(loader)
     for step in range(train.max_steps):
         batch = {k: v.to(device) for k, v in next(batches).items()}
         if device.type == "cuda":
             torch.cuda.synchronize()
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started, faults_started = time.perf_counter(), time.process_time(), minor_faults()
         with trial.autocast(cfg, device):
             loss = model(**batch).loss
         scaler.scale(loss).backward()
@@ -78,8 +89,9 @@ def reference_tokens_per_s(cfg, ready) -> tuple[float, float]:
         if step >= untimed:
             seconds += time.perf_counter() - started
             cpu_seconds += time.process_time() - cpu_started
+            faults += minor_faults() - faults_started
             tokens += int(batch["attention_mask"].sum())
-    return tokens / seconds, tokens / cpu_seconds
+    return tokens / seconds, tokens / cpu_seconds, faults / tokens
 
 
 def main() -> None:
@@ -113,7 +125,9 @@ def main() -> None:
             print(f"{model:>14} {method:>5}  harness tokens/s {spread([h[0] for h in harness])}  |  hand loop "
                   f"{spread([r[0] for r in reference])}  |  ratio {ratios[(model, method)]:.3f} (pairs: "
                   f"{', '.join(f'{r:.3f}' for r in pairs)})  |  CPU-time ratio {statistics.median(cpu_pairs):.3f} "
-                  f"(pairs: {', '.join(f'{r:.3f}' for r in cpu_pairs)})", flush=True)
+                  f"(pairs: {', '.join(f'{r:.3f}' for r in cpu_pairs)})  |  page faults per token: harness "
+                  f"{statistics.median([h[2] for h in harness]):.0f}, hand loop "
+                  f"{statistics.median([r[2] for r in reference]):.0f}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"loop overhead: harness / hand-written tokens/s, median of {args.repeats} pairs, worst case "
           f"{min(ratios.values()):.3f} (target >= 0.97)")
