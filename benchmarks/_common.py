@@ -54,14 +54,14 @@ class StepClock(TrainerCallback):
     time.process_time for this process's CPU seconds, or any rising count), summed over the steps after the warm-up."""
 
     def __init__(self, warmup_steps: int, clock=time.perf_counter):
-        self.warmup_steps, self.clock, self.seconds, self.index = warmup_steps, clock, 0.0, 0
+        self.warmup_steps, self.clock, self.total, self.index = warmup_steps, clock, 0.0, 0
 
     def on_step_begin(self, *args, **kwargs):
         self.started = self.clock()
 
     def on_step_end(self, *args, **kwargs):
         if self.index >= self.warmup_steps:
-            self.seconds += self.clock() - self.started
+            self.total += self.clock() - self.started
         self.index += 1
 
 
@@ -82,7 +82,7 @@ def timed_seconds(cfg, ready, instrumented: bool) -> float:
                           train_dataset=ready.data.train, data_collator=collator, callbacks=callbacks)
         with memory if instrumented else contextlib.nullcontext():
             trainer.train()
-    return clock.seconds
+    return clock.total
 
 
 def arguments(doc: str, steps: int, warmup: int) -> argparse.ArgumentParser:

@@ -46,7 +46,7 @@ def harness_tokens_per_s(cfg, ready) -> tuple[float, float, float]:
     faults = StepClock(untimed, clock=minor_faults)
     figures = trial.train(cfg, ready, progress=False, listeners=[clock, faults]).speed.result()
     tokens = figures["train_tokens_per_s"] * figures["train_seconds"]
-    return figures["train_tokens_per_s"], tokens / clock.seconds, faults.seconds / tokens
+    return figures["train_tokens_per_s"], tokens / clock.total, faults.total / tokens
 
 
 def reference_tokens_per_s(cfg, ready) -> tuple[float, float, float]:

@@ -210,7 +210,7 @@ class _Sampler:
 
     def __init__(self, read):
         self.read, self.peak, self.held = read, read(), None
-        self._thread, self._halt = None, threading.Event()
+        self._thread, self._halt = None, None  # both made by start()
 
     def start(self):
         self._halt = threading.Event()
