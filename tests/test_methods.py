@@ -95,6 +95,7 @@ TABLE = {
     "randlora": Row(QV + r"randlora_(lambda|gamma)\.default$", {"r": 4}, setups=LINEAR),
     "road": Row(QV + r"road_(theta|alpha)\.default$", {"group_size": 8}, setups=LINEAR),
     "shira": Row(QV + r"shira_weight\.default$", {"r": 4}, setups=LINEAR),
+    "paca": Row(QV + r"paca_delta\.default$", {"r": 4}, setups=LINEAR),
     "supertuning": Row(QV + r"supertuning_values\.default$", {"sparsity": 0.9}, setups=LINEAR),
     "tinylora": Row(QV + r"tinylora_v\.default\.\d+$", {"u": 8}, setups=LINEAR),
     "trainable-tokens": Row(r"trainable_tokens_delta\.default$"),
@@ -478,7 +479,7 @@ def restore(method, cfg, pristine, arch, folder: Path):
     base = copy.deepcopy(pristine)
     peft_type = cfg.peft_type if method.name == "peft" else method.peft_type
     if peft_type in ("PREFIX_TUNING", "CARTRIDGE") and arch.task_kind == "classification":
-        prefix_tuning.accept_past_key_values(base)  # peft 0.21 + transformers 5, see bench/methods/prefix_tuning.py
+        prefix_tuning.accept_past_key_values(base)  # see bench/methods/prefix_tuning.py
     if (folder / "adapter_config.json").exists():
         return PeftModel.from_pretrained(base, folder)
     model = method.apply(base, cfg, arch)

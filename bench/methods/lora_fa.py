@@ -7,6 +7,7 @@ the memory the method is for; the update B·A still merges like LoRA's. A is fro
 optimizer freezes it again): the trainable count is read before any optimizer exists.
 """
 
+import inspect
 from dataclasses import dataclass
 
 from bench.methods import check, register
@@ -35,7 +36,10 @@ def lorafa_optimizer(model, cfg: LoraFaConfig, lr: float, weight_decay: float):
     """The `optimizer` hook: peft's LoRA-FA optimizer (AdamW for the head and anything else that trains)."""
     from peft.optimizers import create_lorafa_optimizer
 
-    return create_lorafa_optimizer(model, r=cfg.r, lora_alpha=cfg.alpha, lr=lr, weight_decay=weight_decay)
+    if "r" in inspect.signature(create_lorafa_optimizer).parameters:  # peft 0.21 and earlier take the scaling's terms
+        return create_lorafa_optimizer(model, r=cfg.r, lora_alpha=cfg.alpha, lr=lr, weight_decay=weight_decay,
+                                       use_rslora=cfg.use_rslora)
+    return create_lorafa_optimizer(model, lr=lr, weight_decay=weight_decay)  # later ones read each layer's config
 
 
 register("lora-fa", family="reparameterization", config=LoraFaConfig, merges=True, peft_type="LORA",

@@ -1,8 +1,11 @@
 """Prefix tuning (Li & Liang, 2021) through peft: trainable key/value vectors prepended in every attention layer.
 
-For classification, peft 0.21 looks for a `past_key_values` argument on the model's forward, which transformers 5
-renamed `cache` (the old name still works as a deprecated keyword): `accept_past_key_values` gives the instance a
-forward with the old name, so the prefix reaches the attention layers. Loading such a checkpoint needs it too.
+For classification, peft hands the prefix to the model's forward only where that forward names peft's cache
+argument; otherwise it runs the backbone alone and feeds its second output (the cache itself) to the classifier.
+peft 0.21 looks for `past_key_values`, which transformers 5 renamed `cache` (the old name still works as a
+deprecated keyword): `accept_past_key_values` gives the instance a forward with the old name, so the prefix reaches
+the attention layers. peft 0.22 looks for the name the installed transformers uses, and the shim stays off. Loading
+such a checkpoint needs it too.
 
 Where the prefix starts matters. peft draws it from N(0, 1) (`init=random`, its default): on minilm-l6 that is the
 scale of the model's own keys and values, but SmolLM2-135M's values have a standard deviation of 0.044 in its first
@@ -86,8 +89,16 @@ def _forward_taking_past_key_values(self, *args, past_key_values=None, **kwargs)
     return type(self).forward(self, *args, cache=past_key_values, **kwargs)
 
 
+def _cache_name_peft_checks() -> str:
+    try:
+        from peft.import_utils import get_transformers_cache_name
+    except ImportError:  # peft 0.21 and earlier look for the old name
+        return "past_key_values"
+    return get_transformers_cache_name()
+
+
 def accept_past_key_values(model):
-    """Let peft's signature check find `past_key_values`; a no-op where the forward already names it."""
-    if "past_key_values" not in inspect.signature(model.forward).parameters:
+    """Let peft's signature check find its cache argument; a no-op where the forward already names it."""
+    if _cache_name_peft_checks() not in inspect.signature(model.forward).parameters:
         model.forward = types.MethodType(_forward_taking_past_key_values, model)
     return model

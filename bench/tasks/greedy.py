@@ -1,10 +1,11 @@
 """Greedy decoding for decoders, with a KV cache, the same way for every method family.
 
 peft's `generate` is not used: with peft 0.21 and transformers 5 it drops a prefix-tuning prefix. transformers 5
-hands the cache to the model as `cache`, peft's `prepare_inputs_for_generation` looks for `past_key_values`, and
-the prefix it puts there never reaches the attention layers: on a 2-layer random Llama with a perturbed prefix the
-forward pass's next token is 19544, `generate`'s is 42, the base model's 42. So every generated headline of prefix
-tuning was the base model's. Here the prefill is built as peft's forward builds it in training (a prefix as the
+hands the cache to the model as `cache`, peft 0.21's `prepare_inputs_for_generation` looks for `past_key_values`,
+and the prefix it puts there never reaches the attention layers: on a 2-layer random Llama with a perturbed prefix
+the forward pass's next token is 19544, `generate`'s is 42, the base model's 42. So every generated headline of
+prefix tuning was the base model's. peft 0.22 keeps the prefix; one decoding path still serves every method under
+every peft version. Here the prefill is built as peft's forward builds it in training (a prefix as the
 cache's first entries, a soft prompt's embeddings before the input's), and decoding continues through the
 transformer with that cache. Positions follow training too: a left-padded row's tokens are numbered as if unpadded.
 
