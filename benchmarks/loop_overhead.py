@@ -1,15 +1,17 @@
 """The harness's training loop against a minimal hand-written PyTorch loop: same model, method, batches,
 sequence length, optimizer (fused AdamW), schedule (linear), clipping, train mode (dropout on) and threads.
 
-Both arms compute throughput the same way: real tokens of the timed steps over the seconds of the timed steps,
-and both leave out the same first steps (trial.untimed_steps: warm-up, the FLOP-counted step, on CPU the memory
-window). The harness arm is the trial's own training (trial.train: Trainer, throughput listener, memory tracker
-with its window, FLOP-counted first step) and its figure is the one a record carries (`train_tokens_per_s`). The
-hand loop runs under glibc's fast malloc policy, the one the harness's timed steps run under after the window (and
-what a long-running plain process settles into). Pairs are interleaved, their order alternating; the ratio printed
-is the median over pairs of harness / hand loop (target >= 0.97). Beside it, the same ratio from the CPU seconds the
-process spent in the timed steps (all its threads): on a machine shared with other work the wall clock measures
-the scheduler as much as the loop, and the CPU ratio is what the harness itself costs.
+Both arms compute throughput the same way: real tokens of the timed steps over the seconds of the timed steps, and
+both leave out the same first steps (trial.untimed_steps: warm-up, the FLOP-counted step, on CPU the memory window).
+The harness arm is the trial's own training (trial.train: Trainer, throughput listener, memory tracker with its
+window, FLOP-counted first step) and its figure is the one a record carries (`train_tokens_per_s`). The hand loop
+runs under the malloc policy the harness's timed steps run under after the window: glibc's fast thresholds, the heap
+never trimmed (under glibc's own trim rule, whether a step's freed activations go back to the kernel, and are
+faulted in again by the next step, depends on the heap's layout, which differs between the arms). Pairs are
+interleaved, their order alternating; the ratio printed is the median over pairs of harness / hand loop (target >=
+0.97). Beside it, the same ratio from the CPU seconds the process spent in the timed steps (all its threads): on a
+machine shared with other work the wall clock measures the scheduler as much as the loop, and the CPU ratio is what
+the harness itself costs.
 
 python benchmarks/loop_overhead.py                                    # full + lora on minilm-l6 and smollm2-135m
 python benchmarks/loop_overhead.py --models minilm-l6 --repeats 5 --threads 1
@@ -55,7 +57,7 @@ def reference_tokens_per_s(cfg, ready) -> tuple[float, float, float]:
     model, device, train = ready.model, ready.device, cfg.train
     untimed = trial.untimed_steps(cfg, device)
     if device.type == "cpu":
-        keep_freed_memory()
+        keep_freed_memory(trim=False)
     loader = torch.utils.data.DataLoader(ready.data.train, batch_size=train.batch_size, shuffle=True,
                                          collate_fn=tasks.collator(cfg.task.kind, ready.tokenizer),
                                          generator=torch.Generator().manual_seed(cfg.seed))

@@ -69,6 +69,7 @@ def test_a_search_at_other_params_is_another_choice_named_by_what_differs(tmp_pa
 
 RULE = "the lowest rate validation accuracy cannot separate from the best"
 STUDY_METHODS = ("full", "lora", "dora", "ia3", "bitfit", "adapter-houlsby", "prefix-tuning", "prompt-tuning")
+DECODER_ONLY = ("adaption-prompt", "shadow")  # searched on smollm2-135m alone: minilm-l6 is an encoder
 
 
 def test_every_rate_a_method_yaml_says_was_chosen_is_the_one_choose_lr_picks_from_the_committed_search():
@@ -86,7 +87,8 @@ def test_every_rate_a_method_yaml_says_was_chosen_is_the_one_choose_lr_picks_fro
             pick = picks.get((model, method, json.dumps(params_in_key(method, cfg.method.params), sort_keys=True)))
             yaml = (root / "conf" / "method" / f"{method}.yaml").read_text()
             if pick is None:  # every rate the YAML holds for a model comes from a search at the params it runs with
-                assert model != "minilm-l6" and f"{model}:" not in yaml, (method, model, "no search at its params")
+                assert (model != "minilm-l6" or method in DECODER_ONLY) and f"{model}:" not in yaml, (
+                    method, model, "no search at its params")
                 continue
             assert pick.confirmed, pick.line()
             assert abs(cfg.learning_rate - pick.rate) <= 1e-9 * pick.rate, (method, model, cfg.learning_rate, pick.rate)

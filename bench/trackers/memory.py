@@ -56,6 +56,7 @@ from bench.trackers import nvml
 SAMPLE_INTERVAL_S = 0.01  # a 10 ms sleep between reads: ~0.1% of a core, never a busy loop (but see _Sampler)
 MALLOC_RETURN_BYTES = 2**20  # freed heap blocks from this size on go back to the system at once
 MALLOC_FAST_MMAP_BYTES = 32 * 2**20  # glibc's ceiling for its own dynamic mmap threshold (64-bit)
+MALLOC_NEVER_TRIM_BYTES = 2**31 - 1  # the largest trim threshold mallopt takes (an int): the heap is never trimmed
 MIN_WINDOW_STEPS = 2  # the second step is the first that holds the optimizer state through forward and backward
 # The first step under the fast policy grows the heap back that the window's exact policy returned to the kernel
 # (tens of thousands of page faults: a full fine-tuning step of minilm-l6 ran ~30% slower than the next); it is left
@@ -293,10 +294,14 @@ def return_freed_memory() -> bool:
     return True
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory(trim: bool = True) -> bool:
     """glibc's fast policy, as its dynamic thresholds settle in a long training process: blocks up to 32 MiB from
-    the heap and freed ones kept for reuse (trim at twice that, glibc's own rule)."""
-    if not _mallopt(MALLOC_FAST_MMAP_BYTES, 2 * MALLOC_FAST_MMAP_BYTES):
+    the heap and freed ones kept for reuse (trim at twice that, glibc's own rule). `trim=False`, the timed training
+    steps' policy: the heap is never trimmed, so every step reuses the pages of the step before. Under glibc's trim
+    rule, whether a step's freed activations go back to the kernel depends on what happens to sit at the top of the
+    heap: on smollm2-135m with LoRA (batch 2 x 128 tokens) 5 of 8 timed steps handed them back and took ~50,000 page
+    faults (~200 MB) in their next forward pass, the other 3 none, so a speed figure carried that layout's luck."""
+    if not _mallopt(MALLOC_FAST_MMAP_BYTES, 2 * MALLOC_FAST_MMAP_BYTES if trim else MALLOC_NEVER_TRIM_BYTES):
         return False
     _policy[0] = FAST
     return True
@@ -455,11 +460,11 @@ class MemoryTracker:
             self._resume()
 
     def stop(self):
-        """End of the window: the peak so far is the peak; malloc goes back to its fast policy."""
+        """End of the window: the peak so far is the peak; malloc goes back to its fast policy, untrimmed."""
         if not self._stopped:
             self._pause()
             self._stopped = True
-            keep_freed_memory()
+            keep_freed_memory(trim=False)
 
     def callbacks(self) -> list[TrainerCallback]:
         """The Trainer callbacks the tracker needs: the one that measures saved activations on one step, and on
