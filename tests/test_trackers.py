@@ -117,6 +117,15 @@ def test_the_cpu_peak_is_final_when_its_window_ends_and_malloc_then_keeps_freed_
     assert [type(c).__name__ for c in MemoryTracker("cuda", window_steps=3).callbacks()] == ["_SavedActivations"]
 
 
+def mib_printed(script: str, *args: str) -> float:
+    """The MiB figure `script` prints last, run in a fresh interpreter: malloc's state there is the script's own."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent.parent)
+    return float(done.stdout.split()[-1])
+
+
 HEAP_HISTORY = """
 import sys, psutil, torch
 from bench.trackers.memory import return_freed_memory
@@ -138,11 +147,7 @@ def test_freed_tensor_memory_leaves_the_rss_whatever_the_heap_history():
     """By default glibc keeps freed blocks once its dynamic threshold has risen, so a peak depends on what the
     process allocated before (cold and warm sweeps read 200 MiB apart); with fixed thresholds RSS follows the
     live tensors."""
-    import subprocess
-
-    grown = {mode: float(subprocess.run([sys.executable, "-c", HEAP_HISTORY, mode], capture_output=True, text=True,
-                                        check=True, cwd=Path(__file__).parent.parent).stdout.split()[-1])
-             for mode in ("default", "fixed")}
+    grown = {mode: mib_printed(HEAP_HISTORY, mode) for mode in ("default", "fixed")}
     assert grown["default"] > 250  # the 160 MiB freed stayed
     assert 150 < grown["fixed"] < 190  # only the 160 MiB live
 
@@ -164,10 +169,7 @@ print((tracker.peak_bytes - tracker.baseline_bytes) / 2**20)
 def test_a_trial_after_one_under_the_fast_policy_sees_all_it_allocates():
     """Freed heap kept under the fast policy went into the next trial's baseline and was reused unseen by its
     training: a second trial in one process read activations of -20 MiB. The tracker hands it back first."""
-    import subprocess
-
-    grown_mib = float(subprocess.run([sys.executable, "-c", AFTER_A_FAST_TRIAL], capture_output=True, text=True,
-                                     check=True, cwd=Path(__file__).parent.parent).stdout.split()[-1])
+    grown_mib = mib_printed(AFTER_A_FAST_TRIAL)
     assert 250 < grown_mib < 280
 
 
@@ -187,12 +189,7 @@ print((before - rss()) / 2**20)
 def test_the_timed_steps_policy_keeps_a_steps_freed_activations_for_the_next():
     """glibc's trim rule hands freed memory at the heap's top back to the kernel, and the next step faults it in
     again (~50,000 page faults a step on smollm2-135m); the timed steps' policy never trims."""
-    import subprocess
-
-    returned_mib = {mode: float(subprocess.run([sys.executable, "-c", A_STEPS_ACTIVATIONS_FREED, mode],
-                                               capture_output=True, text=True, check=True,
-                                               cwd=Path(__file__).parent.parent).stdout.split()[-1])
-                    for mode in ("trim", "untrimmed")}
+    returned_mib = {mode: mib_printed(A_STEPS_ACTIVATIONS_FREED, mode) for mode in ("trim", "untrimmed")}
     assert returned_mib["trim"] > 250  # glibc's rule: back to the kernel
     assert returned_mib["untrimmed"] < 10  # kept for the next step
 
