@@ -88,6 +88,11 @@ CASES = {
     "a value every trial of a sweep shares": Case(["-m", "method=lora,full", "seed=abc"], ["`seed` ('abc')"]),
     "a list of methods": Case(["method=[lora,full]"], ["`method` ([lora,full]) is a list", "-m method=lora,full"]),
     "unknown key": Case(["train.batch_sise=4"], ["`train.batch_sise` is not a known key", "closest: batch_size"]),
+    "not a peft type": Case(["method=peft", "method.params.peft_type=NOPE"],
+                            ["`method.params.peft_type` ('NOPE')", "not a peft type", "valid: ADALORA"]),
+    "misspelt field of a peft config": Case(
+        ["method=peft", "method.params.peft_type=HRA", "method.params.config.rr=8"],
+        ["`method.params.config.rr`", "not a field of peft's HRAConfig", "closest: r"]),
     "bad method parameter": Case(["method.params.r=0"], ["`method.params.r` (0)", "integer >= 1"]),
     "missing model package": Case(["model=minilm-l6", "model.package='nothere-pkg==1.0'"], ["nothere-pkg==1.0"]),
     "unknown sweep preset": Case(["sweep=nosuch"], ["`sweep` ('nosuch')", "not in conf/sweep/", "valid: "]),
@@ -152,6 +157,7 @@ def check(case: Case, code, stdout: str, stderr: str, results: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("peft-bench: "), stderr
     assert all(text in lines[0] for text in case.says), lines[0]
     assert not list(results.rglob("record.json")) and "train_seconds" not in stdout
+    assert not [p for p in results.glob("*/*") if p.is_dir()], "a refused run left its trial folder behind"
 
 
 @pytest.mark.parametrize("name", list(CASES))

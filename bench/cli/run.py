@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import re
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -103,7 +105,7 @@ def hydra_main(cfg: DictConfig):
         raw = _resolved(cfg)
     except ConfigError as error:
         if not multirun:
-            errors.stop(error)
+            _refuse(error, trial_dir)
         return objective(job.record_config_failure(OmegaConf.to_container(cfg), error, trial_dir))  # goes on
     options = config.pop_run_options(raw)
     force, timeout = bool(options["force"]), options["trial_timeout"]
@@ -111,7 +113,7 @@ def hydra_main(cfg: DictConfig):
         try:
             result = run_job(raw, trial_dir, force, isolated=False)
         except ConfigError as error:
-            errors.stop(error)
+            _refuse(error, trial_dir)
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
@@ -126,6 +128,14 @@ def hydra_main(cfg: DictConfig):
             traceback.print_exc()
             return FAILED_OBJECTIVE
     return objective(result)
+
+
+def _refuse(error: ConfigError, trial_dir: Path) -> NoReturn:
+    """A refused single run leaves nothing behind: the folder Hydra made for it goes while it is empty (rmdir
+    removes only an empty folder, so a finished trial's record, rerun with bad input, stays as it was)."""
+    with contextlib.suppress(OSError):
+        trial_dir.rmdir()
+    errors.stop(error)
 
 
 def _resolved(cfg: DictConfig) -> dict:
