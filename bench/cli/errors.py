@@ -7,6 +7,7 @@ bench.config.omegaconf_error_line).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -67,8 +68,13 @@ def check_results_dir(argv: list[str], default: str = "results") -> None:
         raise ConfigError(f"`results_dir` ({str(folder)!r}) cannot be created or written to: {reason}") from error
 
 
-def stop(error: ConfigError, program: str = "peft-bench") -> NoReturn:
-    """Bad input on a single run, or shared by every trial of a sweep: one line, exit 2, no record."""
+def stop(error: ConfigError, program: str = "peft-bench", trial_dir: Path | None = None) -> NoReturn:
+    """Bad input on a single run, or shared by every trial of a sweep: one line, exit 2, no record. trial_dir: the
+    folder Hydra made for the run before its config was checked, removed while it is empty (rmdir removes only an
+    empty folder, so a finished trial's record, rerun with bad input, stays as it was)."""
+    if trial_dir is not None:
+        with contextlib.suppress(OSError):
+            trial_dir.rmdir()
     print(f"{program}: {error}", file=sys.stderr)
     sys.exit(2)
 

@@ -8,14 +8,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import re
 import sys
 import traceback
 from pathlib import Path
-from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -105,7 +103,7 @@ def hydra_main(cfg: DictConfig):
         raw = _resolved(cfg)
     except ConfigError as error:
         if not multirun:
-            _refuse(error, trial_dir)
+            errors.stop(error, trial_dir=trial_dir)
         return objective(job.record_config_failure(OmegaConf.to_container(cfg), error, trial_dir))  # goes on
     options = config.pop_run_options(raw)
     force, timeout = bool(options["force"]), options["trial_timeout"]
@@ -113,7 +111,7 @@ def hydra_main(cfg: DictConfig):
         try:
             result = run_job(raw, trial_dir, force, isolated=False)
         except ConfigError as error:
-            _refuse(error, trial_dir)
+            errors.stop(error, trial_dir=trial_dir)
         if getattr(result, "status", records.OK) == records.FAILED:
             sys.exit(1)
         return None
@@ -128,14 +126,6 @@ def hydra_main(cfg: DictConfig):
             traceback.print_exc()
             return FAILED_OBJECTIVE
     return objective(result)
-
-
-def _refuse(error: ConfigError, trial_dir: Path) -> NoReturn:
-    """A refused single run leaves nothing behind: the folder Hydra made for it goes while it is empty (rmdir
-    removes only an empty folder, so a finished trial's record, rerun with bad input, stays as it was)."""
-    with contextlib.suppress(OSError):
-        trial_dir.rmdir()
-    errors.stop(error)
 
 
 def _resolved(cfg: DictConfig) -> dict:
