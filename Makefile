@@ -18,9 +18,12 @@ TORCH_INDEX ?=
 # types to these versions, so an upgrade is a deliberate bump here, and tests/test_peft_registry.py names every type
 # it adds. The package itself takes the ranges in pyproject.toml.
 LIB_PINS ?= peft==0.22.0 transformers==5.25.0
+# Every other package at the versions tested together (constraints.txt, from `make lock`): a release of any dependency
+# cannot fail CI on a commit that changed nothing. `make setup CONSTRAINTS=` takes the newest the ranges allow.
+CONSTRAINTS ?= constraints.txt
 APT_GET ?= apt-get
 
-.PHONY: setup demo test lint test-slow test-gpu benchmarks chromium slurm slurm-stop test-cluster ray gemma3
+.PHONY: setup lock demo test lint test-slow test-gpu benchmarks chromium slurm slurm-stop test-cluster ray gemma3
 
 # A new environment gets a current pip: a distribution's bundled one can be years old.
 $(BIN)/python:
@@ -33,13 +36,18 @@ $(BIN)/python:
 	$(PIP) install --quiet --upgrade pip
 
 # The stamp re-installs only when the package's requirements change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt Makefile
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt Makefile $(CONSTRAINTS)
 	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(PIP) install --quiet -e ".[dev]" $(LIB_PINS)
+	$(PIP) install --quiet -e ".[dev]" $(LIB_PINS) $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	$(PIP) install --quiet --no-deps -r requirements-embedded.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# After an upgrade (e.g. `make setup CONSTRAINTS=` or a new LIB_PINS) has passed `make test`: keep its versions.
+lock:
+	{ sed -n '1,2p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -E '^(torch|nvidia-|triton)'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # The quick sweep resumes: run `make demo` again after an interruption and only the missing trials run.
 demo: setup
