@@ -14,13 +14,13 @@ PIP := $(BIN)/python -m pip
 # torch carries CUDA (gigabytes): for a CPU-only build say `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu`.
 TORCH_PIN ?= torch==2.13.0
 TORCH_INDEX ?=
-# peft and transformers pinned the same way: the tests hold recorded values (a checkpoint's bytes) and peft's list of
-# types to these versions, so an upgrade is a deliberate bump here, and tests/test_peft_registry.py names every type
-# it adds. The package itself takes the ranges in pyproject.toml.
-LIB_PINS ?= peft==0.22.0 transformers==5.25.0
-# Every other package at the versions tested together (constraints.txt, from `make lock`): a release of any dependency
-# cannot fail CI on a commit that changed nothing. `make setup CONSTRAINTS=` takes the newest the ranges allow.
+# Every other package pinned the same way, at the versions tested together (constraints.txt, from `make lock`): the
+# tests hold recorded values (a checkpoint's bytes) and peft's list of types to them, tests/test_peft_registry.py
+# names every type a peft upgrade adds, and a release of any dependency cannot fail CI on a commit that changed
+# nothing. `make setup CONSTRAINTS=` takes the newest the ranges in pyproject.toml allow.
 CONSTRAINTS ?= constraints.txt
+# The Ray environment cannot take all of those versions (see ray below): it takes peft's and transformers'.
+LIB_PINS ?= $(shell grep -E '^(peft|transformers)==' constraints.txt)
 APT_GET ?= apt-get
 
 .PHONY: setup lock demo test lint test-slow test-gpu benchmarks chromium slurm slurm-stop test-cluster ray gemma3
@@ -38,13 +38,13 @@ $(BIN)/python:
 # The stamp re-installs only when the package's requirements change.
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements-embedded.txt Makefile $(CONSTRAINTS)
 	$(PIP) install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
-	$(PIP) install --quiet -e ".[dev]" $(LIB_PINS) $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	$(PIP) install --quiet -e ".[dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	$(PIP) install --quiet --no-deps -r requirements-embedded.txt
 	touch $@
 
 setup: $(VENV)/.installed
 
-# After an upgrade (e.g. `make setup CONSTRAINTS=` or a new LIB_PINS) has passed `make test`: keep its versions.
+# After an upgrade (e.g. `make setup CONSTRAINTS=`) has passed `make test`: keep its versions.
 lock:
 	{ sed -n '1,2p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -E '^(torch|nvidia-|triton)'; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
@@ -97,7 +97,7 @@ test-cluster: setup
 # Ray in its own environment: hydra-ray-launcher pins cloudpickle<3, which the joblib launcher's joblib>=1.6 in .venv
 # cannot share. `$(RAY_VENV)/bin/python -m bench.cli ... hydra/launcher=ray-cluster` runs a sweep on Ray.
 RAY_VENV ?= .venv-ray
-$(RAY_VENV)/.installed: pyproject.toml requirements-embedded.txt
+$(RAY_VENV)/.installed: pyproject.toml requirements-embedded.txt constraints.txt
 	$(PYTHON) -m venv $(RAY_VENV)
 	$(RAY_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(RAY_VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
