@@ -25,7 +25,8 @@ PACKAGE_CONF = Path(__file__).parent / "conf"  # inside an installed wheel
 CONF_DIR = PACKAGE_CONF if PACKAGE_CONF.is_dir() else Path(__file__).parent.parent / "conf"  # a source checkout
 GROUPS = ("model", "task", "method", "train", "setting", "sweep")  # the config groups under conf/ one picks from
 RUN_KEYS = ("force", "results_dir", "trial_timeout")  # how a run is carried out, not what its trial computes
-NOT_IN_KEY = ("hydra", "sweep_name", "cache_dir", "verbose")  # in a trial's config, but not what it computes
+# in a trial's config, but not what it computes
+NOT_IN_KEY = ("hydra", "sweep_name", "cache_dir", "verbose", "learning_rate_chosen_for_model")
 KEY_DEFAULTS = {"distributed": "none", "nproc": 1}  # train keys that count in the key only away from these values
 # method parameters added after trials were recorded, by method: they count in the key only away from these values
 PARAM_KEY_DEFAULTS = {"prefix-tuning": {"init": "random", "init_text": "Classify the topic of this news article:"}}
@@ -107,6 +108,9 @@ class MethodSchema(MethodConfig):
     the trial's config, its key and its record keep only MethodConfig's fields."""
 
     learning_rate_by_model: dict[str, Any] = field(default_factory=dict)
+    # the models whose validation split chose `learning_rate` (sweep=lr-search); with learning_rate_by_model's
+    # models, what from_dict reads to say whether a trial's rate was chosen for its own model
+    learning_rate_chosen_on: list[str] = field(default_factory=list)
     # {model: {param: value}}, chosen on validation per model as rates are; the YAML's params read it through an
     # interpolation, so a param given on the command line still wins: init: ${oc.select:'method.params_by_model.${
     # model.name}.init',random}
@@ -123,6 +127,9 @@ class TrialConfig:
     cache_dir: str = "~/.cache/peft-bench"
     sweep_name: str = "single"
     verbose: bool = False  # library warnings and a line per logged loss on the console; not part of the key
+    # whether the rate the trial runs at was chosen on this model's validation split (False: borrowed from another
+    # model, or set by hand; None: unknown). Provenance, not part of the key: from_dict sets it from the method YAML
+    learning_rate_chosen_for_model: bool | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -189,6 +196,9 @@ def from_dict(raw: dict) -> TrialConfig:
     }
     raws = {name: dict(raw.pop(name, {}) or {}) for name in sections}
     by_model = raws["method"].pop("learning_rate_by_model", None)
+    chosen_on = raws["method"].pop("learning_rate_chosen_on", None)
+    if raws["method"].pop(RATE_BY_HAND, False):  # the YAML's learning_rate was replaced on the command line
+        chosen_on = []
     raws["method"].pop("params_by_model", None)  # read by the YAML's own interpolations, already resolved
     parts = {name: _build(cls, raws[name], name) for name, cls in sections.items()}
     if by_model:
@@ -199,6 +209,8 @@ def from_dict(raw: dict) -> TrialConfig:
             raise ConfigError(f"`{key}` is not a known key{closest(key, top_keys + list(sections) + list(RUN_KEYS))}")
     top = {k: raw[k] for k in top_keys if k in raw}
     cfg = TrialConfig(**parts, **top)
+    if "learning_rate_chosen_for_model" not in raw:  # a trial's own saved config already says it
+        cfg.learning_rate_chosen_for_model = rate_chosen_for_model(cfg, by_model or {}, chosen_on or [])
     for f in dataclasses.fields(TrialConfig):
         _check_type(getattr(cfg, f.name), f.type, f.name)
     validate(cfg)
@@ -214,6 +226,28 @@ def rate_for_model(by_model, model: str, default: float) -> float:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
             raise ConfigError(f"`method.learning_rate_by_model.{name}` ({rate!r}) must be a number > 0")
     return float(by_model.get(model, default))
+
+
+RATE_BY_HAND = "learning_rate_set_by_hand"  # put in a composed method by note_rate_by_hand, read by from_dict
+
+
+def note_rate_by_hand(raw: dict, overrides) -> dict:
+    """Mark the composed config (in place) when the command line set `method.learning_rate`: that rate was not
+    chosen on any model (a model's own learning_rate_by_model entry still wins over it, and stays chosen)."""
+    keys = {str(o).split("=", 1)[0].lstrip("+~") for o in overrides or []}
+    if "method.learning_rate" in keys and isinstance(raw.get("method"), dict):
+        raw["method"][RATE_BY_HAND] = True
+    return raw
+
+
+def rate_chosen_for_model(cfg: TrialConfig, by_model: dict, chosen_on: list) -> bool:
+    """Whether cfg.learning_rate was chosen on validation for cfg's own model: the method YAML's rate for that model
+    (learning_rate_by_model), or its `learning_rate` where `learning_rate_chosen_on` names the model; a rate set by
+    hand (train.learning_rate; method.learning_rate, see note_rate_by_hand) or scaled (train.lr_scale, as a search's
+    candidates are) was not."""
+    if cfg.train.learning_rate is not None or cfg.train.lr_scale != 1:
+        return False
+    return cfg.model.name in by_model or cfg.model.name in list(chosen_on)
 
 
 def validate(cfg: TrialConfig) -> None:
@@ -371,7 +405,7 @@ def compose_raw(*overrides: str, config_name: str = "config") -> dict:
 
 def compose(*overrides: str) -> TrialConfig:
     """The typed, validated TrialConfig of `peft-bench OVERRIDES` (a single run; no sweep syntax)."""
-    return from_dict(compose_raw(*overrides))
+    return from_dict(note_rate_by_hand(compose_raw(*overrides), overrides))
 
 
 def exit_on_bad_input(program: str, run) -> None:

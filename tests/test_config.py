@@ -169,7 +169,9 @@ def test_a_method_preset_can_name_a_learning_rate_per_model():
     by_model = {**raw, "method": {**raw["method"], "learning_rate_by_model": {"tiny-bert": 0.003, "other": 0.1}}}
     cfg = from_dict(by_model)
     direct = from_dict({**raw, "method": {**raw["method"], "learning_rate": 0.003}})
-    assert cfg.learning_rate == 0.003 and cfg.key() == direct.key() and cfg.to_dict() == direct.to_dict()
+    assert cfg.learning_rate == 0.003 and cfg.key() == direct.key()
+    provenance = "learning_rate_chosen_for_model"  # differs: one rate was chosen for tiny-bert, one was typed in
+    assert {**cfg.to_dict(), provenance: None} == {**direct.to_dict(), provenance: None}
     elsewhere = {**raw, "method": {**raw["method"], "learning_rate_by_model": {"other": 0.1}}}
     assert from_dict(elsewhere).learning_rate == raw["method"]["learning_rate"]
     assert from_dict({**by_model, "train": {**raw["train"], "learning_rate": 0.5}}).learning_rate == 0.5
@@ -179,6 +181,27 @@ def test_a_method_preset_can_name_a_learning_rate_per_model():
         from_dict({**raw, "method": {**raw["method"], "learning_rate_by_model": 0.1}})
     overridden = compose_raw("model=tiny-bert", "method=lora", "+method.learning_rate_by_model.tiny-bert=0.002")
     assert from_dict(overridden).learning_rate == 0.002
+
+
+def test_a_trial_says_whether_its_rate_was_chosen_for_its_own_model():
+    """True for a rate searched on the trial's model (learning_rate_chosen_on, or a learning_rate_by_model entry);
+    False for one borrowed from another model, typed in, or scaled as a search's candidate; kept through the trial's
+    saved config, and out of the key (the records made before the field keep theirs)."""
+    def chosen(*overrides):
+        return trial_config(*overrides).learning_rate_chosen_for_model
+
+    assert chosen("method=frod", "model=minilm-l6") is True  # frod's rate was searched on minilm-l6 only
+    assert chosen("method=frod", "model=smollm2-135m") is False
+    assert chosen("method=lora", "model=smollm2-135m") is True  # its own entry in learning_rate_by_model
+    assert chosen("method=lora", "model=minilm-l6", "train.learning_rate=0.01") is False
+    assert chosen("method=lora", "model=minilm-l6", "train.lr_scale=3") is False
+    assert chosen("method=frod", "model=minilm-l6", "method.learning_rate=0.01") is False
+    assert chosen("method=lora", "model=smollm2-135m", "method.learning_rate=0.01") is True  # its entry still wins
+    assert chosen("method=peft", "model=minilm-l6") is False  # the generic path's default was searched nowhere
+    cfg = trial_config("method=frod", "model=minilm-l6")
+    assert from_dict(cfg.to_dict()).learning_rate_chosen_for_model is True
+    before_the_field = {k: v for k, v in cfg.to_dict().items() if k != "learning_rate_chosen_for_model"}
+    assert cfg.key() == config_key(before_the_field)
 
 
 def test_a_method_parameter_added_later_counts_in_the_key_only_away_from_its_default():

@@ -194,6 +194,25 @@ def test_paper_table_groups_by_model_with_plus_minus_and_average():
     assert r"80.0 $\pm$ 1.0" in text and "\\toprule" in text and "\\bottomrule" in text
 
 
+def test_a_quality_at_a_rate_not_chosen_for_its_model_is_marked_in_both_tables(tmp_path):
+    """A trial whose record says its rate was borrowed from another model gets ‡ after its quality, with the legend;
+    one chosen for its model, or one whose record predates the flag, gets none; the flag survives trials.csv."""
+    rows = synthetic_rows()
+    for row in rows:
+        row["learning_rate_chosen_for_model"] = None if row["model"] == "tiny-b" else row["method"] != "lora"
+    (tmp_path / "s").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "s" / "trials.csv", index=False)
+    agg = aggregate(load_trials(tmp_path / "s"))
+    for table, method_col, quality_cols in ((cost_table(agg), 2, ["quality"]),
+                                            (paper_table(agg), 1, ["headline (ROUGE-L)", "topic (acc)"])):
+        marked = {(r[0].value, r[method_col].value) for r in table.rows
+                  for c in quality_cols if "‡" in r[table.columns.index(c)].note}
+        assert marked == {("tiny-a", "lora")}
+        assert any(note.startswith("‡: trained at a learning rate not chosen") for note in table.notes)
+    unmarked = cost_table(aggregate(normalize(synthetic())))
+    assert not any("‡" in c.note for r in unmarked.rows for c in r) and not any("‡" in n for n in unmarked.notes)
+
+
 def test_latex_escapes_names():
     assert latex_escape(ODD) == r"lora\_r8\&x\%"
     assert latex_escape("a_b#c$d{e}~f^g\\h<i") == (r"a\_b\#c\$d\{e\}\textasciitilde{}f\textasciicircum{}g"

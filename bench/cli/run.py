@@ -100,7 +100,7 @@ def hydra_main(cfg: DictConfig):
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     trial_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        raw = _resolved(cfg)
+        raw = config.note_rate_by_hand(_resolved(cfg), hydra_cfg.overrides.task)
     except ConfigError as error:
         if not multirun:
             errors.stop(error, trial_dir=trial_dir)

@@ -38,11 +38,14 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
     grouped = ok.groupby(KEYS, sort=False, dropna=False)
     stats = grouped[columns].agg(["mean", "std", "count"])
     stats.columns = [f"{col}_{'n' if stat == 'count' else stat}" for col, stat in stats.columns]
-    if "timed_alone" not in ok:
-        ok = ok.assign(timed_alone=None)
+    missing = {c: None for c in ("timed_alone", "learning_rate_chosen_for_model") if c not in ok}
+    if missing:
+        ok = ok.assign(**missing)
         grouped = ok.groupby(KEYS, sort=False, dropna=False)
     extra = grouped.agg(n_seeds=("seed", "size"), quality_metric=("quality_metric", "first"),
                         timed_alone_all=("timed_alone", lambda v: bool(len(v)) and all(x is True for x in v)),
+                        # a seed whose rate was borrowed from another model's search, or typed in
+                        rate_not_chosen=("learning_rate_chosen_for_model", lambda v: any(x is False for x in v)),
                         can_merge=("can_merge", "first"), mem_source=("mem_source", "first"),
                         forgetting_probe=("forgetting_probe", "first"))
     positive = [c for c in RATIO_COLUMNS if c in ok]

@@ -78,6 +78,7 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
     table["timed_alone"] = timed_alone(table)
+    table["learning_rate_chosen_for_model"] = yes_no_unknown(table, "learning_rate_chosen_for_model")
     keyed = table["key"].notna()  # a config run again (same key): keep its latest record
     table = pd.concat([dedupe(table[keyed], ["key"]), table[~keyed]]).sort_index().reset_index(drop=True)
     table["label"] = variant_labels(table)
@@ -89,10 +90,15 @@ def timed_alone(table: pd.DataFrame) -> pd.Series:
     None where it did not say (records from before the harness recorded concurrency): speed and latency verdicts
     come only from True. The trial's mfu is read as recorded: a peak it timed under load is n/a there and stays
     n/a here."""
-    if "timed_alone" not in table:
+    return yes_no_unknown(table, "timed_alone")
+
+
+def yes_no_unknown(table: pd.DataFrame, column: str) -> pd.Series:
+    """A recorded flag as True / False / None (not recorded), whatever csv or parquet made of it."""
+    if column not in table:
         return pd.Series(None, index=table.index, dtype=object)
-    return table["timed_alone"].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                                    else str(v).lower() in ("true", "1", "1.0"))
+    return table[column].map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                             else str(v).lower() in ("true", "1", "1.0"))
 
 
 def _params(row) -> dict:

@@ -58,12 +58,24 @@ def items_cell(row: pd.Series) -> Cell:
 
 
 def baseline_note(row: pd.Series) -> str:
-    """`≈` after a quality not shown above the task's trivial baseline; ` unstable` after an unstable method's."""
+    """`≈` after a quality not shown above the task's trivial baseline; ` unstable` after an unstable method's;
+    `‡` after one trained at a rate not chosen for its model."""
     unstable = isinstance(row.get("unstable"), str) and row.get("unstable") != ""
-    return (" ≈" if row.get("at_baseline") is True else "") + (UNSTABLE_MARK if unstable else "")
+    return ((" ≈" if row.get("at_baseline") is True else "") + (UNSTABLE_MARK if unstable else "")
+            + (RATE_MARK if row.get("rate_not_chosen") in (True,) else ""))  # np.True_ too; never NaN or None
+
+
+def quality_notes(rows: list[list[Cell]]) -> list[str]:
+    """The legends of the marks baseline_note put on the rows' cells, those that occur."""
+    marks = {c.note for r in rows for c in r}
+    return [note for mark, note in ((" ≈", BASELINE_NOTE), (UNSTABLE_MARK, UNSTABLE_NOTE), (RATE_MARK, RATE_NOTE))
+            if any(mark in m for m in marks)]
 
 
 UNSTABLE_MARK = " (unstable)"
+RATE_MARK = " ‡"
+RATE_NOTE = ("‡: trained at a learning rate not chosen on this model's validation split (the method's rate from "
+             "another model's search, or one set by hand): a low figure may say more about the rate than the method.")
 PROBE_UNITS = {"perplexity": "perplexity rise (decoder)", "retrieval_recall@1": "recall@1 loss (encoder)"}
 BASELINE_NOTE = ("≈: not shown above the task's trivial baseline (classification: predicting the most frequent "
                  "label; generation: the article's lead sentence as the headline, scored the same way); one-sided at "
@@ -111,10 +123,7 @@ def cost_table(agg: pd.DataFrame) -> Table:
     notes = ["Mean ± std (sample, ddof=1) over the seeds of each row (seeds column); quality 95% CI: interval of the "
              "mean over the n evaluated items (and seeds). " + TIE_NOTE + " n/a: not measured or not applicable (e.g. "
              "merged latency for a method that cannot merge). Memory in MiB (2^20 bytes)."]
-    if any("≈" in c.note for r in rows for c in r):
-        notes.append(BASELINE_NOTE)
-    if any(UNSTABLE_MARK in c.note for r in rows for c in r):
-        notes.append(UNSTABLE_NOTE)
+    notes += quality_notes(rows)
     if "forgetting" in columns:
         notes.append(FORGETTING_NOTE)
     if not agg.get("timed_alone_all", pd.Series(False, index=agg.index)).eq(True).all():
@@ -174,10 +183,7 @@ def paper_table(agg: pd.DataFrame) -> Table:
              "stands behind it. "
              "Trainable parameters as counted by the harness (a range where tasks differ, e.g. by label "
              "count).")]
-    if any("≈" in c.note for r in rows for c in r):
-        notes.append(BASELINE_NOTE)
-    if any(UNSTABLE_MARK in c.note for r in rows for c in r):
-        notes.append(UNSTABLE_NOTE)
+    notes += quality_notes(rows)
     if any(c.note == "†" for r in rows for c in r):
         notes.append("† average over the tasks this method finished, not all tasks.")
     return Table("paper", "Paper-style results (LoRA-paper layout): trainable parameters and task quality",

@@ -26,6 +26,7 @@ def flatten(record: dict, path: Path) -> dict:
         "error_message": error.get("message"),
         "method_params": json.dumps(config.get("method", {}).get("params", {}), sort_keys=True),
         "learning_rate": config.get("learning_rate"),
+        "learning_rate_chosen_for_model": config.get("learning_rate_chosen_for_model"),
         "max_steps": config.get("train", {}).get("max_steps"),
         "key": record.get("key"),
         "trial_dir": str(path.parent),
