@@ -25,7 +25,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from bench import methods, models
 from bench.config import CONF_DIR, Unsupported, compose_raw
 from bench.methods import prefix_tuning
-from bench.cli.methods import markdown_table, ordered
+from bench.cli.methods import markdown_table, ordered, rate_models
 from bench.models.arch import inspect
 from bench.trackers import storage
 from conftest import trial_config
@@ -229,6 +229,16 @@ def test_registry_has_every_family_and_a_test_row_per_method():
     assert set(registered) == {method_of(r) for r in TABLE}, "every method needs a row in TABLE"
     table = markdown_table(ordered(), None, None)  # README's method table: one row per method
     assert all(f"| `{name}` | {m.family} | {m.summary} |" in table for name, m in registered.items())
+
+
+def test_the_listing_says_on_which_models_each_rate_was_chosen():
+    """From each YAML: the models its search ran on, then those with their own rate; "-" for a rate chosen nowhere
+    (the generic path's default); every method's rate but the generic path's and QLoRA's was chosen somewhere."""
+    assert rate_models("frod") == "minilm-l6"
+    assert rate_models("lora") == "minilm-l6, smollm2-135m, gemma3-270m"
+    assert rate_models("adaption-prompt") == "smollm2-135m"
+    assert rate_models("peft") == "-"
+    assert {name for name in methods.registry() if rate_models(name) == "-"} == {"peft", "qlora"}
 
 
 @pytest.mark.parametrize("row_id,setup", [(r, s) for r in TABLE for s in TABLE[r].setups],
