@@ -86,6 +86,8 @@ def test_every_rate_a_method_yaml_says_was_chosen_is_the_one_choose_lr_picks_fro
             cfg = trial_config(f"method={method}", f"model={model}")  # the params it runs with there, too
             pick = picks.get((model, method, json.dumps(params_in_key(method, cfg.method.params), sort_keys=True)))
             yaml = (root / "conf" / "method" / f"{method}.yaml").read_text()
+            # what each record will say of its rate: chosen for its model exactly where the search chose it
+            assert cfg.learning_rate_chosen_for_model is (pick is not None), (method, model, "learning_rate_chosen_on")
             if pick is None:  # every rate the YAML holds for a model comes from a search at the params it runs with
                 assert (model != "minilm-l6" or method in DECODER_ONLY) and f"{model}:" not in yaml, (
                     method, model, "no search at its params")
