@@ -10,6 +10,7 @@ from pathlib import Path
 from bench.results import record as records
 from bench.config import params_in_key
 from bench.results import choose_lr
+from bench.results.write_rates import RULE
 from tests.conftest import trial_config
 
 
@@ -67,7 +68,6 @@ def test_a_search_at_other_params_is_another_choice_named_by_what_differs(tmp_pa
     assert text.rate == 3e-3 and "prefix-tuning [init=text]: learning_rate 0.003" in text.line()
 
 
-RULE = "the lowest rate validation accuracy cannot separate from the best"
 STUDY_METHODS = ("full", "lora", "dora", "ia3", "bitfit", "adapter-houlsby", "prefix-tuning", "prompt-tuning")
 DECODER_ONLY = ("adaption-prompt", "shadow")  # searched on smollm2-135m alone: minilm-l6 is an encoder
 
