@@ -228,6 +228,18 @@ def rate_for_model(by_model, model: str, default: float) -> float:
     return float(by_model.get(model, default))
 
 
+def chosen_rates(method: str) -> dict[str, float]:
+    """{model: the learning rate its validation search chose for `method`}, read from conf/method/<method>.yaml:
+    `learning_rate` for the models of `learning_rate_chosen_on`, then `learning_rate_by_model`'s entries (empty for
+    a method with no YAML)."""
+    import yaml
+
+    path = CONF_DIR / "method" / f"{method}.yaml"
+    raw = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    rates = {model: raw.get("learning_rate") for model in raw.get("learning_rate_chosen_on") or []}
+    return {model: float(rate) for model, rate in {**rates, **(raw.get("learning_rate_by_model") or {})}.items()}
+
+
 RATE_BY_HAND = "learning_rate_set_by_hand"  # put in a composed method by note_rate_by_hand, read by from_dict
 
 

@@ -196,21 +196,42 @@ def test_paper_table_groups_by_model_with_plus_minus_and_average():
 
 def test_a_quality_at_a_rate_not_chosen_for_its_model_is_marked_in_both_tables(tmp_path):
     """A trial whose record says its rate was borrowed from another model gets ‡ after its quality, with the legend;
-    one chosen for its model, or one whose record predates the flag, gets none; the flag survives trials.csv."""
+    one chosen for its model gets none; a record made before the flag is judged by conf/method/ (no rate there was
+    chosen on these tiny models); the flag survives trials.csv."""
     rows = synthetic_rows()
     for row in rows:
         row["learning_rate_chosen_for_model"] = None if row["model"] == "tiny-b" else row["method"] != "lora"
     (tmp_path / "s").mkdir()
     pd.DataFrame(rows).to_csv(tmp_path / "s" / "trials.csv", index=False)
     agg = aggregate(load_trials(tmp_path / "s"))
+    expected = {("tiny-a", "lora")} | {("tiny-b", label) for label in agg["label"]}
     for table, method_col, quality_cols in ((cost_table(agg), 2, ["quality"]),
                                             (paper_table(agg), 1, ["headline (ROUGE-L)", "topic (acc)"])):
         marked = {(r[0].value, r[method_col].value) for r in table.rows
                   for c in quality_cols if "‡" in r[table.columns.index(c)].note}
-        assert marked == {("tiny-a", "lora")}
+        assert marked == expected
         assert any(note.startswith("‡: trained at a learning rate not chosen") for note in table.notes)
-    unmarked = cost_table(aggregate(normalize(synthetic())))
+    from bench.report.answer import cards
+
+    for card in cards(agg.assign(quality_tied=True)):  # the first screen carries the mark too (all in its top set)
+        shown = [(card.title.split(" / ")[0], row[0].value, "‡" in row[1].value) for row in card.table.rows]
+        assert shown and all(mark == ((model, label) in expected) for model, label, mark in shown)
+        assert any(n.startswith("‡:") for n in card.notes) == any(mark for *_, mark in shown)
+    chosen = normalize(pd.DataFrame([{**row, "learning_rate_chosen_for_model": True} for row in synthetic_rows()]))
+    unmarked = cost_table(aggregate(chosen))
     assert not any("‡" in c.note for r in unmarked.rows for c in r) and not any("‡" in n for n in unmarked.notes)
+
+
+def test_a_record_from_before_the_flag_is_judged_by_the_rate_chosen_for_its_model_now():
+    """frod's rate was searched on minilm-l6 (6e-3) only; LoRA's on smollm2-135m too (2.7e-3); what a record says
+    itself stands."""
+    from bench.report.load import rate_chosen
+
+    rows = [("frod", "minilm-l6", 6e-3, None), ("frod", "minilm-l6", 2e-2, None), ("frod", "smollm2-135m", 6e-3, None),
+            ("lora", "smollm2-135m", 2.7e-3, None), ("lora", "smollm2-135m", float("nan"), None),
+            ("lora", "smollm2-135m", 2.7e-3, False), ("frod", "smollm2-135m", 6e-3, True)]
+    table = pd.DataFrame(rows, columns=["method", "model", "learning_rate", "learning_rate_chosen_for_model"])
+    assert list(rate_chosen(table)) == [True, False, False, True, None, False, True]
 
 
 def test_latex_escapes_names():

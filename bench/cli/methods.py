@@ -81,14 +81,9 @@ def refusals(counts: dict | None) -> list[str]:
 
 
 def rate_models(name: str) -> str:
-    """The models whose validation split chose the method's learning rate, from its YAML in conf/method/
-    (`learning_rate_chosen_on`, and the models of `learning_rate_by_model`); "-" where none did."""
-    import yaml
-
-    path = config.CONF_DIR / "method" / f"{name}.yaml"
-    raw = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    chosen = list(raw.get("learning_rate_chosen_on") or []) + list(raw.get("learning_rate_by_model") or {})
-    return ", ".join(dict.fromkeys(chosen)) or "-"
+    """The models whose validation split chose the method's learning rate (its YAML's learning_rate_chosen_on, then
+    learning_rate_by_model's models); "-" where none did."""
+    return ", ".join(config.chosen_rates(name)) or "-"
 
 
 def yes(flag: bool) -> str:

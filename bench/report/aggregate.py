@@ -51,7 +51,7 @@ def aggregate(trials: pd.DataFrame, columns: list[str] | None = None) -> pd.Data
     positive = [c for c in RATIO_COLUMNS if c in ok]
     logs = ok[KEYS].assign(**{c: np.log(ok[c].where(ok[c] > 0)) for c in positive})
     gmeans = np.exp(logs.groupby(KEYS, sort=False, dropna=False)[positive].mean()).add_suffix("_gmean")
-    return ordered(pd.concat([stats, extra, gmeans], axis=1).copy().reset_index())  # copy: one block per dtype
+    return ordered(pd.concat([stats, extra, gmeans], axis=1).copy().reset_index()).copy()  # copy: one block per dtype
 
 
 # the same for every seed by construction: the best value is the best whatever the seed count

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import config
 from bench.common.files import read_json
 from bench.results.consolidate import load_table
 from bench.results.metrics import METRICS, QUALITY_METRICS
@@ -78,7 +79,7 @@ def normalize(table: pd.DataFrame) -> pd.DataFrame:
     other = (table["mem_baseline_bytes"] - table["mem_weights_bytes"]).clip(lower=0)
     table["mem_other_bytes"] = other.where(on_cpu)
     table["timed_alone"] = timed_alone(table)
-    table["learning_rate_chosen_for_model"] = yes_no_unknown(table, "learning_rate_chosen_for_model")
+    table["learning_rate_chosen_for_model"] = rate_chosen(table)
     keyed = table["key"].notna()  # a config run again (same key): keep its latest record
     table = pd.concat([dedupe(table[keyed], ["key"]), table[~keyed]]).sort_index().reset_index(drop=True)
     table["label"] = variant_labels(table)
@@ -91,6 +92,21 @@ def timed_alone(table: pd.DataFrame) -> pd.Series:
     come only from True. The trial's mfu is read as recorded: a peak it timed under load is n/a there and stays
     n/a here."""
     return yes_no_unknown(table, "timed_alone")
+
+
+def rate_chosen(table: pd.DataFrame) -> pd.Series:
+    """Whether each trial trained at the rate validation chose for its method on its model: as the record says, and
+    for a record made before it said so, whether its rate is the one conf/method/ holds as chosen for the model now
+    (None where the record has no rate)."""
+    recorded = yes_no_unknown(table, "learning_rate_chosen_for_model")
+    chosen = {method: config.chosen_rates(method) for method in table["method"].dropna().unique()}
+
+    def now(row) -> bool | None:
+        rate, want = row["learning_rate"], chosen.get(row["method"], {}).get(row["model"])
+        return None if pd.isna(rate) else want is not None and math.isclose(rate, want, rel_tol=1e-6)
+
+    return pd.Series([value if value is not None else now(row) for value, (_, row) in zip(recorded, table.iterrows())],
+                     index=table.index, dtype=object)
 
 
 def yes_no_unknown(table: pd.DataFrame, column: str) -> pd.Series:
