@@ -18,7 +18,7 @@ import pandas as pd
 from bench.report import uncertainty
 from bench.report.recommend import baseline_text, serving_latency
 from bench.report.render import Cell, Table
-from bench.report.tables import RATE_MARK, RATE_NOTE, interval_cell
+from bench.report.tables import RATE_MARK, RATE_NOTE, interval_cell, rate_mark
 from bench.results.metrics import NA, QUALITY_LONG, is_na, number
 
 # (header, column of the aggregate) of each ratio against full fine-tuning: geometric means over seeds
@@ -47,8 +47,7 @@ def ratio_text(value: float) -> str:
 def _quality_cell(row: pd.Series) -> Cell:
     """`0.970 [0.94, 0.99]`: the interval to two decimals keeps the card narrow; the tables carry three."""
     ci = interval_cell(row, digits=2)
-    rate = RATE_MARK if row.get("rate_not_chosen") in (True,) else ""
-    return Cell(number("quality", row["quality_mean"]) + ("" if ci.na else f" {ci.value}") + rate)
+    return Cell(number("quality", row["quality_mean"]) + ("" if ci.na else f" {ci.value}") + rate_mark(row))
 
 
 def baseline_notes(group: pd.DataFrame) -> list[str]:

@@ -61,8 +61,12 @@ def baseline_note(row: pd.Series) -> str:
     """`≈` after a quality not shown above the task's trivial baseline; ` unstable` after an unstable method's;
     `‡` after one trained at a rate not chosen for its model."""
     unstable = isinstance(row.get("unstable"), str) and row.get("unstable") != ""
-    return ((" ≈" if row.get("at_baseline") is True else "") + (UNSTABLE_MARK if unstable else "")
-            + (RATE_MARK if row.get("rate_not_chosen") in (True,) else ""))  # np.True_ too; never NaN or None
+    return (" ≈" if row.get("at_baseline") is True else "") + (UNSTABLE_MARK if unstable else "") + rate_mark(row)
+
+
+def rate_mark(row: pd.Series) -> str:
+    """` ‡` where a seed of the row trained at a rate not chosen for its model (aggregate's `rate_not_chosen`)."""
+    return RATE_MARK if row.get("rate_not_chosen") in (True,) else ""  # np.True_ too; never NaN or None
 
 
 def quality_notes(rows: list[list[Cell]]) -> list[str]:
